@@ -1,0 +1,47 @@
+"""`payreports` — the one command-line entry point for people.
+
+Each command family lives in its own module and is registered here:
+  demo / services     exports.cli.platform   (demo platform, embedded services, replication, sql)
+  report ...          exports.cli.report     (run a report to a file, list report types)
+  api                 exports.cli.api        (serve the Report API)
+  ops ...             exports.cli.ops        (queue status, retry, backfill, expire)
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Reporting system for payment platforms.")
+
+# module -> how it is mounted: a name mounts the module's `app` as a sub-command group,
+# None merges the module's commands at the top level.
+_COMMAND_MODULES: dict[str, str | None] = {
+    "exports.cli.platform": None,
+    "exports.cli.report": "report",
+    "exports.cli.api": "api",
+    "exports.cli.ops": "ops",
+}
+
+
+def _register() -> None:
+    for module_name, group in _COMMAND_MODULES.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # family not built yet
+                continue
+            raise
+        if group is None:
+            module.register(app)
+        else:
+            app.add_typer(module.app, name=group)
+
+
+_register()
+
+
+def main() -> None:
+    app()
