@@ -5,5 +5,10 @@ import os
 os.environ["TZ"] = "UTC"
 
 pytest_plugins = [
-    "tests.fixtures.services",
+    "tests.fixtures.services",  # embedded Postgres, state dir
+    "tests.fixtures.platform",  # demo platform replicated + marts built (chdb)
+    "tests.fixtures.s3",  # SeaweedFS S3 server
+    "tests.fixtures.api",  # uvicorn Report API
+    "tests.fixtures.smtp",  # aiosmtpd server
+    "tests.fixtures.webhooks",  # HTTP webhook receiver
 ]

@@ -5,6 +5,7 @@ Each command family lives in its own module and is registered here:
   report ...          exports.cli.report     (run a report to a file, list report types)
   api                 exports.cli.api        (serve the Report API)
   ops ...             exports.cli.ops        (queue status, retry, backfill, expire)
+  ui                  exports.cli.stack      (Dagster webserver + daemon on this project's instance)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 # None merges the module's commands at the top level.
 _COMMAND_MODULES: dict[str, str | None] = {
     "exports.cli.platform": None,
+    "exports.cli.stack": None,
     "exports.cli.report": "report",
     "exports.cli.api": "api",
     "exports.cli.ops": "ops",

