@@ -1,0 +1,85 @@
+"""The contract between the report catalog (which builds queries) and the writers (which stream
+query results into files). Nothing here talks to ClickHouse.
+
+A `ReportQuery` is a typed ClickHouse SELECT plus a description of its output columns:
+- `sql` selects, in order, one expression per entry of `columns`, then two hidden trailing
+  columns: `_currency` (String, lowercase ISO code; '' where a row has no money) and `_exponent`
+  (UInt8, the currency's minor-unit exponent; 0 where no money). Writers never output them; they
+  use them to format money and to total it per currency.
+- Values are typed, not formatted: money is Int64 minor units, timestamps are DateTime64/DateTime
+  already converted to the report's timezone (or UTC for `*_utc` columns), dates are Date.
+- Every user-supplied value is a server-side bound parameter (`{name:Type}` in `sql`, value in
+  `parameters`); nothing from a request is formatted into the SQL text.
+- Rows come out in the report's documented order (the SQL has its ORDER BY).
+Writers format in ClickHouse where it keeps the path at engine speed (CSV), or from typed
+blocks (XLSX, Parquet, PDF).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+ColumnKind = Literal["string", "money", "integer", "timestamp", "date", "boolean", "json"]
+ReportShape = Literal["itemized", "summary"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # output header; Stripe's name where Stripe has the column
+    kind: ColumnKind
+    description: str = ""
+    # True for columns whose value a spreadsheet should total (money columns are totalled per
+    # currency in the manifest whatever this says).
+    summable: bool = False
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    report_type: str  # e.g. "balance_change_from_activity.itemized"
+    title: str  # human title, e.g. "Balance change from activity (itemized)"
+    shape: ReportShape
+    sql: str
+    parameters: dict[str, Any]
+    columns: tuple[Column, ...]
+    # Context shown in PDF headers and recorded in manifests.
+    account_id: str
+    account_name: str = ""
+    timezone: str = "UTC"
+    interval_start: datetime | None = None  # inclusive, aware
+    interval_end: datetime | None = None  # exclusive, aware
+    filters: dict[str, Any] = field(default_factory=dict)
+    # For summary PDFs: which column holds the category label and which holds the value to chart.
+    chart_label_column: str | None = None
+    chart_value_column: str | None = None
+
+    @property
+    def money_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.kind == "money"]
+
+
+@dataclass
+class Manifest:
+    """What a caller needs to trust and reconcile a file without opening it."""
+
+    report_type: str
+    format: str  # csv | xlsx | pdf | parquet
+    file_name: str
+    row_count: int  # data rows (header excluded)
+    byte_size: int
+    sha256: str
+    # money column -> currency -> total in minor units, computed from the same rows as the file.
+    totals_minor: dict[str, dict[str, int]]
+    columns: list[str]
+    compressed: str | None = None  # "gzip" when the CSV is gzipped
+    sheets: int | None = None  # XLSX: number of data sheets
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "report_type": self.report_type, "format": self.format, "file_name": self.file_name,
+            "row_count": self.row_count, "byte_size": self.byte_size, "sha256": self.sha256,
+            "totals_minor": self.totals_minor, "columns": self.columns,
+            "compressed": self.compressed, "sheets": self.sheets, **({"extra": self.extra} if self.extra else {}),
+        }
