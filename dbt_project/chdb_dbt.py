@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Run dbt against the project's warehouse: `python dbt_project/chdb_dbt.py build ...`.
+
+dbt-clickhouse talks HTTP to a ClickHouse server. For the embedded warehouse (chdb) this launcher
+swaps the adapter's HTTP client for clickhouse-connect's chdb client on the state dir's data
+directory, and holds the warehouse lock for the whole dbt invocation (chdb lets one process open
+the data directory). Against a ClickHouse server (PAYREPORTS_CLICKHOUSE_URL=http(s)://...) it
+only exports the profile's connection variables and runs plain dbt.
+
+Dagster's DbtCliResource uses this file as its `dbt_executable`, so it must stay executable and
+behave like the `dbt` command (same arguments, same stdout, exit code 0/1/2).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+PROJECT_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(PROJECT_DIR.parent))  # run as a script from anywhere
+
+# Commands that never open a connection: no lock, no chdb.
+_OFFLINE_COMMANDS = {"parse", "deps", "clean", "list", "ls", "compile", "--version", "--help", "debug"}
+
+
+def _export_server_profile(url: str) -> None:
+    """Set the variables profiles.yml reads from an http(s):// ClickHouse URL."""
+    parsed = urlparse(url)
+    secure = parsed.scheme == "https"
+    os.environ.setdefault("PAYREPORTS_DBT_CLICKHOUSE_HOST", parsed.hostname or "localhost")
+    os.environ.setdefault("PAYREPORTS_DBT_CLICKHOUSE_PORT", str(parsed.port or (8443 if secure else 8123)))
+    os.environ.setdefault("PAYREPORTS_DBT_CLICKHOUSE_SECURE", "True" if secure else "False")
+    if parsed.username:
+        os.environ.setdefault("PAYREPORTS_DBT_CLICKHOUSE_USER", parsed.username)
+    if parsed.password:
+        os.environ.setdefault("PAYREPORTS_DBT_CLICKHOUSE_PASSWORD", parsed.password)
+
+
+def _patch_adapter_for_chdb(chdb_dir: Path) -> None:
+    import clickhouse_connect
+    from dbt.adapters.clickhouse import httpclient
+
+    def _create_client(self, credentials):  # noqa: ARG001 - same signature as the original
+        chdb_dir.mkdir(parents=True, exist_ok=True)
+        return clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}", settings=self._conn_settings)
+
+    httpclient.ChHttpClient._create_client = _create_client
+
+
+def run(argv: list[str]) -> int:
+    from dbt.cli.main import dbtRunner
+
+    from exports.settings import get_settings
+    from exports.warehouse import warehouse_lock
+
+    settings = get_settings()
+    os.environ.setdefault("DBT_PROFILES_DIR", str(PROJECT_DIR))
+    os.environ.setdefault("DBT_PROJECT_DIR", str(PROJECT_DIR))
+    os.environ.setdefault("PAYREPORTS_WAREHOUSE_RAW_DATABASE", settings.warehouse_raw_database)
+    os.environ.setdefault("PAYREPORTS_WAREHOUSE_MARTS_DATABASE", settings.warehouse_marts_database)
+    command = next((a for a in argv if not a.startswith("-")), argv[0] if argv else "--help")
+
+    def invoke() -> int:
+        result = dbtRunner().invoke(argv)
+        if result.exception is not None and result.success is False and result.result is None:
+            return 2  # dbt's own convention: 2 = dbt could not run, 1 = something failed
+        return 0 if result.success else 1
+
+    if not settings.warehouse_is_embedded:
+        _export_server_profile(settings.resolved_clickhouse_url)
+        return invoke()
+    if command in _OFFLINE_COMMANDS:
+        return invoke()
+    _patch_adapter_for_chdb(settings.chdb_dir)
+    with warehouse_lock(settings, purpose=f"dbt {command}"):
+        return invoke()
+
+
+if __name__ == "__main__":
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,20 @@
+select
+    id as payment_id,
+    account_id,
+    customer_id,
+    payment_intent_id,
+    {{ minor('amount') }} as amount_minor,
+    {{ minor('amount_refunded') }} as amount_refunded_minor,
+    currency,
+    status,
+    payment_method_type,
+    card_brand,
+    card_funding,
+    card_country,
+    description,
+    statement_descriptor,
+    failure_code,
+    metadata as payment_metadata,
+    {{ utc_ts('created_at') }} as created_at,
+    {{ utc_ts('updated_at') }} as updated_at
+from {{ latest('raw', 'payments') }}
