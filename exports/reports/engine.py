@@ -1,0 +1,154 @@
+"""The report engine's entry points: validate a request, build its typed query, generate a file.
+
+    validate_report_request(...)  pure: no warehouse; raises InvalidParameter
+    build_report_query(client, validated)  checks ids against the warehouse, returns ReportQuery
+    generate_report(...)  validate -> open warehouse -> build -> exports.writers.write_report
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone as dt_timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from exports.errors import InvalidParameter
+from exports.reports.catalog import data_available_end as _data_available_end
+from exports.reports.catalog import get_report_type
+from exports.reports.params import ValidatedReport, validate_parameters
+from exports.reports.query import Manifest, ReportQuery
+from exports.reports.types.base import QueryContext
+from exports.settings import Settings, get_settings
+
+_LOOK_UP = object()  # sentinel: read data_available_end from replication's watermarks
+
+
+def validate_report_request(
+    account_id: str, report_type: str, parameters: dict, fmt: str, *,
+    settings: Settings | None = None, now: datetime | None = None,
+    account_timezone: str | None = None, data_available_end: Any = _LOOK_UP,
+) -> ValidatedReport:
+    """Validate a request without touching the warehouse.
+
+    `data_available_end`: by default read from the app database (replication watermarks; a
+    missing value means nothing to check against yet); pass a datetime or None to skip the read.
+    """
+    settings = settings or get_settings()
+    report = get_report_type(report_type)
+    if data_available_end is _LOOK_UP:
+        data_available_end = _data_available_end(settings)
+    return validate_parameters(
+        report, account_id, parameters, fmt, max_span_days=settings.max_report_span_days,
+        now=now or datetime.now(dt_timezone.utc), account_timezone=account_timezone,
+        data_available_end=data_available_end,
+    )
+
+
+def _account(client, settings: Settings, account_id: str) -> tuple[str, str]:
+    rows = client.query(
+        f"SELECT name, timezone FROM {settings.warehouse_marts_database}.dim_accounts "
+        f"WHERE account_id = {{account_id:String}} LIMIT 1",
+        parameters={"account_id": account_id}).result_rows
+    if not rows:
+        raise InvalidParameter(f"Account {account_id} was not found in the reporting warehouse.",
+                               param="account")
+    name, tz = rows[0]
+    return name or "", tz or "UTC"
+
+
+def _check_belongs(client, settings: Settings, validated: ValidatedReport) -> None:
+    """Ids in filters must be the account's own: another account's payout is 'not found'
+    (never 'belongs to someone else', which would confirm it exists)."""
+    marts = settings.warehouse_marts_database
+    lookups = {"payout": ("fct_payouts", "payout_id"), "customer": ("fct_payments", "customer_id")}
+    for name, (table, column) in lookups.items():
+        if name not in validated.filters:
+            continue
+        found = client.query(
+            f"SELECT count() FROM {marts}.{table} WHERE account_id = {{account_id:String}} "
+            f"AND {column} = {{value:String}}",
+            parameters={"account_id": validated.account_id, "value": validated.filters[name]},
+        ).result_rows[0][0]
+        if not found:
+            raise InvalidParameter(f"{name.capitalize()} {validated.filters[name]} was not found for this account.",
+                                   param=f"parameters.{name}")
+
+
+def build_report_query(client, validated: ValidatedReport, *,
+                       settings: Settings | None = None) -> ReportQuery:
+    settings = settings or get_settings()
+    account_name, account_tz = _account(client, settings, validated.account_id)
+    if validated.timezone_source == "default" and account_tz != validated.timezone:
+        # Validated before the account's timezone was known: cut the interval in its timezone.
+        validated = validate_parameters(
+            get_report_type(validated.report_type), validated.account_id, validated.parameters,
+            validated.format, max_span_days=settings.max_report_span_days, now=validated.now,
+            account_timezone=account_tz, data_available_end=None,
+        )
+    _check_belongs(client, settings, validated)
+    report = get_report_type(validated.report_type)
+    context = QueryContext(
+        marts=settings.warehouse_marts_database, account_id=validated.account_id,
+        timezone=validated.timezone, interval_start=validated.interval_start,
+        interval_end=validated.interval_end, filters=dict(validated.filters),
+        columns=tuple(report.column(name) for name in validated.columns),
+    )
+    sql, parameters = report.build(context)
+    selected = {c.name for c in context.columns}
+    return ReportQuery(
+        report_type=report.id, title=report.title, shape=report.shape, sql=sql,
+        parameters=parameters, columns=tuple(c.column for c in context.columns),
+        account_id=validated.account_id, account_name=account_name, timezone=validated.timezone,
+        interval_start=validated.interval_start, interval_end=validated.interval_end,
+        filters=dict(validated.filters),
+        chart_label_column=report.chart_label_column if report.chart_label_column in selected else None,
+        chart_value_column=report.chart_value_column if report.chart_value_column in selected else None,
+    )
+
+
+def _data_version(client, settings: Settings) -> str | None:
+    """When the marts were last changed (max updated_at of the fact table), for the manifest."""
+    try:
+        value = client.query(
+            f"SELECT max(updated_at) FROM {settings.warehouse_marts_database}.fct_balance_transactions"
+        ).result_rows[0][0]
+    except Exception:  # noqa: BLE001 - informational only; never fail a report over it
+        return None
+    return value.isoformat() if value else None
+
+
+def generate_report(
+    account_id: str, report_type: str, parameters: dict, fmt: str, out_path: Path, *,
+    settings: Settings | None = None, progress: Callable[[int], None] | None = None, client=None,
+    gzip: bool = False, money_format: str = "major", now: datetime | None = None,
+    account_timezone: str | None = None,
+) -> Manifest:
+    """Validate, query the warehouse and write the file; returns the writer's Manifest with the
+    interval, timezone and data version added to `extra`."""
+    from exports.writers import write_report  # the writers' package; imported when needed
+
+    settings = settings or get_settings()
+    validated = validate_report_request(account_id, report_type, parameters, fmt, settings=settings,
+                                        now=now, account_timezone=account_timezone)
+
+    def run(open_client) -> Manifest:
+        query = build_report_query(open_client, validated, settings=settings)
+        manifest = write_report(open_client, query, validated.format, Path(out_path),
+                                progress=progress, gzip=gzip, money_format=money_format,
+                                settings=settings)
+        manifest.extra.update({
+            "account_id": query.account_id,
+            "interval_start": query.interval_start.isoformat() if query.interval_start else None,
+            "interval_end": query.interval_end.isoformat() if query.interval_end else None,
+            "timezone": query.timezone,
+            "relative_range": validated.relative_range,
+            "filters": query.filters,
+            "data_version": _data_version(open_client, settings),
+        })
+        return manifest
+
+    if client is not None:
+        return run(client)
+    from exports.warehouse import open_warehouse
+
+    with open_warehouse(settings, purpose=f"report {validated.report_type}") as opened:
+        return run(opened)

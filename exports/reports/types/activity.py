@@ -1,0 +1,176 @@
+"""balance_change_from_activity.* — every balance transaction in the interval (Stripe's
+"transaction history"), itemized or summarised by reporting category."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exports.reports.types.base import (
+    ColumnSpec, QueryContext, ReportType, filter_conditions, interval_conditions, local_ts, money,
+    select_list, text, utc_ts,
+)
+
+BT_FILTER_COLUMNS = {"currency": "bt.currency", "reporting_category": "bt.reporting_category"}
+
+
+def _optional_ts(expr: str, present: str, local: bool) -> str:
+    shown = local_ts(expr) if local else utc_ts(expr)
+    return f"if({present}, {shown}, NULL)"
+
+
+def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joined: bool = False,
+                                payout_first: bool = False) -> tuple[ColumnSpec, ...]:
+    """Stripe's balance-transaction columns over `bt` (fct_balance_transactions) joined with the
+    settling payout as `po`. In the reconciliation report the payout columns come first and the
+    join is inner; in the activity report the join is a left join, so payout fields of unsettled
+    transactions must be NULL rather than ClickHouse's join defaults (1970-01-01)."""
+    settled = "1" if payout_always_joined else "ifNull(bt.automatic_payout_id, '') != ''"
+    payout = (
+        ColumnSpec("automatic_payout_id", "string", "The automatic payout that settled this transaction.",
+                   text("bt.automatic_payout_id"), default=payout_first),
+        ColumnSpec("automatic_payout_effective_at_utc", "timestamp",
+                   "When that payout took effect, in UTC.",
+                   _optional_ts(f"{payout_alias}.created_at", settled, local=False)),
+        ColumnSpec("automatic_payout_effective_at", "timestamp",
+                   "When that payout took effect, in the report timezone.",
+                   _optional_ts(f"{payout_alias}.created_at", settled, local=True), default=payout_first),
+    )
+    core = (
+        ColumnSpec("balance_transaction_id", "string", "Unique ID of the balance transaction.",
+                   text("bt.balance_transaction_id"), default=True),
+        ColumnSpec("created_utc", "timestamp", "When the transaction was created, in UTC.",
+                   utc_ts("bt.created_at")),
+        ColumnSpec("created", "timestamp", "When the transaction was created, in the report timezone.",
+                   local_ts("bt.created_at"), default=True),
+        ColumnSpec("available_on_utc", "timestamp", "When the funds became available, in UTC.",
+                   utc_ts("bt.available_on")),
+        ColumnSpec("available_on", "timestamp",
+                   "When the funds became available, in the report timezone.",
+                   local_ts("bt.available_on"), default=True),
+        ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.",
+                   text("bt.currency"), default=True),
+        ColumnSpec("gross", "money", "Gross amount of the transaction.", money("bt.gross_minor"),
+                   default=True, summable=True),
+        ColumnSpec("fee", "money", "Fees paid for the transaction.", money("bt.fee_minor"),
+                   default=True, summable=True),
+        ColumnSpec("net", "money", "Net balance impact: gross minus fee.", money("bt.net_minor"),
+                   default=True, summable=True),
+        ColumnSpec("reporting_category", "string", "Stripe's reporting category of the transaction.",
+                   text("bt.reporting_category"), default=True),
+        ColumnSpec("source_id", "string", "The object that caused the transaction (ch_, re_, dp_, po_).",
+                   text("bt.source_id")),
+        ColumnSpec("description", "string", "Description of the transaction.",
+                   text("bt.description"), default=True),
+    )
+    customer_and_charge = (
+        ColumnSpec("customer_id", "string", "Customer of the related charge.", text("bt.customer_id")),
+        ColumnSpec("customer_email", "string", "That customer's email.", text("bt.customer_email")),
+        ColumnSpec("customer_name", "string", "That customer's name.", text("bt.customer_name")),
+        ColumnSpec("customer_description", "string", "That customer's description.",
+                   text("bt.customer_description")),
+        ColumnSpec("charge_id", "string", "The related charge (the refunded/disputed one for refunds "
+                   "and disputes).", text("bt.charge_id")),
+        ColumnSpec("payment_intent_id", "string", "Payment intent of the related charge.",
+                   text("bt.payment_intent_id")),
+        ColumnSpec("charge_created_utc", "timestamp", "When the related charge was created, in UTC.",
+                   utc_ts("bt.charge_created_at")),
+        ColumnSpec("charge_created", "timestamp",
+                   "When the related charge was created, in the report timezone.",
+                   local_ts("bt.charge_created_at")),
+        ColumnSpec("payment_method_type", "string", "Payment method of the related charge.",
+                   text("bt.payment_method_type")),
+        ColumnSpec("card_brand", "string", "Card brand, for card payments.", text("bt.card_brand")),
+        ColumnSpec("card_funding", "string", "Card funding (credit, debit, prepaid).",
+                   text("bt.card_funding")),
+        ColumnSpec("card_country", "string", "Card issuing country.", text("bt.card_country")),
+        ColumnSpec("statement_descriptor", "string", "Statement descriptor of the related charge.",
+                   text("bt.statement_descriptor")),
+        ColumnSpec("dispute_reason", "string", "Reason of the related dispute.",
+                   text("bt.dispute_reason")),
+        ColumnSpec("payment_metadata", "json", "Metadata of the related payment (JSON).",
+                   text("bt.payment_metadata")),
+    )
+    if payout_first:
+        return payout + core + customer_and_charge
+    return core + payout + customer_and_charge
+
+
+def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+    where = ["bt.account_id = {account_id:String}", *interval_conditions(ctx, "bt.created_at"),
+             *filter_conditions(ctx, BT_FILTER_COLUMNS)]
+    sql = f"""SELECT
+    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
+FROM {ctx.marts}.fct_balance_transactions AS bt
+LEFT JOIN (SELECT payout_id, created_at FROM {ctx.marts}.fct_payouts
+           WHERE account_id = {{account_id:String}}) AS po
+    ON po.payout_id = bt.automatic_payout_id
+WHERE {' AND '.join(where)}
+ORDER BY bt.created_at, bt.balance_transaction_id"""
+    return sql, ctx.base_parameters()
+
+
+SUMMARY_COLUMNS = (
+    ColumnSpec("reporting_category", "string",
+               "Reporting category; `total` is the sum of the currency's categories.",
+               "s_category", default=True),
+    ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.", "s_currency",
+               default=True),
+    ColumnSpec("count", "integer", "Number of transactions.", "toInt64(s_count)", default=True),
+    ColumnSpec("gross", "money", "Gross amount.", money("s_gross"), default=True),
+    ColumnSpec("fee", "money", "Fees.", money("s_fee"), default=True),
+    ColumnSpec("net", "money", "Net balance impact.", money("s_net"), default=True),
+)
+
+
+def category_summary_sql(ctx: QueryContext, from_where: str) -> str:
+    """Per currency: one row per reporting category, then a `total` row (Stripe's layout).
+    `from_where` is the FROM ... WHERE ... selecting `bt` rows."""
+    aggregates = ("any(bt.currency_exponent) AS s_exponent, count() AS s_count, "
+                  "sum(bt.gross_minor) AS s_gross, sum(bt.fee_minor) AS s_fee, "
+                  "sum(bt.net_minor) AS s_net")
+    return f"""SELECT
+    {select_list(ctx, 's_currency', 's_exponent')}
+FROM (
+    SELECT toString(bt.reporting_category) AS s_category, toString(bt.currency) AS s_currency,
+           0 AS s_is_total, {aggregates}
+    {from_where}
+    GROUP BY s_category, s_currency
+    UNION ALL
+    SELECT 'total' AS s_category, toString(bt.currency) AS s_currency, 1 AS s_is_total, {aggregates}
+    {from_where}
+    GROUP BY s_currency
+)
+ORDER BY s_currency, s_is_total, s_category"""
+
+
+def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+    where = ["bt.account_id = {account_id:String}", *interval_conditions(ctx, "bt.created_at"),
+             *filter_conditions(ctx, BT_FILTER_COLUMNS)]
+    from_where = f"FROM {ctx.marts}.fct_balance_transactions AS bt WHERE {' AND '.join(where)}"
+    return category_summary_sql(ctx, from_where), ctx.base_parameters()
+
+
+REPORT_TYPES = (
+    ReportType(
+        id="balance_change_from_activity.itemized",
+        title="Balance change from activity (itemized)",
+        description="Every balance transaction created in the interval: charges, refunds, "
+                    "disputes, fees, payouts and adjustments, with gross, fee and net.",
+        shape="itemized",
+        columns=balance_transaction_columns(),
+        build=_itemized,
+        filters=frozenset({"currency", "reporting_category"}),
+    ),
+    ReportType(
+        id="balance_change_from_activity.summary",
+        title="Balance change from activity (summary)",
+        description="Balance transactions created in the interval, totalled by reporting "
+                    "category and currency, with a total row per currency.",
+        shape="summary",
+        columns=SUMMARY_COLUMNS,
+        build=_summary,
+        filters=frozenset({"currency", "reporting_category"}),
+        chart_label_column="reporting_category",
+        chart_value_column="net",
+    ),
+)

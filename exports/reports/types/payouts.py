@@ -1,0 +1,101 @@
+"""payouts.itemized / payouts.summary — the payout transactions (payouts and their reversals)
+that took effect in the interval. Amounts carry the balance's sign: a payout is negative."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
+from exports.reports.types.base import (
+    ColumnSpec, QueryContext, ReportType, filter_conditions, interval_conditions, local_ts, money,
+    select_list, text, utc_ts,
+)
+
+PAYOUT_CATEGORIES = ("payout", "payout_reversal")
+_JOINED = "po.payout_id != ''"  # left join: ClickHouse fills a missing payout with defaults
+
+COLUMNS = (
+    ColumnSpec("payout_id", "string", "The payout (po_…).", text("bt.source_id"), default=True),
+    ColumnSpec("effective_at_utc", "timestamp", "When the payout took effect, in UTC.",
+               utc_ts("bt.created_at")),
+    ColumnSpec("effective_at", "timestamp", "When the payout took effect, in the report timezone.",
+               local_ts("bt.created_at"), default=True),
+    ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.", text("bt.currency"),
+               default=True),
+    ColumnSpec("gross", "money", "Gross balance impact (negative for a payout).",
+               money("bt.gross_minor"), default=True, summable=True),
+    ColumnSpec("fee", "money", "Payout fee.", money("bt.fee_minor"), default=True, summable=True),
+    ColumnSpec("net", "money", "Net balance impact (negative for a payout).", money("bt.net_minor"),
+               default=True, summable=True),
+    ColumnSpec("reporting_category", "string", "payout or payout_reversal.",
+               text("bt.reporting_category"), default=True),
+    ColumnSpec("balance_transaction_id", "string", "The payout's balance transaction.",
+               text("bt.balance_transaction_id"), default=True),
+    ColumnSpec("description", "string", "Description of the balance transaction.",
+               text("bt.description"), default=True),
+    ColumnSpec("payout_expected_arrival_date", "date", "When the payout is expected at the bank.",
+               f"if({_JOINED}, toDate(po.arrival_date), NULL)", default=True),
+    ColumnSpec("payout_status", "string", "paid, pending, in_transit, canceled or failed.",
+               text("po.status"), default=True),
+    ColumnSpec("payout_type", "string", "bank_account or card.", text("po.type")),
+    ColumnSpec("payout_description", "string", "Description of the payout.",
+               text("po.description")),
+    ColumnSpec("payout_destination_id", "string", "The bank account or card paid to.",
+               text("po.destination_id")),
+)
+
+
+def _where(ctx: QueryContext) -> list[str]:
+    conditions = ["bt.account_id = {account_id:String}",
+                  f"bt.reporting_category IN ('{PAYOUT_CATEGORIES[0]}', '{PAYOUT_CATEGORIES[1]}')",
+                  *interval_conditions(ctx, "bt.created_at"),
+                  *filter_conditions(ctx, {"currency": "bt.currency",
+                                           "reporting_category": "bt.reporting_category",
+                                           "payout": "bt.source_id"})]
+    return conditions
+
+
+def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+    sql = f"""SELECT
+    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
+FROM {ctx.marts}.fct_balance_transactions AS bt
+LEFT JOIN (SELECT * FROM {ctx.marts}.fct_payouts WHERE account_id = {{account_id:String}}) AS po
+    ON po.payout_id = bt.source_id
+WHERE {' AND '.join(_where(ctx))}
+ORDER BY bt.created_at, bt.balance_transaction_id"""
+    return sql, ctx.base_parameters()
+
+
+def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+    from_where = f"FROM {ctx.marts}.fct_balance_transactions AS bt WHERE {' AND '.join(_where(ctx))}"
+    return category_summary_sql(ctx, from_where), ctx.base_parameters()
+
+
+_FILTERS = frozenset({"currency", "reporting_category", "payout"})
+
+REPORT_TYPES = (
+    ReportType(
+        id="payouts.itemized",
+        title="Payouts (itemized)",
+        description="Every payout (and payout reversal) that took effect in the interval, with "
+                    "its expected arrival date and status.",
+        shape="itemized",
+        columns=COLUMNS,
+        build=_itemized,
+        filters=_FILTERS,
+        reporting_categories=PAYOUT_CATEGORIES,
+    ),
+    ReportType(
+        id="payouts.summary",
+        title="Payouts (summary)",
+        description="Payouts and payout reversals that took effect in the interval, totalled by "
+                    "reporting category and currency.",
+        shape="summary",
+        columns=SUMMARY_COLUMNS,
+        build=_summary,
+        filters=_FILTERS,
+        reporting_categories=PAYOUT_CATEGORIES,
+        chart_label_column="reporting_category",
+        chart_value_column="net",
+    ),
+)
