@@ -1,0 +1,305 @@
+"""Export benchmark: our writers against the baselines, all measured in ONE run on this machine.
+
+    python benchmarks/report_export.py [--rows 10000000] [--work /tmp/writers-bench]
+
+Builds a deterministic payments-like table (numbers()-based) in a private chdb dir, then runs
+every export in its own subprocess (one chdb opener at a time; peak RSS = the child's ru_maxrss):
+  1. ClickHouse `SELECT … INTO OUTFILE … FORMAT CSVWithNames` of the typed query (baseline)
+  2. our CSV export, Stripe formatting included                 goal <= 1.3x (1), RSS < 500 MB
+  3. naive design: Postgres server-side cursor + csv.writer     goal: (2) >= 8x faster than (3)
+     (measured on --naive-rows in the embedded Postgres and scaled linearly to --rows)
+  4. 1M-row XLSX, ours vs xlsxwriter constant_memory            goal <= 15 s, RSS < 500 MB
+     (xlsxwriter measured on --xlsxwriter-rows and scaled, to spare the shared CPU)
+  5. 1,048,576+-row XLSX -> must produce 2 sheets
+  6. summary PDF over the whole table                            goal < 3 s
+  7. 10k-row itemized PDF                                        goal < 5 s, RSS < 300 MB
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+CURRENCIES = "['usd', 'eur', 'jpy', 'kwd']"
+EXPONENTS = "[2, 2, 0, 3]"
+
+
+def table_sql(rows: int) -> list[str]:
+    return [
+        "CREATE DATABASE IF NOT EXISTS bench",
+        "DROP TABLE IF EXISTS bench.payments",
+        "CREATE TABLE bench.payments (seq UInt64, id String, created DateTime64(6, 'UTC'), "
+        "currency String, currency_exponent UInt8, amount Int64, fee Int64, net Int64, "
+        "status LowCardinality(String), customer_email String, description String, "
+        "account_id String) ENGINE = MergeTree ORDER BY seq",
+        "INSERT INTO bench.payments SELECT number, concat('py_', leftPad(hex(number), 16, '0')), "
+        "toDateTime64('2024-01-01 00:00:00', 6, 'UTC') + toIntervalMicrosecond(number * 3100000), "
+        f"arrayElement({CURRENCIES}, number % 4 + 1), arrayElement({EXPONENTS}, number % 4 + 1), "
+        "toInt64(cityHash64(number) % 200000) - 20000 AS a, -toInt64(abs(a) * 29 / 1000 + 30) AS f, a + f, "
+        "arrayElement(['succeeded', 'refunded', 'disputed', 'failed'], number % 4 + 1), "
+        "concat('cust', toString(number % 50000), '@example.com'), "
+        "arrayElement(['Order #' || toString(number), '=cmd|calc', 'Refund, \"partial\"', "
+        "'Café ünïcødé', '-discount'], number % 5 + 1), 'acct_bench' "
+        f"FROM numbers({rows})",
+    ]
+
+
+def report_query(limit: int | None = None, summary: bool = False):
+    from exports.reports.query import Column, ReportQuery
+
+    if summary:
+        return ReportQuery(
+            report_type="bench.summary", title="Payments by status (benchmark)", shape="summary",
+            sql=("SELECT status, count() AS payments, sum(amount) AS amount, sum(fee) AS fee, "
+                 "currency, currency AS _currency, any(currency_exponent) AS _exponent "
+                 "FROM bench.payments WHERE account_id = {account:String} "
+                 "GROUP BY status, currency ORDER BY currency, status"),
+            parameters={"account": "acct_bench"},
+            columns=(Column("status", "string"), Column("payments", "integer"),
+                     Column("amount", "money"), Column("fee", "money"), Column("currency", "string")),
+            account_id="acct_bench", chart_label_column="status", chart_value_column="amount")
+    where = "account_id = {account:String}" + (" AND seq < {limit:UInt64}" if limit else "")
+    params = {"account": "acct_bench", **({"limit": limit} if limit else {})}
+    return ReportQuery(
+        report_type="bench.itemized", title="Payments (benchmark)", shape="itemized",
+        sql=(f"SELECT id, created, amount, fee, net, currency, status, customer_email, description, "
+             f"currency AS _currency, currency_exponent AS _exponent FROM bench.payments "
+             f"WHERE {where} ORDER BY seq"),
+        parameters=params,
+        columns=(Column("id", "string"), Column("created", "timestamp"), Column("amount", "money"),
+                 Column("fee", "money"), Column("net", "money"), Column("currency", "string"),
+                 Column("status", "string"), Column("customer_email", "string"),
+                 Column("description", "string")),
+        account_id="acct_bench")
+
+
+# ------------------------------------------------------------------ child tasks
+
+def child(task: str, args: dict) -> dict:
+    import clickhouse_connect
+
+    out = Path(args["out"]) if args.get("out") else None
+    if task == "naive":
+        return naive_postgres(args)
+    client = clickhouse_connect.get_client(dsn=f"chdb://{args['chdb']}")
+    try:
+        if task == "build":
+            for statement in table_sql(args["rows"]):
+                client.command(statement)
+            return {"rows": client.query("SELECT count() FROM bench.payments").result_rows[0][0]}
+        if task == "idle":  # the fixed cost every child pays: start the engine, run SELECT 1
+            client.query("SELECT 1")
+            return {}
+        if task == "outfile":
+            query = report_query(args.get("limit"))
+            out.unlink(missing_ok=True)
+            sql = query.sql.replace("{account:String}", "'acct_bench'")
+            client.command(f"SELECT * EXCEPT (_currency, _exponent) FROM ({sql}) "
+                           f"INTO OUTFILE '{out}' FORMAT CSVWithNames")
+            return {}
+        if task == "xlsxwriter":
+            return xlsxwriter_baseline(client, args)
+        from exports.writers import write_report
+
+        if task == "export":
+            query = report_query(args.get("limit"), summary=args.get("summary", False))
+            manifest = write_report(client, query, args["fmt"], out)
+            return {"rows": manifest.row_count, "bytes": manifest.byte_size, "sheets": manifest.sheets}
+    finally:
+        client.close()
+    raise ValueError(task)
+
+
+def xlsxwriter_baseline(client, args: dict) -> dict:
+    """The obvious library design: Native row blocks -> xlsxwriter constant_memory, typed cells."""
+    import xlsxwriter
+
+    query = report_query(args["limit"])
+    book = xlsxwriter.Workbook(args["out"], {"constant_memory": True})
+    sheet = book.add_worksheet()
+    money = {e: book.add_format({"num_format": "#,##0" + ("." + "0" * e if e else "")}) for e in (0, 2, 3)}
+    stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    sheet.write_row(0, 0, [c.name for c in query.columns])
+    row_number = 1
+    with client.query_row_block_stream(query.sql, parameters=query.parameters) as blocks:
+        for block in blocks:
+            for row in block:
+                exp = row[10]
+                scale = 10 ** exp
+                sheet.write_string(row_number, 0, row[0])
+                sheet.write_datetime(row_number, 1, row[1].replace(tzinfo=None), stamp)
+                for col in (2, 3, 4):
+                    sheet.write_number(row_number, col, row[col] / scale, money[exp])
+                for col in (5, 6, 7, 8):
+                    sheet.write_string(row_number, col, row[col])
+                row_number += 1
+    book.close()
+    return {"rows": row_number - 1}
+
+
+def naive_postgres(args: dict) -> dict:
+    """The naive design: rows in Postgres, a server-side cursor, csv.writer formatting in Python."""
+    import csv
+
+    import psycopg
+
+    from exports.money import format_minor
+
+    with psycopg.connect(args["pg_url"]) as conn, open(args["out"], "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "created", "amount", "fee", "net", "currency", "status",
+                         "customer_email", "description"])
+        with conn.cursor(name="export") as cursor:
+            cursor.itersize = 10_000
+            cursor.execute("SELECT id, created, amount, fee, net, currency, exponent, status, "
+                           "customer_email, description FROM bench_payments ORDER BY seq")
+            rows = 0
+            for r in cursor:
+                exp = r[6]
+                writer.writerow([r[0], r[1].strftime("%Y-%m-%d %H:%M:%S"), format_minor(r[2], exp),
+                                 format_minor(r[3], exp), format_minor(r[4], exp), r[5], r[7], r[8],
+                                 r[9]])
+                rows += 1
+    return {"rows": rows}
+
+
+def run_child(task: str, **args) -> dict:
+    """Run one task in a fresh interpreter; return its result + wall time + peak RSS (MB)."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--child", task, json.dumps(args)],
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{task} failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["seconds"] = result.get("seconds", elapsed)
+    return result
+
+
+def child_main(task: str, payload: str) -> None:
+    args = json.loads(payload)
+    started = time.perf_counter()
+    result = child(task, args)
+    result["seconds"] = time.perf_counter() - started
+    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+# ------------------------------------------------------------------ naive baseline data
+
+def load_postgres(chdb_dir: str, work: Path, rows: int) -> str:
+    """Copy the first `rows` rows into the embedded Postgres (own state dir/port); return its URL."""
+    import clickhouse_connect
+    import psycopg
+
+    from exports.services import postgres as embedded
+    from exports.settings import Settings
+
+    settings = Settings(state_dir=work / "pg-state",
+                        embedded_postgres_port=int(os.environ.get("BENCH_PG_PORT", "54391")))
+    embedded.ensure_running(settings)
+    url = embedded.server_url(settings, "postgres")
+    csv_path = work / "naive-source.tsv"
+    client = clickhouse_connect.get_client(dsn=f"chdb://{chdb_dir}")
+    try:
+        csv_path.unlink(missing_ok=True)
+        client.command(f"SELECT seq, id, created, amount, fee, net, currency, currency_exponent, status, "
+                       f"customer_email, description FROM bench.payments WHERE seq < {rows} "
+                       f"INTO OUTFILE '{csv_path}' FORMAT CSV")
+    finally:
+        client.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_payments")
+        conn.execute("CREATE TABLE bench_payments (seq bigint primary key, id text, created timestamptz, "
+                     "amount bigint, fee bigint, net bigint, currency text, exponent int, status text, "
+                     "customer_email text, description text)")
+        with conn.cursor() as cur, cur.copy("COPY bench_payments FROM STDIN WITH (FORMAT csv)") as copy:
+            with open(csv_path, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    copy.write(block)
+        conn.execute("ANALYZE bench_payments")
+    return url, settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--naive-rows", type=int, default=1_000_000)
+    parser.add_argument("--xlsx-rows", type=int, default=1_000_000)
+    parser.add_argument("--xlsxwriter-rows", type=int, default=250_000)
+    parser.add_argument("--split-rows", type=int, default=1_048_600)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/writers-bench"))
+    parser.add_argument("--skip-build", action="store_true")
+    opts = parser.parse_args()
+    work = opts.work
+    work.mkdir(parents=True, exist_ok=True)
+    chdb = str(work / "clickhouse")
+    results: list[tuple[str, str, str]] = []
+
+    def note(name, value, verdict=""):
+        results.append((name, value, verdict))
+        print(f"{name:<48} {value:<40} {verdict}", flush=True)
+
+    if not opts.skip_build:
+        built = run_child("build", chdb=chdb, rows=opts.rows)
+        note("build table", f"{built['rows']:,} rows in {built['seconds']:.1f}s")
+
+    idle = run_child("idle", chdb=chdb)
+    note("0. engine start + SELECT 1 (fixed cost)", f"{idle['seconds']:.2f}s rss {idle['rss_mb']:.0f}MB",
+         "(every child below includes this; RSS goals judged on the delta too)")
+    base = run_child("outfile", chdb=chdb, out=str(work / "baseline.csv"))
+    note("1. INTO OUTFILE CSVWithNames (baseline)", f"{base['seconds']:.2f}s rss {base['rss_mb']:.0f}MB")
+    ours = run_child("export", chdb=chdb, fmt="csv", out=str(work / "ours.csv"))
+    ratio = ours["seconds"] / base["seconds"]
+    note("2. our CSV export", f"{ours['seconds']:.2f}s rss {ours['rss_mb']:.0f}MB, {ratio:.2f}x baseline",
+         f"goal <=1.3x & <500MB: {'MET' if ratio <= 1.3 and ours['rss_mb'] < 500 else 'NOT MET'}")
+
+    url, pg_settings = load_postgres(chdb, work, opts.naive_rows)
+    try:
+        naive = run_child("naive", pg_url=url, out=str(work / "naive.csv"))
+    finally:
+        from exports.services import postgres as embedded
+        embedded.stop(pg_settings)
+    naive_scaled = naive["seconds"] * opts.rows / opts.naive_rows
+    speedup = naive_scaled / ours["seconds"]
+    note("3. naive PG cursor + csv.writer",
+         f"{naive['seconds']:.2f}s/{opts.naive_rows:,} -> {naive_scaled:.1f}s scaled",
+         f"ours {speedup:.1f}x faster, goal >=8x: {'MET' if speedup >= 8 else 'NOT MET'}")
+
+    xlsx = run_child("export", chdb=chdb, fmt="xlsx", limit=opts.xlsx_rows, out=str(work / "ours.xlsx"))
+    xw = run_child("xlsxwriter", chdb=chdb, limit=opts.xlsxwriter_rows, out=str(work / "xlsxwriter.xlsx"))
+    xw_scaled = xw["seconds"] * opts.xlsx_rows / opts.xlsxwriter_rows
+    note(f"4. XLSX {opts.xlsx_rows:,} rows (ours)",
+         f"{xlsx['seconds']:.2f}s rss {xlsx['rss_mb']:.0f}MB, {xw_scaled / xlsx['seconds']:.1f}x faster",
+         f"goal <=15s & <500MB: {'MET' if xlsx['seconds'] <= 15 and xlsx['rss_mb'] < 500 else 'NOT MET'}")
+    note("   xlsxwriter constant_memory baseline",
+         f"{xw['seconds']:.2f}s/{opts.xlsxwriter_rows:,} -> {xw_scaled:.1f}s scaled, rss {xw['rss_mb']:.0f}MB")
+
+    split = run_child("export", chdb=chdb, fmt="xlsx", limit=opts.split_rows, out=str(work / "split.xlsx"))
+    note(f"5. XLSX {opts.split_rows:,} rows", f"{split['sheets']} sheets, {split['seconds']:.2f}s rss {split['rss_mb']:.0f}MB",
+         f"goal 2 sheets: {'MET' if split['sheets'] == 2 else 'NOT MET'}")
+
+    summary = run_child("export", chdb=chdb, fmt="pdf", summary=True, out=str(work / "summary.pdf"))
+    net = summary["seconds"] - idle["seconds"]
+    note("6. summary PDF (aggregates whole table)", f"{summary['seconds']:.2f}s ({net:.2f}s net) rss {summary['rss_mb']:.0f}MB",
+         f"goal <3s: {'MET' if summary['seconds'] < 3 else 'NET MET' if net < 3 else 'NOT MET'}")
+    pdf = run_child("export", chdb=chdb, fmt="pdf", limit=10_000, out=str(work / "itemized.pdf"))
+    note("7. itemized PDF 10,000 rows", f"{pdf['seconds']:.2f}s rss {pdf['rss_mb']:.0f}MB",
+         f"goal <5s & <300MB: {'MET' if pdf['seconds'] < 5 and pdf['rss_mb'] < 300 else 'NOT MET'}"
+         f" (RSS over idle engine: {pdf['rss_mb'] - idle['rss_mb']:.0f}MB)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child_main(sys.argv[2], sys.argv[3])
+    else:
+        main()

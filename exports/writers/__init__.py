@@ -1,0 +1,66 @@
+"""Report writers: stream a `ReportQuery`'s rows from ClickHouse into CSV, XLSX, PDF or Parquet
+with bounded memory, and describe the file with a `Manifest`.
+
+    manifest = write_report(client, query, "csv", Path("out.csv"), gzip=True)
+
+`client` is any clickhouse-connect client (embedded chdb or a server). Each format module says
+how it streams; `manifest.py` says where totals come from. Every writer writes to a temp file
+beside `out_path` and renames it into place only when complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from clickhouse_connect.driver.client import Client
+
+from exports.errors import InvalidParameter
+from exports.reports.query import Manifest, ReportQuery
+from exports.settings import Settings, get_settings
+from exports.writers.manifest import Progress, inspect_query
+
+FORMATS = ("csv", "xlsx", "pdf", "parquet")
+FILE_SUFFIXES = {"csv": ".csv", "xlsx": ".xlsx", "pdf": ".pdf", "parquet": ".parquet"}
+
+
+def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *,
+                 progress: Callable[[int], None] | None = None, gzip: bool = False,
+                 money_format: Literal["major", "minor"] = "major",
+                 settings: Settings | None = None,
+                 xlsx_rows_per_sheet: int | None = None) -> Manifest:
+    """Write the report to `out_path` in `fmt`; `progress(rows_written)` is called a few times a
+    second at most and once with the final count. `xlsx_rows_per_sheet` overrides Excel's sheet
+    size (for tests of the sheet split)."""
+    if fmt not in FORMATS:
+        raise InvalidParameter(f"Unsupported format {fmt!r}; use one of {', '.join(FORMATS)}.",
+                               param="format")
+    if money_format not in ("major", "minor"):
+        raise InvalidParameter(f"Unsupported money_format {money_format!r}; use 'major' or 'minor'.",
+                               param="money_format")
+    if gzip and fmt != "csv":
+        raise InvalidParameter("gzip compression is only available for CSV.", param="compression")
+    settings = settings or get_settings()
+    out_path = Path(out_path)
+    facts = inspect_query(client, query)
+    tracker = Progress(progress)
+    if fmt == "csv":
+        from exports.writers.csv_writer import write_csv
+        return write_csv(client, query, facts, out_path, progress=tracker, gzip=gzip,
+                         money_format=money_format)
+    if fmt == "xlsx":
+        from exports.writers.xlsx_writer import write_xlsx
+        from exports.writers.xlsx_writer import EXCEL_MAX_DATA_ROWS
+        return write_xlsx(client, query, facts, out_path, progress=tracker,
+                          money_format=money_format,
+                          max_rows_per_sheet=xlsx_rows_per_sheet or EXCEL_MAX_DATA_ROWS)
+    if fmt == "parquet":
+        from exports.writers.parquet_writer import write_parquet
+        return write_parquet(client, query, facts, out_path, progress=tracker,
+                             money_format=money_format)
+    from exports.writers.pdf_writer import write_pdf
+    return write_pdf(client, query, facts, out_path, progress=tracker, settings=settings)
+
+
+__all__ = ["FORMATS", "FILE_SUFFIXES", "write_report"]

@@ -1,0 +1,173 @@
+"""What every written file's Manifest is made of: the query's facts (row count and money totals
+per currency, from one aggregate over the same SQL), the file's own bytes (size, sha256), and
+the plumbing every writer shares (atomic output, throttled progress).
+
+Totals come from `SELECT _currency, count(), sum(...) FROM (<query.sql>) GROUP BY _currency`, run
+just before the file is streamed. Writers that can count the rows they stream (XLSX, Parquet,
+PDF) check their count against it and fail rather than ship a file whose manifest disagrees with
+its content (e.g. the marts were rebuilt mid-export). Tests re-read every file with an independent
+reader and compare its sums to `totals_minor` cent for cent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from clickhouse_connect.driver.client import Client
+
+from exports.reports.query import Manifest, ReportQuery
+from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, ident
+
+PROGRESS_MIN_INTERVAL_SECONDS = 0.25
+PROGRESS_ROW_STEP = 50_000
+
+
+@dataclass(frozen=True)
+class QueryFacts:
+    """The query's real output columns (names and ClickHouse types, hidden ones excluded),
+    row count and money totals."""
+
+    column_names: tuple[str, ...]  # as the SQL names them, in `query.columns` order
+    column_types: tuple[str, ...]  # ClickHouse type names, e.g. "DateTime64(6, 'UTC')"
+    row_count: int
+    totals_minor: dict[str, dict[str, int]]
+    exponents: dict[str, int]  # currency -> exponent, for currencies present
+
+    def column_sql(self, index: int) -> str:
+        return ident(self.column_names[index])
+
+
+def inspect_query(client: Client, query: ReportQuery) -> QueryFacts:
+    """Read the query's shape (LIMIT 0) and its totals; both before any stream is opened, since
+    an embedded engine serves one call at a time."""
+    shape = client.query(f"SELECT * FROM ({query.sql}) LIMIT 0", parameters=query.parameters)
+    names = list(shape.column_names)
+    types = [t.name for t in shape.column_types]
+    expected = len(query.columns) + 2
+    if len(names) != expected or names[-2:] != [CURRENCY_COLUMN, EXPONENT_COLUMN]:
+        raise ValueError(
+            f"{query.report_type}: the SQL must select {len(query.columns)} report columns then "
+            f"{CURRENCY_COLUMN}, {EXPONENT_COLUMN}; it selects {names}")
+    names, types = names[:-2], types[:-2]
+    money = [i for i, c in enumerate(query.columns) if c.kind == "money"]
+    sums = "".join(f", sum(toInt128({ident(names[i])}))" for i in money)
+    result = client.query(
+        f"SELECT {ident(CURRENCY_COLUMN)}, max({ident(EXPONENT_COLUMN)}), count(){sums} "
+        f"FROM ({query.sql}) GROUP BY {ident(CURRENCY_COLUMN)} ORDER BY {ident(CURRENCY_COLUMN)}",
+        parameters=query.parameters)
+    totals: dict[str, dict[str, int]] = {query.columns[i].name: {} for i in money}
+    exponents: dict[str, int] = {}
+    row_count = 0
+    for currency, exponent, count, *column_sums in result.result_rows:
+        row_count += int(count)
+        if not currency:
+            continue
+        exponents[currency] = int(exponent)
+        for i, total in zip(money, column_sums, strict=True):
+            totals[query.columns[i].name][currency] = int(total or 0)
+    return QueryFacts(tuple(names), tuple(types), row_count, totals, exponents)
+
+
+def timezone_of(type_name: str) -> str | None:
+    """'DateTime64(6, 'Europe/Paris')' -> 'Europe/Paris'; None when the type names no zone."""
+    match = re.search(r"'([^']+)'", type_name)
+    return match.group(1) if match else None
+
+
+class Progress:
+    """Calls `callback(rows)` at most every PROGRESS_MIN_INTERVAL_SECONDS (or every
+    PROGRESS_ROW_STEP rows, whichever comes first) and always once at the end."""
+
+    def __init__(self, callback: Callable[[int], None] | None):
+        self.callback = callback
+        self.rows = 0
+        self._last_time = time.monotonic()
+        self._last_rows = 0
+
+    def advance(self, rows: int) -> None:
+        self.rows += rows
+        if self.callback is None:
+            return
+        now = time.monotonic()
+        if (now - self._last_time >= PROGRESS_MIN_INTERVAL_SECONDS
+                or self.rows - self._last_rows >= PROGRESS_ROW_STEP):
+            self._last_time, self._last_rows = now, self.rows
+            self.callback(self.rows)
+
+    def finish(self, total: int) -> None:
+        self.rows = total
+        if self.callback is not None:
+            self.callback(total)
+
+
+@contextmanager
+def atomic_output(out_path: Path) -> Iterator[Path]:
+    """A temp path beside `out_path`, renamed onto it when the block succeeds, removed if not."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
+    try:
+        yield tmp
+        os.replace(tmp, out_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class HashingFile:
+    """A binary file writer that hashes and counts what it writes (no second read of the file)."""
+
+    def __init__(self, path: Path):
+        self._fh = open(path, "wb")
+        self.sha256 = hashlib.sha256()
+        self.byte_size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.byte_size += len(data)
+        return self._fh.write(data)
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self) -> HashingFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """(byte size, sha256 hex) of a finished file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return path.stat().st_size, digest.hexdigest()
+
+
+def build_manifest(query: ReportQuery, fmt: str, out_path: Path, facts: QueryFacts, *,
+                   byte_size: int, sha256: str, row_count: int | None = None,
+                   compressed: str | None = None, sheets: int | None = None,
+                   columns: list[str] | None = None, extra: dict | None = None) -> Manifest:
+    return Manifest(
+        report_type=query.report_type, format=fmt, file_name=out_path.name,
+        row_count=facts.row_count if row_count is None else row_count,
+        byte_size=byte_size, sha256=sha256, totals_minor=facts.totals_minor,
+        columns=columns if columns is not None else [c.name for c in query.columns],
+        compressed=compressed, sheets=sheets,
+        extra={"timezone": query.timezone, "account_id": query.account_id, **(extra or {})},
+    )
+
+
+def check_row_count(streamed: int, facts: QueryFacts, query: ReportQuery) -> None:
+    if streamed != facts.row_count:
+        raise RuntimeError(
+            f"{query.report_type}: streamed {streamed} rows but the totals query counted "
+            f"{facts.row_count}; the warehouse changed during the export, run it again")

@@ -1,0 +1,326 @@
+"""The report writers against the embedded ClickHouse engine: every format is re-read with an
+independent reader (csv module + polars, openpyxl, pdftotext, pyarrow) and must reproduce the
+rows exactly and sum, per currency, to the manifest's totals_minor."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import hashlib
+import io
+import re
+import shutil
+import subprocess
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import openpyxl
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from exports.errors import InvalidParameter, ReportTooLarge
+from exports.money import format_minor, parse_major
+from exports.reports.query import Column, ReportQuery
+from exports.settings import Settings
+from exports.warehouse import open_warehouse
+from exports.writers import write_report
+
+pytestmark = pytest.mark.integration
+
+TZ = "America/New_York"
+EXPONENTS = {"usd": 2, "jpy": 0, "kwd": 3}
+DESCRIPTIONS = ["=HYPERLINK(\"http://x\")", "-rebate", "+1", "@sum", "plain, with comma",
+                'say "hi"', "line one\nline two", "Zoë ünïcødé 日本", "tab\tinside", "a&b<c>", None]
+N_ROWS = 23
+
+
+def make_rows() -> list[dict]:
+    rows = []
+    start = datetime(2024, 3, 9, 23, 30, tzinfo=UTC)
+    for i in range(N_ROWS):
+        currency = ("usd", "jpy", "kwd")[i % 3]
+        rows.append({
+            "id": f"txn_{i:03d}",
+            "created": start + timedelta(hours=7 * i, seconds=i),
+            "day": date(2024, 3, 1) + timedelta(days=i),
+            "amount": (i * 7919 - 60000) * (-1 if i % 4 == 0 else 1),
+            "fee": None if i % 5 == 0 else -(i * 13 + 1),
+            "description": DESCRIPTIONS[i % len(DESCRIPTIONS)],
+            "category": ("charge", "refund", "fee")[i % 3],
+            "quantity": i - 10,
+            "live": i % 2 == 0,
+            "currency": currency,
+        })
+    return rows
+
+
+ROWS = make_rows()
+COLUMNS = (
+    Column("id", "string"), Column("created", "timestamp"), Column("day", "date"),
+    Column("amount", "money"), Column("fee", "money"), Column("description", "string"),
+    Column("category", "string"), Column("quantity", "integer"), Column("live", "boolean"),
+    Column("currency", "string"),
+)
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings):
+    with open_warehouse(settings, purpose="test_writers", wait_seconds=120) as client:
+        client.command("CREATE DATABASE IF NOT EXISTS writers_test")
+        client.command("DROP TABLE IF EXISTS writers_test.txns")
+        client.command(
+            "CREATE TABLE writers_test.txns (id String, created DateTime64(6, 'UTC'), day Date, "
+            "amount Int64, fee Nullable(Int64), description Nullable(String), category String, "
+            "quantity Int64, live Bool, currency String, currency_exponent UInt8, account_id String) "
+            "ENGINE = MergeTree ORDER BY id")
+        client.insert("writers_test.txns", [
+            [r["id"], r["created"], r["day"], r["amount"], r["fee"], r["description"], r["category"],
+             r["quantity"], r["live"], r["currency"], EXPONENTS[r["currency"]], "acct_1"] for r in ROWS],
+            column_names=["id", "created", "day", "amount", "fee", "description", "category",
+                          "quantity", "live", "currency", "currency_exponent", "account_id"])
+        yield client
+
+
+def itemized_query(**changes) -> ReportQuery:
+    base = ReportQuery(
+        report_type="test.itemized", title="Test transactions (itemized)", shape="itemized",
+        sql=("SELECT id, toTimeZone(created, {tz:String}) AS created, day, amount, fee, description, "
+             "category, quantity, live, currency, currency AS _currency, currency_exponent AS _exponent "
+             "FROM writers_test.txns WHERE account_id = {account:String} ORDER BY id"),
+        parameters={"tz": TZ, "account": "acct_1"}, columns=COLUMNS, account_id="acct_1",
+        account_name="Test Co", timezone=TZ,
+        interval_start=datetime(2024, 3, 1, tzinfo=UTC), interval_end=datetime(2024, 4, 1, tzinfo=UTC))
+    return dataclasses.replace(base, **changes)
+
+
+def expected_totals(rows=ROWS) -> dict[str, dict[str, int]]:
+    totals: dict[str, dict[str, int]] = {"amount": {}, "fee": {}}
+    for r in rows:
+        for col in ("amount", "fee"):
+            totals[col][r["currency"]] = totals[col].get(r["currency"], 0) + (r[col] or 0)
+    return totals
+
+
+def guard(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def expected_csv_row(r: dict) -> list[str]:
+    exp = EXPONENTS[r["currency"]]
+    return [r["id"], r["created"].astimezone(ZoneInfo(TZ)).strftime("%Y-%m-%d %H:%M:%S"),
+            r["day"].isoformat(), format_minor(r["amount"], exp),
+            "" if r["fee"] is None else format_minor(r["fee"], exp),
+            "" if r["description"] is None else guard(r["description"]), r["category"],
+            str(r["quantity"]), "true" if r["live"] else "false", r["currency"]]
+
+
+def assert_digest(path: Path, manifest) -> None:
+    data = path.read_bytes()
+    assert manifest.byte_size == len(data)
+    assert manifest.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def sum_major(pairs) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for currency, text in pairs:
+        if text != "":
+            totals[currency] = totals.get(currency, 0) + parse_major(text, EXPONENTS[currency])
+        else:
+            totals.setdefault(currency, 0)
+    return totals
+
+
+def test_csv_round_trips_exactly(client, tmp_path):
+    calls: list[int] = []
+    out = tmp_path / "report.csv"
+    manifest = write_report(client, itemized_query(), "csv", out, progress=calls.append)
+    text = out.read_text(encoding="utf-8")
+    assert "\r\n" not in text  # LF line endings, as documented
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    assert records[0] == [c.name for c in COLUMNS]
+    assert records[1:] == [expected_csv_row(r) for r in ROWS]
+    assert manifest.row_count == N_ROWS and calls[-1] == N_ROWS
+    assert manifest.totals_minor == expected_totals()
+    for col in ("amount", "fee"):
+        assert sum_major((r[9], r[3 if col == "amount" else 4]) for r in records[1:]) == manifest.totals_minor[col]
+    # An independent parser agrees on shape and the money text (no float conversion).
+    frame = pl.read_csv(out, infer_schema=False)
+    assert frame.height == N_ROWS and frame["amount"].to_list() == [r[3] for r in records[1:]]
+    assert_digest(out, manifest)
+    assert manifest.format == "csv" and manifest.compressed is None
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_csv_gzip_and_minor_units(client, tmp_path):
+    plain = tmp_path / "plain.csv"
+    write_report(client, itemized_query(), "csv", plain)
+    zipped = tmp_path / "report.csv.gz"
+    manifest = write_report(client, itemized_query(), "csv", zipped, gzip=True)
+    assert gzip.decompress(zipped.read_bytes()) == plain.read_bytes()
+    assert manifest.compressed == "gzip"
+    assert_digest(zipped, manifest)
+
+    minor = tmp_path / "minor.csv"
+    write_report(client, itemized_query(), "csv", minor, money_format="minor")
+    records = list(csv.DictReader(minor.open(newline="", encoding="utf-8")))
+    assert [int(r["amount"]) for r in records] == [r["amount"] for r in ROWS]
+
+
+def test_xlsx_typed_cells_and_sheet_split(client, tmp_path):
+    out = tmp_path / "report.xlsx"
+    calls: list[int] = []
+    manifest = write_report(client, itemized_query(), "xlsx", out, progress=calls.append,
+                            xlsx_rows_per_sheet=10)
+    assert manifest.sheets == 3 and manifest.row_count == N_ROWS and calls[-1] == N_ROWS
+    assert_digest(out, manifest)
+    book = openpyxl.load_workbook(out)
+    assert book.sheetnames == ["Report", "Report (2)", "Report (3)"]
+    data = []
+    for sheet in book.worksheets:
+        rows = list(sheet.iter_rows())
+        assert [c.value for c in rows[0]] == [c.name for c in COLUMNS]
+        assert all(c.font.b for c in rows[0])
+        assert sheet.freeze_panes == "A2"
+        assert sheet.auto_filter.ref == f"A1:J{len(rows)}"
+        data.extend(rows[1:])
+    assert [len(s["A"]) - 1 for s in book.worksheets] == [10, 10, 3]
+    totals: dict[str, dict[str, int]] = {"amount": {}, "fee": {}}
+    for cells, r in zip(data, ROWS, strict=True):
+        values = [c.value for c in cells]
+        exp = EXPONENTS[r["currency"]]
+        assert values[0] == r["id"]
+        assert values[1] == r["created"].astimezone(ZoneInfo(TZ)).replace(tzinfo=None)
+        assert cells[1].number_format == "yyyy-mm-dd hh:mm:ss" and cells[2].number_format == "yyyy-mm-dd"
+        assert values[2] == datetime.combine(r["day"], datetime.min.time())
+        assert cells[3].number_format == {0: "#,##0", 2: "#,##0.00", 3: "#,##0.000"}[exp]
+        assert isinstance(values[3], int | float)
+        assert values[5] == r["description"] and values[7] == r["quantity"] and values[8] is r["live"]
+        for index, col in ((3, "amount"), (4, "fee")):
+            minor = None if values[index] is None else int(Decimal(str(values[index])).scaleb(exp))
+            assert minor == r[col]
+            totals[col][r["currency"]] = totals[col].get(r["currency"], 0) + (minor or 0)
+    assert totals == manifest.totals_minor == expected_totals()
+
+
+def test_xlsx_exactly_full_sheet_makes_no_empty_sheet(client, tmp_path):
+    manifest = write_report(client, itemized_query(), "xlsx", tmp_path / "r.xlsx",
+                            xlsx_rows_per_sheet=N_ROWS)
+    assert manifest.sheets == 1
+    assert openpyxl.load_workbook(tmp_path / "r.xlsx").worksheets[0].max_row == N_ROWS + 1
+
+
+def test_parquet_types_and_money_rule(client, tmp_path):
+    out = tmp_path / "multi.parquet"
+    manifest = write_report(client, itemized_query(), "parquet", out)
+    assert_digest(out, manifest)
+    table = pq.read_table(out)
+    schema = table.schema
+    assert str(schema.field("created").type) == f"timestamp[us, tz={TZ}]"
+    assert str(schema.field("day").type) == "date32[day]"
+    assert str(schema.field("amount_minor").type) == "int64" and "amount" not in schema.names
+    assert str(schema.field("quantity").type) == "int64"
+    assert str(schema.field("currency_exponent").type) == "int8"
+    rows = table.to_pylist()
+    assert [r["created"] for r in rows] == [r["created"] for r in ROWS]
+    assert [r["description"] for r in rows] == [r["description"] for r in ROWS]
+    totals: dict[str, dict[str, int]] = {"amount": {}, "fee": {}}
+    for r in rows:
+        for col in ("amount", "fee"):
+            totals[col][r["currency"]] = totals[col].get(r["currency"], 0) + (r[f"{col}_minor"] or 0)
+    assert totals == manifest.totals_minor
+
+    # One currency: money is decimal128(38, exponent) in major units under its own name.
+    kwd = itemized_query(sql=itemized_query().sql.replace("WHERE", "WHERE currency = {cur:String} AND"),
+                         parameters={"tz": TZ, "account": "acct_1", "cur": "kwd"})
+    out = tmp_path / "kwd.parquet"
+    manifest = write_report(client, kwd, "parquet", out)
+    table = pq.read_table(out)
+    assert str(table.schema.field("amount").type) == "decimal128(38, 3)"
+    amounts = table.column("amount").to_pylist()
+    expected = [r["amount"] for r in ROWS if r["currency"] == "kwd"]
+    assert [int(a.scaleb(3)) for a in amounts] == expected
+    assert sum(int(a.scaleb(3)) for a in amounts) == manifest.totals_minor["amount"]["kwd"]
+
+
+def pdf_text(path: Path) -> str:
+    assert shutil.which("pdftotext"), "pdftotext (poppler-utils) is required"
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def pdf_query() -> ReportQuery:
+    columns = (Column("id", "string"), Column("currency", "string"), Column("amount", "money"),
+               Column("description", "string"))
+    return itemized_query(
+        columns=columns,
+        sql=("SELECT id, currency, amount, description, currency AS _currency, "
+             "currency_exponent AS _exponent FROM writers_test.txns ORDER BY id"),
+        parameters={})
+
+
+def test_itemized_pdf_rows_and_totals(client, tmp_path):
+    out = tmp_path / "report.pdf"
+    calls: list[int] = []
+    manifest = write_report(client, pdf_query(), "pdf", out, progress=calls.append)
+    assert_digest(out, manifest)
+    text = pdf_text(out)
+    found = re.findall(r"^\s*(txn_\d{3})\s+(usd|jpy|kwd)\s+(-?\d+(?:\.\d+)?)", text, re.M)
+    assert [f[0] for f in found] == [r["id"] for r in ROWS]
+    assert sum_major((cur, amount) for _, cur, amount in found) == manifest.totals_minor["amount"]
+    for currency, total in manifest.totals_minor["amount"].items():
+        assert re.search(rf"amount\s+{currency.upper()}\s+{re.escape(format_minor(total, EXPONENTS[currency]))}\s*$",
+                         text, re.M)
+    assert "Test transactions (itemized)" in text and "Page 1" in text and calls[-1] == N_ROWS
+
+
+def test_summary_pdf(client, tmp_path):
+    query = itemized_query(
+        shape="summary", title="Test summary", chart_label_column="category",
+        chart_value_column="amount",
+        columns=(Column("category", "string"), Column("amount", "money"), Column("currency", "string")),
+        sql=("SELECT category, sum(amount) AS amount, currency, currency AS _currency, "
+             "any(currency_exponent) AS _exponent FROM writers_test.txns "
+             "GROUP BY category, currency ORDER BY currency, category"),
+        parameters={})
+    out = tmp_path / "summary.pdf"
+    manifest = write_report(client, query, "pdf", out)
+    text = pdf_text(out)
+    assert "Test summary" in text and "Test Co (acct_1)" in text and TZ in text
+    assert "amount by category (USD)" in text
+    for currency, total in manifest.totals_minor["amount"].items():
+        assert total == expected_totals()["amount"][currency]
+        assert format_minor(total, EXPONENTS[currency]) in text
+
+
+def test_pdf_row_limit_fails_before_rendering(client, settings, tmp_path):
+    small = settings.model_copy(update={"pdf_itemized_row_limit": N_ROWS - 1})
+    out = tmp_path / "too-big.pdf"
+    with pytest.raises(ReportTooLarge) as info:
+        write_report(client, pdf_query(), "pdf", out, settings=small)
+    assert "CSV" in info.value.message and "XLSX" in info.value.message
+    assert not out.exists() and not list(tmp_path.iterdir())
+    write_report(client, pdf_query(), "pdf", out, settings=settings.model_copy(
+        update={"pdf_itemized_row_limit": N_ROWS}))
+    assert out.exists()
+
+
+def test_failure_mid_stream_leaves_no_file(client, tmp_path):
+    failing = itemized_query(sql=itemized_query().sql.replace(
+        "SELECT id,", "SELECT if(throwIf(quantity = 5, 'boom') = 0, id, id) AS id,"))
+    for fmt in ("csv", "xlsx", "parquet"):
+        out = tmp_path / f"r.{fmt}"
+        with pytest.raises(Exception, match="boom"):
+            write_report(client, failing, fmt, out)
+        assert not list(tmp_path.iterdir()), fmt
+    # The client is still usable afterwards (the stream released the engine).
+    assert client.query("SELECT 1").result_rows == [(1,)]
+
+
+def test_bad_format_names_the_parameter(client, tmp_path):
+    with pytest.raises(InvalidParameter) as info:
+        write_report(client, itemized_query(), "docx", tmp_path / "r.docx")
+    assert info.value.param == "format"

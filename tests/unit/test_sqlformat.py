@@ -1,0 +1,80 @@
+"""The ClickHouse formatting expressions, evaluated by the embedded engine (in-process chdb on
+this session's private data dir) and compared with exports.money's Python formatting."""
+
+from __future__ import annotations
+
+import pytest
+
+from exports.money import format_minor
+from exports.warehouse import open_warehouse
+from exports.writers.sqlformat import format_column, money_major, xml_escape
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    with open_warehouse(settings, purpose="test_sqlformat", wait_seconds=120) as client:
+        yield client
+
+
+def evaluate(client, expression: str, **values) -> str:
+    """Evaluate one expression over a single row whose columns are bound server-side."""
+    columns = ", ".join(f"{{{name}:{kind}}} AS {name}" for name, (kind, _) in values.items())
+    params = {name: value for name, (_, value) in values.items()}
+    return client.query(f"SELECT {expression} FROM (SELECT {columns})", parameters=params).result_rows[0][0]
+
+
+@pytest.mark.parametrize("minor, exponent, expected", [
+    (1234, 0, "1234"), (1000, 2, "10.00"), (1234, 3, "1.234"), (-5, 2, "-0.05"), (0, 2, "0.00"),
+    (-1234, 0, "-1234"), (5, 3, "0.005"), (-100000, 3, "-100.000"), (123456789012345678, 2, "1234567890123456.78"),
+    (-9223372036854775807, 2, "-92233720368547758.07"),
+])
+def test_money_major_is_exact(client, minor, exponent, expected):
+    got = evaluate(client, money_major("m", "e"), m=("Int64", minor), e=("UInt8", exponent))
+    assert got == expected == format_minor(minor, exponent)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("=SUM(A1:A9)", "'=SUM(A1:A9)"), ("+1", "'+1"), ("-2", "'-2"), ("@cmd", "'@cmd"),
+    ("\tx", "'\tx"), ("\rx", "'\rx"), ("a=b", "a=b"), ("", ""), ("Zoë, \"q\"", "Zoë, \"q\""),
+])
+def test_formula_guard_on_strings(client, text, expected):
+    assert evaluate(client, format_column("s", "string", guard_formulas=True), s=("String", text)) == expected
+    assert evaluate(client, format_column("s", "json", guard_formulas=True), s=("String", text)) == expected
+    assert evaluate(client, format_column("s", "string", guard_formulas=False), s=("String", text)) == text
+
+
+def test_money_and_numbers_are_never_guarded(client):
+    money = format_column("m", "money", guard_formulas=True, exponent_sql="e")
+    assert evaluate(client, money, m=("Int64", -500), e=("UInt8", 2)) == "-5.00"
+    assert evaluate(client, format_column("n", "integer", guard_formulas=True), n=("Int64", -7)) == "-7"
+
+
+def test_nulls_become_empty_for_every_kind(client):
+    for kind, ch_type in [("string", "String"), ("integer", "Int64"), ("timestamp", "DateTime64(6, 'UTC')"),
+                          ("date", "Date"), ("boolean", "Bool"), ("json", "String")]:
+        expr = format_column("v", kind, guard_formulas=True)
+        assert evaluate(client, expr, v=(f"Nullable({ch_type})", None)) == "", kind
+    money = format_column("v", "money", guard_formulas=True, exponent_sql="e")
+    assert evaluate(client, money, v=("Nullable(Int64)", None), e=("UInt8", 2)) == ""
+
+
+def test_timestamps_dates_booleans(client):
+    ts = format_column("t", "timestamp", guard_formulas=True)
+    # Formatted in the column's own zone (the catalog converts to the report timezone).
+    got = client.query(f"SELECT {ts} FROM (SELECT toDateTime64('2024-03-01 15:04:05.123456', 6, 'UTC') AS u, "
+                       "toTimeZone(u, 'America/New_York') AS t)").result_rows[0][0]
+    assert got == "2024-03-01 10:04:05"
+    assert evaluate(client, format_column("d", "date", guard_formulas=True), d=("Date", "2024-02-29")) == "2024-02-29"
+    assert evaluate(client, format_column("b", "boolean", guard_formulas=True), b=("Bool", True)) == "true"
+    assert evaluate(client, format_column("b", "boolean", guard_formulas=True), b=("Bool", False)) == "false"
+
+
+def test_xml_escape_leaves_nothing_for_tsv_to_escape(client):
+    text = "a<b>&'c\"\\d\te\nf\rg\x01h é"
+    stream = client.raw_stream(f"SELECT {xml_escape('s')} FROM (SELECT {{s:String}} AS s)",
+                               parameters={"s": text}, fmt="TabSeparated")
+    try:
+        line = stream.read()
+    finally:
+        stream.close()
+    assert line == "a&lt;b&gt;&amp;&apos;c\"&#92;d&#9;e&#10;f&#13;gh é\n".encode()
