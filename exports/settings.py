@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     download_url_ttl_seconds: int = 3600
     report_retention_days: int = 7
     environment: Literal["development", "test", "production"] = "development"
+    # Per-account limits on report creation (token bucket shared by all API processes via the
+    # app database) and on how many reports may wait or run at once.
+    api_rate_per_second: float = 1.0
+    api_rate_burst: int = 30
+    max_pending_per_account: int = 100
 
     # --- reports
     max_report_span_days: int = 366

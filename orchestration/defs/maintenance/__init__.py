@@ -1,0 +1,1 @@
+"""Maintenance domain: retention of generated report files."""

@@ -1,0 +1,152 @@
+"""The request store against the real app Postgres: idempotency, scoping, pagination, state
+transitions, stuck detection, retention."""
+
+from datetime import datetime, timedelta, timezone
+import secrets
+
+import pytest
+
+from exports import db
+from exports.errors import Conflict, InvalidParameter, NotFound
+from exports.requests import retention, store
+from exports.storage import get_storage, report_key
+
+pytestmark = pytest.mark.integration
+
+
+def _account() -> str:
+    return "acct_" + secrets.token_hex(6)
+
+
+def _new(account: str, **overrides) -> store.NewRequest:
+    fields = dict(account_id=account, report_type="balance.summary",
+                  parameters={"interval_start": 1, "interval_end": 2}, format="csv")
+    fields.update(overrides)
+    return store.NewRequest(**fields)
+
+
+def test_idempotency_same_body_returns_existing_row_and_other_body_conflicts(postgres):
+    account = _account()
+    first, created = store.create(_new(account, idempotency_key="k1"), postgres)
+    again, created_again = store.create(_new(account, idempotency_key="k1"), postgres)
+    assert created and not created_again and again["id"] == first["id"]
+    with pytest.raises(Conflict) as err:
+        store.create(_new(account, idempotency_key="k1", format="xlsx"), postgres)
+    assert err.value.param == "Idempotency-Key" and first["id"] in err.value.message
+    # The key is scoped per account: another account may use the same key.
+    other, created_other = store.create(_new(_account(), idempotency_key="k1"), postgres)
+    assert created_other and other["id"] != first["id"]
+    rows, _ = store.list_requests(account, settings=postgres)
+    assert [r["id"] for r in rows] == [first["id"]]
+
+
+def test_get_and_cancel_are_scoped_to_the_account(postgres):
+    owner, stranger = _account(), _account()
+    row, _ = store.create(_new(owner), postgres)
+    assert store.get(row["id"], owner, postgres)["id"] == row["id"]
+    with pytest.raises(NotFound):
+        store.get(row["id"], stranger, postgres)
+    with pytest.raises(NotFound):
+        store.cancel(row["id"], stranger, postgres)
+    assert store.get(row["id"], owner, postgres)["status"] == "pending"
+
+
+def test_list_is_newest_first_with_cursor_pagination_and_filters(postgres):
+    account = _account()
+    ids = [store.create(_new(account, report_type="a" if i % 2 else "b"), postgres)[0]["id"]
+           for i in range(5)]
+    seen, cursor = [], None
+    while True:
+        page, has_more = store.list_requests(account, limit=2, starting_after=cursor, settings=postgres)
+        seen += [r["id"] for r in page]
+        if not has_more:
+            break
+        cursor = page[-1]["id"]
+    assert seen == list(reversed(ids))
+    only_a, _ = store.list_requests(account, report_type="a", settings=postgres)
+    assert [r["id"] for r in only_a] == [ids[3], ids[1]]
+    store.cancel(ids[0], account, postgres)
+    canceled, _ = store.list_requests(account, status="canceled", settings=postgres)
+    assert [r["id"] for r in canceled] == [ids[0]]
+    with pytest.raises(InvalidParameter) as err:
+        store.list_requests(account, status="bogus", settings=postgres)
+    assert err.value.param == "status"
+
+
+def test_claim_is_atomic_and_finished_rows_are_not_reclaimed(postgres):
+    account = _account()
+    row, _ = store.create(_new(account), postgres)
+    claimed = store.claim_for_processing(row["id"], "run-1", postgres)
+    assert claimed["status"] == "processing" and claimed["attempt_count"] == 1
+    assert store.update_progress(row["id"], 40, postgres) == "processing"
+    done = store.complete(row["id"], file_key="k", file_size_bytes=3, row_count=1, sha256="x",
+                          manifest={}, data_version=None,
+                          expires_at=datetime.now(timezone.utc), settings=postgres)
+    assert done["status"] == "completed" and done["progress"] == 100
+    assert store.claim_for_processing(row["id"], "run-2", postgres) is None
+    assert store.fail(row["id"], "late failure", postgres) is None
+    with pytest.raises(InvalidParameter):
+        store.cancel(row["id"], account, postgres)
+
+
+def test_cancel_is_seen_by_progress_updates(postgres):
+    account = _account()
+    row, _ = store.create(_new(account), postgres)
+    store.claim_for_processing(row["id"], None, postgres)
+    store.cancel(row["id"], account, postgres)
+    assert store.update_progress(row["id"], 50, postgres) == "canceled"
+    assert store.complete(row["id"], file_key="k", file_size_bytes=1, row_count=1, sha256="x",
+                          manifest={}, data_version=None, expires_at=datetime.now(timezone.utc),
+                          settings=postgres) is None
+
+
+def test_stuck_rows_are_found_and_requeued(postgres):
+    row, _ = store.create(_new(_account()), postgres)
+    store.claim_for_processing(row["id"], "dead-run", postgres)
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    assert row["id"] in [r["id"] for r in store.list_stuck(timedelta(minutes=10), later, postgres)]
+    assert row["id"] not in [r["id"] for r in store.list_stuck(timedelta(minutes=10), settings=postgres)]
+    requeued = store.requeue(row["id"], postgres)
+    assert requeued["status"] == "pending" and requeued["dagster_run_id"] is None
+    assert requeued["attempt_count"] == 1  # the next claim counts the next attempt
+
+
+def test_api_keys_store_only_a_hash_and_revocation_works(postgres):
+    account = _account()
+    secret, key_row = store.create_api_key(account, "ci", postgres)
+    assert store.account_for_key(secret, postgres) == account
+    with db.connect("app", postgres) as conn:
+        stored = conn.execute("SELECT key_hash, prefix FROM api_keys WHERE id = %s", (key_row["id"],)).fetchone()
+    assert secret not in stored[0] and secret.startswith(stored[1])
+    assert store.revoke_api_key(key_row["id"], postgres)
+    assert store.account_for_key(secret, postgres) is None
+
+
+def test_token_bucket_limits_bursts_and_refills(postgres):
+    account = _account()
+    waits = [store.take_rate_token(account, rate_per_second=0.5, burst=3, settings=postgres)
+             for _ in range(4)]
+    assert waits[:3] == [0, 0, 0]
+    assert 1.0 < waits[3] <= 2.0  # one token every 2 s
+
+
+def test_retention_deletes_files_and_keeps_metadata(postgres, tmp_path):
+    account = _account()
+    row, _ = store.create(_new(account), postgres)
+    store.claim_for_processing(row["id"], None, postgres)
+    key = report_key(account, row["created_at"], row["id"], "csv", postgres)
+    source = tmp_path / "r.csv"
+    source.write_text("id\n1\n")
+    storage = get_storage(postgres)
+    storage.put(source, key, "text/csv")
+    expires = datetime.now(timezone.utc) + timedelta(days=1)
+    store.complete(row["id"], file_key=key, file_size_bytes=5, row_count=1, sha256="abc",
+                   manifest={"row_count": 1}, data_version=None, expires_at=expires, settings=postgres)
+    assert row["id"] not in retention.expire_reports(postgres, now=expires - timedelta(seconds=1))
+    assert storage.exists(key)
+    assert row["id"] in retention.expire_reports(postgres, now=expires + timedelta(seconds=1))
+    assert not storage.exists(key)
+    after = store.get(row["id"], account, postgres)
+    assert after["status"] == "expired"
+    assert (after["row_count"], after["sha256"], after["file_size_bytes"]) == (1, "abc", 5)
+    assert after["manifest"] == {"row_count": 1}
