@@ -1,0 +1,274 @@
+"""Report templates: a saved report definition (type, default parameters, format) with an optional
+schedule (cron in an IANA timezone + a relative range such as 'yesterday') and delivery targets
+(email recipients, a webhook URL). All SQL on `report_templates` lives here.
+
+Validation raises `InvalidParameter` naming the field (e.g. "schedule_cron", "timezone",
+"email_recipients[1]", "webhook_url", "parameters.interval_end") so the API answers 400 with it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from email_validator import EmailNotValidError, validate_email
+from psycopg.types.json import Jsonb
+
+from exports import db
+from exports.errors import InvalidParameter, NotFound
+from exports.scheduling.scheduler import next_due_time
+from exports.settings import Settings, get_settings
+
+CATCH_UP_POLICIES = ("all", "latest")
+MAX_RECIPIENTS = 20
+# Fields a client may set; everything else on the row is managed by the system.
+FIELDS = ("name", "description", "report_type", "parameters", "format", "schedule_cron",
+          "timezone", "relative_range", "catch_up", "schedule_enabled", "email_recipients",
+          "webhook_url")
+# Changing any of these re-anchors the schedule at "now": due times before the change are not
+# owed under the new schedule.
+SCHEDULE_FIELDS = ("schedule_cron", "timezone", "schedule_enabled")
+
+
+def new_template_id() -> str:
+    return "rtpl_" + secrets.token_hex(12)
+
+
+# ---------------------------------------------------------------------------------- validation
+
+def validate_cron(expression: Any, param: str = "schedule_cron") -> str:
+    if not isinstance(expression, str) or not expression.strip():
+        raise InvalidParameter("schedule_cron must be a cron expression such as '0 6 * * *'", param=param)
+    expression = " ".join(expression.split())
+    # Five fields (minute hour day-of-month month day-of-week) or a macro like @daily; croniter
+    # would read a sixth field as seconds, which a report schedule has no use for.
+    if not expression.startswith("@") and len(expression.split()) != 5:
+        raise InvalidParameter(
+            f"schedule_cron {expression!r} must have 5 fields: minute hour day-of-month month "
+            "day-of-week (e.g. '0 6 * * MON')", param=param)
+    if not croniter.is_valid(expression):
+        raise InvalidParameter(f"schedule_cron {expression!r} is not a valid cron expression", param=param)
+    return expression
+
+
+def validate_timezone(name: Any, param: str = "timezone") -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidParameter("timezone must be an IANA time zone name such as 'Europe/Berlin'", param=param)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidParameter(f"timezone {name!r} is not a known IANA time zone (e.g. 'Europe/Berlin')",
+                               param=param) from None
+    return name
+
+
+def validate_email_recipients(recipients: Any, param: str = "email_recipients") -> list[str]:
+    if recipients is None:
+        return []
+    if not isinstance(recipients, list):
+        raise InvalidParameter(f"{param} must be a list of email addresses", param=param)
+    if len(recipients) > MAX_RECIPIENTS:
+        raise InvalidParameter(f"{param} accepts at most {MAX_RECIPIENTS} addresses", param=param)
+    normalized = []
+    for index, address in enumerate(recipients):
+        try:
+            if not isinstance(address, str):
+                raise EmailNotValidError("not a string")
+            normalized.append(validate_email(address, check_deliverability=False).normalized)
+        except EmailNotValidError as exc:
+            raise InvalidParameter(f"{address!r} is not a valid email address: {exc}",
+                                   param=f"{param}[{index}]") from None
+    return normalized
+
+
+def validate_webhook_url(url: Any, settings: Settings, param: str = "webhook_url") -> str | None:
+    if url is None or url == "":
+        return None
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidParameter("webhook_url must be an absolute http(s) URL", param=param)
+    if settings.environment == "production" and parts.scheme != "https":
+        raise InvalidParameter("webhook_url must use https", param=param)
+    if len(url) > 500:
+        raise InvalidParameter("webhook_url must be at most 500 characters", param=param)
+    return url
+
+
+def _validate_report(account_id: str, fields: dict[str, Any], settings: Settings, now: datetime) -> None:
+    """The report type, format and parameters must make a valid request as the scheduler will
+    build it: defaults + the relative range resolved at the next due time (or now, unscheduled)."""
+    from exports.reports.engine import validate_report_request
+    from exports.scheduling.scheduler import scheduled_parameters
+
+    when = _next_run(fields, now) or now
+    try:
+        parameters = scheduled_parameters(
+            {"default_parameters": fields["parameters"], "relative_range": fields["relative_range"],
+             "timezone": fields["timezone"]}, when)
+    except ValueError as exc:
+        raise InvalidParameter(str(exc), param="relative_range") from None
+    # The data does not have to be replicated yet: each scheduled run is validated again when it
+    # is processed. Parameter errors name the field inside `parameters` ("parameters.<name>").
+    validate_report_request(account_id, fields["report_type"], parameters, fields["format"],
+                            settings=settings, now=when, account_timezone=fields["timezone"],
+                            data_available_end=None)
+
+
+def validate_template(account_id: str, fields: dict[str, Any], settings: Settings, now: datetime) -> dict[str, Any]:
+    """Check and normalise a complete set of template fields; raise InvalidParameter naming the field."""
+    clean = dict(fields)
+    name = clean.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > 255:
+        raise InvalidParameter("name is required (at most 255 characters)", param="name")
+    for required in ("report_type", "format"):
+        if not isinstance(clean.get(required), str) or not clean[required]:
+            raise InvalidParameter(f"{required} is required", param=required)
+    if clean.get("parameters") is None:
+        clean["parameters"] = {}
+    if not isinstance(clean["parameters"], dict):
+        raise InvalidParameter("parameters must be an object", param="parameters")
+    clean["timezone"] = validate_timezone(clean.get("timezone") or "UTC")
+    if clean.get("schedule_cron") is not None or clean.get("schedule_enabled"):
+        clean["schedule_cron"] = validate_cron(clean.get("schedule_cron"))
+    clean["schedule_enabled"] = bool(clean.get("schedule_enabled", clean.get("schedule_cron") is not None))
+    clean["catch_up"] = clean.get("catch_up") or "latest"
+    if clean["catch_up"] not in CATCH_UP_POLICIES:
+        raise InvalidParameter("catch_up must be 'all' or 'latest'", param="catch_up")
+    if clean.get("relative_range") is not None and not isinstance(clean["relative_range"], str):
+        raise InvalidParameter("relative_range must be a string such as 'yesterday'", param="relative_range")
+    clean["relative_range"] = clean.get("relative_range") or None
+    if clean["relative_range"]:
+        for key in ("interval_start", "interval_end"):
+            if key in clean["parameters"]:
+                raise InvalidParameter(
+                    f"Give either relative_range or parameters.{key}, not both: each scheduled run "
+                    "covers the relative range as of its due time.", param=f"parameters.{key}")
+    clean["email_recipients"] = validate_email_recipients(clean.get("email_recipients"))
+    clean["webhook_url"] = validate_webhook_url(clean.get("webhook_url"), settings)
+    _validate_report(account_id, clean, settings, now)
+    return clean
+
+
+# ----------------------------------------------------------------------------------------- CRUD
+
+def _conn(settings: Settings):
+    return db.connect("app", settings, autocommit=True, dict_rows=True)
+
+
+def _next_run(fields: dict[str, Any], after: datetime) -> datetime | None:
+    if not fields.get("schedule_enabled") or not fields.get("schedule_cron"):
+        return None
+    return next_due_time(fields["schedule_cron"], fields["timezone"], after)
+
+
+def create_template(account_id: str, body: dict[str, Any], *, settings: Settings | None = None,
+                    now: datetime | None = None, created_by: str | None = None) -> dict:
+    settings = settings or get_settings()
+    now = now or datetime.now(UTC)
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise InvalidParameter(f"Received unknown parameter: {unknown[0]}", param=unknown[0])
+    fields = validate_template(account_id, body, settings, now)
+    with _conn(settings) as conn:
+        return conn.execute(
+            "INSERT INTO report_templates (id, account_id, name, description, report_type,"
+            " default_parameters, format, schedule_enabled, schedule_cron, timezone, relative_range,"
+            " catch_up, next_run_at, email_recipients, webhook_url, created_at, updated_at, created_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+            " RETURNING *",
+            (new_template_id(), account_id, fields["name"].strip(), fields.get("description"),
+             fields["report_type"], Jsonb(fields["parameters"]), fields["format"],
+             fields["schedule_enabled"], fields.get("schedule_cron"), fields["timezone"],
+             fields["relative_range"], fields["catch_up"], _next_run(fields, now),
+             fields["email_recipients"], fields["webhook_url"], now, now, created_by),
+        ).fetchone()
+
+
+def get_template(template_id: str, account_id: str | None = None, *,
+                 settings: Settings | None = None) -> dict:
+    """Another account's template is reported exactly like a missing one."""
+    sql = "SELECT * FROM report_templates WHERE id = %s AND enabled"
+    args: list[Any] = [template_id]
+    if account_id is not None:
+        sql += " AND account_id = %s"
+        args.append(account_id)
+    with _conn(settings or get_settings()) as conn:
+        row = conn.execute(sql, args).fetchone()
+    if row is None:
+        raise NotFound(f"No such report template: '{template_id}'", param="id")
+    return row
+
+
+def list_templates(account_id: str, *, settings: Settings | None = None) -> list[dict]:
+    with _conn(settings or get_settings()) as conn:
+        return conn.execute(
+            "SELECT * FROM report_templates WHERE account_id = %s AND enabled"
+            " ORDER BY created_at DESC, id DESC", (account_id,)).fetchall()
+
+
+def update_template(template_id: str, account_id: str, changes: dict[str, Any], *,
+                    settings: Settings | None = None, now: datetime | None = None) -> dict:
+    settings = settings or get_settings()
+    now = now or datetime.now(UTC)
+    unknown = sorted(set(changes) - set(FIELDS))
+    if unknown:
+        raise InvalidParameter(f"Received unknown parameter: {unknown[0]}", param=unknown[0])
+    current = get_template(template_id, account_id, settings=settings)
+    merged = {field: current[field] for field in FIELDS if field in current}
+    merged["parameters"] = current["default_parameters"]
+    merged.update(changes)
+    fields = validate_template(account_id, merged, settings, now)
+    schedule_changed = any(fields.get(f) != current.get(f) for f in SCHEDULE_FIELDS)
+    with _conn(settings) as conn:
+        return conn.execute(
+            "UPDATE report_templates SET name = %s, description = %s, report_type = %s,"
+            " default_parameters = %s, format = %s, schedule_enabled = %s, schedule_cron = %s,"
+            " timezone = %s, relative_range = %s, catch_up = %s, email_recipients = %s,"
+            " webhook_url = %s, updated_at = %s,"
+            # A changed schedule owes nothing before now: re-anchor and recompute the next run.
+            " last_scheduled_for = CASE WHEN %s THEN GREATEST(last_scheduled_for, %s)"
+            "   ELSE last_scheduled_for END,"
+            " next_run_at = CASE WHEN %s THEN %s ELSE next_run_at END"
+            " WHERE id = %s AND account_id = %s RETURNING *",
+            (fields["name"].strip(), fields.get("description"), fields["report_type"],
+             Jsonb(fields["parameters"]), fields["format"], fields["schedule_enabled"],
+             fields.get("schedule_cron"), fields["timezone"], fields["relative_range"],
+             fields["catch_up"], fields["email_recipients"], fields["webhook_url"], now,
+             schedule_changed, now, schedule_changed,
+             _next_run(fields, max(now, current["last_scheduled_for"] or now)),
+             template_id, account_id),
+        ).fetchone()
+
+
+def delete_template(template_id: str, account_id: str, *, settings: Settings | None = None) -> dict:
+    """Soft delete: the row stays so past requests keep their template_id; it never runs again."""
+    with _conn(settings or get_settings()) as conn:
+        row = conn.execute(
+            "UPDATE report_templates SET enabled = false, schedule_enabled = false, next_run_at = NULL,"
+            " updated_at = now() WHERE id = %s AND account_id = %s AND enabled RETURNING *",
+            (template_id, account_id)).fetchone()
+    if row is None:
+        raise NotFound(f"No such report template: '{template_id}'", param="id")
+    return row
+
+
+def to_api(row: dict) -> dict:
+    """The template as the API shows it (Stripe-style object)."""
+    def ts(value):
+        return int(value.timestamp()) if value else None
+
+    return {
+        "id": row["id"], "object": "report_template", "name": row["name"],
+        "description": row["description"], "report_type": row["report_type"],
+        "parameters": row["default_parameters"], "format": row["format"],
+        "schedule_enabled": row["schedule_enabled"], "schedule_cron": row["schedule_cron"],
+        "timezone": row["timezone"], "relative_range": row["relative_range"],
+        "catch_up": row["catch_up"], "email_recipients": list(row["email_recipients"] or []),
+        "webhook_url": row["webhook_url"], "next_run_at": ts(row["next_run_at"]),
+        "last_scheduled_for": ts(row["last_scheduled_for"]), "created": ts(row["created_at"]),
+        "updated": ts(row["updated_at"]),
+    }
