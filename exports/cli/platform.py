@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -34,10 +35,35 @@ class CurrencyTotals:
     mart_net_minor: int
     source_count: int
     mart_count: int
+    source_gross_minor: int = 0
+    mart_gross_minor: int = 0
 
     @property
     def matches(self) -> bool:
-        return self.source_net_minor == self.mart_net_minor and self.source_count == self.mart_count
+        return (self.source_net_minor, self.source_gross_minor, self.source_count) == (
+            self.mart_net_minor, self.mart_gross_minor, self.mart_count)
+
+
+@dataclass
+class SampleReport:
+    path: Path
+    report_type: str
+    account_id: str
+    row_count: int
+    byte_size: int
+    totals: str  # e.g. "net: usd 1234.56"
+
+
+# What the demo renders for its busiest account: one of each family and format, over the last
+# complete month in the account's own timezone (the way a finance team would ask for it).
+DEMO_REPORTS: tuple[tuple[str, str, dict], ...] = (
+    ("balance.summary", "pdf", {}),
+    ("balance_change_from_activity.itemized", "csv", {}),
+    ("payout_reconciliation.itemized", "xlsx", {}),
+    ("revenue.summary", "pdf", {}),
+    ("payments.itemized", "parquet", {}),
+    ("fees.summary", "csv", {}),
+)
 
 
 @dataclass
@@ -49,6 +75,7 @@ class DemoSummary:
     run_id: str | None = None
     run_succeeded: bool = False
     seconds: float = 0.0
+    reports: list[SampleReport] = field(default_factory=list)
 
     @property
     def reconciled(self) -> bool:
@@ -77,20 +104,21 @@ def run_platform_refresh(settings: Settings) -> tuple[str, bool]:
 
 def collect_summary(settings: Settings, summary: DemoSummary) -> DemoSummary:
     with db.connect("source", settings) as conn:
-        source = {row[0]: (int(row[1]), int(row[2])) for row in conn.execute(
-            "SELECT currency, count(*), sum(net) FROM balance_transactions GROUP BY currency")}
+        source = {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in conn.execute(
+            "SELECT currency, count(*), sum(net), sum(amount) FROM balance_transactions GROUP BY currency")}
     marts = settings.warehouse_marts_database
     with open_warehouse(settings, purpose="demo summary") as client:
         for table in replication.REPLICATED_TABLES:
             summary.raw_rows[table] = int(client.query(
                 f"SELECT count() FROM {replication.raw_table(table, settings)} FINAL").result_rows[0][0])
-        mart = {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in client.query(
-            f"SELECT currency, count(), sum(net_minor), any(currency_exponent) "
+        mart = {row[0]: (int(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in client.query(
+            f"SELECT currency, count(), sum(net_minor), any(currency_exponent), sum(gross_minor) "
             f"FROM `{marts}`.fct_balance_transactions GROUP BY currency").result_rows}
     for currency in sorted(set(source) | set(mart)):
-        s_count, s_net = source.get(currency, (0, 0))
-        m_count, m_net, exponent = mart.get(currency, (0, 0, 2))
-        summary.totals.append(CurrencyTotals(currency, exponent, s_net, m_net, s_count, m_count))
+        s_count, s_net, s_gross = source.get(currency, (0, 0, 0))
+        m_count, m_net, exponent, m_gross = mart.get(currency, (0, 0, 2, 0))
+        summary.totals.append(CurrencyTotals(currency, exponent, s_net, m_net, s_count, m_count,
+                                             s_gross, m_gross))
     summary.data_available_end = replication.data_available_end(settings)
     return summary
 
@@ -121,8 +149,49 @@ def run_demo(settings: Settings | None = None, *, payments: int = DEMO_PAYMENTS,
         summary.run_id, summary.run_succeeded = run_platform_refresh(settings)
     with console.status("Reconciling marts with the source…"):
         collect_summary(settings, summary)
+    if summary.run_succeeded:
+        with console.status("Rendering sample reports…"):
+            summary.reports = render_sample_reports(settings)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _busiest_account(settings: Settings) -> str:
+    with db.connect("source", settings) as conn:
+        return conn.execute("SELECT account_id FROM payments GROUP BY account_id "
+                            "ORDER BY count(*) DESC, account_id LIMIT 1").fetchone()[0]
+
+
+def render_sample_reports(settings: Settings, account_id: str | None = None) -> list[SampleReport]:
+    """Render DEMO_REPORTS for one account into <files dir>/demo/, through the same engine the
+    API and Dagster use, holding the warehouse once for all of them."""
+    from exports.reports.engine import generate_report
+
+    account_id = account_id or _busiest_account(settings)
+    out_dir = settings.files_dir / "demo" / account_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rendered = []
+    with open_warehouse(settings, purpose="demo sample reports") as client:
+        for report_type, fmt, extra in DEMO_REPORTS:
+            path = out_dir / f"{report_type}.last_month.{fmt}"
+            manifest = generate_report(account_id, report_type, {"relative_range": "last_month", **extra},
+                                       fmt, path, settings=settings, client=client)
+            # Summaries' rows are balances, flows or include total rows: no grand total to show.
+            totals = "" if not report_type.endswith(".itemized") else "; ".join(
+                f"{column}: " + ", ".join(f"{cur} {format_minor(v, _exponent(cur))}" for cur, v in sorted(per.items()))
+                for column, per in list(manifest.totals_minor.items())[:2])
+            rendered.append(SampleReport(path, report_type, account_id, manifest.row_count,
+                                         manifest.byte_size, totals))
+    return rendered
+
+
+def _exponent(currency: str) -> int:
+    from exports.money import exponent_of
+
+    try:
+        return exponent_of(currency)
+    except ValueError:
+        return 2
 
 
 def print_demo_summary(summary: DemoSummary) -> None:
@@ -132,16 +201,26 @@ def print_demo_summary(summary: DemoSummary) -> None:
     for table, count in summary.raw_rows.items():
         rows.add_row(table, f"{count:,}")
     console.print(rows)
-    totals = Table(title="Net balance per currency: marts vs source")
-    for name in ("currency", "transactions", "mart net", "source net", "match"):
+    totals = Table(title="Balance transactions per currency: marts vs source (net is ~0 once paid out)")
+    for name in ("currency", "transactions", "mart gross", "source gross", "mart net", "source net", "match"):
         totals.add_column(name, justify="right" if name != "currency" else "left")
     for t in summary.totals:
-        totals.add_row(t.currency, f"{t.mart_count:,}", format_minor(t.mart_net_minor, t.exponent),
+        totals.add_row(t.currency, f"{t.mart_count:,}", format_minor(t.mart_gross_minor, t.exponent),
+                       format_minor(t.source_gross_minor, t.exponent),
+                       format_minor(t.mart_net_minor, t.exponent),
                        format_minor(t.source_net_minor, t.exponent), "[green]yes" if t.matches else "[red]NO")
     console.print(totals)
     console.print(f"Dagster run {summary.run_id}: "
                   + ("[green]succeeded" if summary.run_succeeded else "[red]failed (see ./run ui)"))
     console.print(f"Data available up to: {summary.data_available_end}")
+    if summary.reports:
+        reports = Table(title=f"Sample reports for {summary.reports[0].account_id} (last month, account timezone)")
+        for name in ("file", "rows", "bytes", "totals (itemized)"):
+            reports.add_column(name, justify="right" if name in ("rows", "bytes") else "left")
+        for r in summary.reports:
+            reports.add_row(r.path.name, f"{r.row_count:,}", f"{r.byte_size:,}", r.totals)
+        console.print(reports)
+        console.print(f"Files in {summary.reports[0].path.parent}")
     console.print(f"Done in {summary.seconds:.0f}s. Open the Dagster UI with [bold]./run ui[/bold].")
 
 
@@ -153,7 +232,7 @@ def register(app: typer.Typer) -> None:
         """Start services, generate (or refresh) a demo platform, replicate and build the marts."""
         summary = run_demo(payments=payments, days=days, seed=seed)
         print_demo_summary(summary)
-        if not (summary.run_succeeded and summary.reconciled):
+        if not (summary.run_succeeded and summary.reconciled and summary.reports):
             raise typer.Exit(1)
 
     @app.command()

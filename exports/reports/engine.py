@@ -102,6 +102,8 @@ def build_report_query(client, validated: ValidatedReport, *,
         filters=dict(validated.filters),
         chart_label_column=report.chart_label_column if report.chart_label_column in selected else None,
         chart_value_column=report.chart_value_column if report.chart_value_column in selected else None,
+        totals_are_additive=report.totals_are_additive,
+        identity=report.identity if {report.chart_label_column, report.chart_value_column} <= selected else None,
     )
 
 

@@ -53,6 +53,14 @@ class ReportQuery:
     # For summary PDFs: which column holds the category label and which holds the value to chart.
     chart_label_column: str | None = None
     chart_value_column: str | None = None
+    # False when summing a money column over all rows means nothing (a balance summary's rows are
+    # balances and flows; category summaries carry their own `total` rows): writers then show no
+    # grand totals. The manifest still records the plain column sums, for reconciliation.
+    totals_are_additive: bool = True
+    # (result label, addend labels): per currency, the chart_value_column of the row labelled
+    # `result` must equal the sum over the addend rows, e.g. ending = starting + activity + payouts.
+    # Writers that render for people show the identity and whether it holds.
+    identity: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def money_columns(self) -> list[str]:

@@ -34,7 +34,7 @@ from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, format_c
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-CHART_MAX_BARS = 25
+CHART_MAX_BARS = 40  # a month of days fits
 NUMERIC_KINDS = ("money", "integer")
 
 
@@ -108,7 +108,8 @@ def _charts(query: ReportQuery, rows: list[tuple], chart_values: list, currencie
         group_exponent[key] = int(exponent)
     charts = []
     for key, labels in sorted(groups.items()):
-        top = sorted(labels.items(), key=lambda item: -abs(item[1]))[:CHART_MAX_BARS]
+        # The query's own order (dates stay chronological, categories in Stripe's order).
+        top = list(labels.items())[:CHART_MAX_BARS]
         exponent = group_exponent[key] if value_kind == "money" else 0
         largest = max((abs(v) for _, v in top), default=0) or 1
         label_width, value_room, bar_room, bar_height = 180, 90, 420, 14
@@ -122,7 +123,8 @@ def _charts(query: ReportQuery, rows: list[tuple], chart_values: list, currencie
             bars.append({"label": label[:40], "y": i * bar_height, "x": round(x, 2),
                          "width": round(width, 2), "negative": negative,
                          "value": format_minor(value, exponent),
-                         "value_x": round(x - 3 if negative else x + width + 3, 2)})
+                         # Right of the axis for negative bars too: left of the bar is the labels.
+                         "value_x": round(axis_x + 3 if negative else x + width + 3, 2)})
         caption = f"{query.chart_value_column} by {query.chart_label_column}"
         if key:
             caption += f" ({key.upper()})"
@@ -131,6 +133,31 @@ def _charts(query: ReportQuery, rows: list[tuple], chart_values: list, currencie
                        "width": label_width + bar_room + value_room,
                        "height": max(len(bars), 1) * bar_height})
     return charts
+
+
+def _identity_checks(query: ReportQuery, rows: list[tuple], values: list, currencies: list,
+                     exponents: list) -> list[dict]:
+    """Per currency, does `result = sum(addends)` hold over the chart value column?"""
+    if query.identity is None or query.chart_label_column is None:
+        return []
+    result_label, addend_labels = query.identity
+    label_index = [c.name for c in query.columns].index(query.chart_label_column)
+    by_currency: dict[str, dict[str, int]] = {}
+    exponent_of: dict[str, int] = {}
+    for row, value, currency, exponent in zip(rows, values, currencies, exponents):
+        if value is not None:
+            by_currency.setdefault(currency, {})[row[label_index]] = int(value)
+            exponent_of[currency] = int(exponent)
+    checks = []
+    for currency, values_by_label in sorted(by_currency.items()):
+        exponent = exponent_of[currency]
+        result = values_by_label.get(result_label, 0)
+        addends = [(label, values_by_label.get(label, 0)) for label in addend_labels]
+        text = f"{result_label} {format_minor(result, exponent)} = " + " + ".join(
+            f"{label} {format_minor(value, exponent)}" for label, value in addends)
+        checks.append({"currency": currency.upper(), "text": text,
+                       "holds": result == sum(v for _, v in addends)})
+    return checks
 
 
 def _render_summary(client: Client, query: ReportQuery, facts: QueryFacts, tmp: Path) -> int:
@@ -154,7 +181,8 @@ def _render_summary(client: Client, query: ReportQuery, facts: QueryFacts, tmp: 
         title=query.title, account=_account(query), period=_period(query),
         timezone=query.timezone,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        totals=_totals_lines(facts),
+        totals=_totals_lines(facts) if query.totals_are_additive else None,
+        checks=_identity_checks(query, rows, chart_values, currencies, exponents),
         charts=_charts(query, rows, chart_values, currencies, exponents),
         table_caption=f"{len(rows):,} rows",
         columns=[{"name": c.name, "numeric": c.kind in NUMERIC_KINDS} for c in query.columns],

@@ -82,7 +82,13 @@ def test_metrics_reflect_the_app_database(postgres, api_server):
         conn.execute("INSERT INTO replication_watermarks (table_name, watermark, rows_pulled) "
                      "VALUES (%s, now() - interval '2 hours', 5)", (table,))
 
-    after = _scrape(api_server.base_url)
+    try:
+        after = _scrape(api_server.base_url)
+    finally:
+        # The app database is shared by the session: a fake table's watermark must not outlive
+        # the scrape (data_available_end and the replication tests read every watermark).
+        with db.connect("app", settings, autocommit=True) as conn:
+            conn.execute("DELETE FROM replication_watermarks WHERE table_name = %s", (table,))
 
     def delta(name: str, **labels) -> float:
         return _value(after, name, **labels) - _value(before, name, **labels)

@@ -524,3 +524,21 @@ def test_every_type_runs_on_the_dbt_built_demo_marts(demo_platform):
         rows = client.query(query.sql, parameters=query.parameters).result_rows
     got = {(r[0], r[1]): r[5] for r in rows if r[0] != "total"}
     assert got == expected
+
+
+def test_balance_summary_pdf_shows_the_identity_and_no_meaningless_grand_total(platform, client, tmp_path):
+    """A balance summary's rows are balances and flows: the PDF states ending = starting +
+    activity + payouts per currency (and that it holds) instead of summing the rows."""
+    import subprocess
+
+    from exports.reports.engine import generate_report
+
+    out = tmp_path / "balance.pdf"
+    generate_report("acct_tokyo", "balance.summary", MARCH, "pdf", out, client=client, now=NOW,
+                    settings=platform)
+    text = subprocess.run(["pdftotext", "-layout", str(out), "-"], check=True, capture_output=True,
+                          text=True).stdout
+    assert "Check" in text and "Totals" not in text
+    identity_lines = [line for line in text.splitlines() if "ending_balance" in line and "=" in line]
+    assert identity_lines and all("holds" in line for line in identity_lines)
+    assert "DOES NOT HOLD" not in text

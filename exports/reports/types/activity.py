@@ -168,6 +168,7 @@ REPORT_TYPES = (
                     "category and currency, with a total row per currency.",
         shape="summary",
         columns=SUMMARY_COLUMNS,
+        totals_are_additive=False,  # the rows include a `total` per currency
         build=_summary,
         filters=frozenset({"currency", "reporting_category"}),
         chart_label_column="reporting_category",

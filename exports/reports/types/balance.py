@@ -99,6 +99,8 @@ REPORT_TYPES = (
         filters=frozenset({"currency"}),
         chart_label_column="category",
         chart_value_column="net_amount",
+        totals_are_additive=False,
+        identity=("ending_balance", ("starting_balance", "activity", "payouts")),
     ),
     ReportType(
         id="ending_balance_reconciliation.summary",
@@ -107,6 +109,7 @@ REPORT_TYPES = (
                     "then, by reporting category and currency: what the ending balance is made of.",
         shape="summary",
         columns=SUMMARY_COLUMNS,
+        totals_are_additive=False,  # the rows include a `total` per currency
         build=_ending_balance_reconciliation,
         filters=frozenset({"currency"}),
         interval="end_only",

@@ -77,6 +77,8 @@ class ReportType:
     statuses: tuple[str, ...] = ()
     chart_label_column: str | None = None
     chart_value_column: str | None = None
+    totals_are_additive: bool = True  # see ReportQuery
+    identity: tuple[str, tuple[str, ...]] | None = None  # see ReportQuery
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -92,6 +92,7 @@ REPORT_TYPES = (
                     "reporting category and currency.",
         shape="summary",
         columns=SUMMARY_COLUMNS,
+        totals_are_additive=False,  # the rows include a `total` per currency
         build=_summary,
         filters=_FILTERS,
         reporting_categories=PAYOUT_CATEGORIES,
