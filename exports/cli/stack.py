@@ -87,5 +87,16 @@ def ui(host: str = typer.Option("127.0.0.1", help="Interface for the webserver."
         signal.signal(signal.SIGTERM, previous_term)
 
 
+def validate(workspace: Path = typer.Option(REPO_ROOT / "workspace.yaml", help="Dagster workspace file.")
+             ) -> None:
+    """`dagster definitions validate` on this project's instance (env prepared like `ui`)."""
+    from exports.dagster_home import prepare_dagster_home
+
+    env = {**os.environ, **prepare_dagster_home()}
+    command = [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", str(workspace)]
+    raise typer.Exit(subprocess.run(command, cwd=REPO_ROOT, env=env).returncode)
+
+
 def register(app: typer.Typer) -> None:
     app.command("ui")(ui)
+    app.command("validate")(validate)
