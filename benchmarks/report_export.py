@@ -6,6 +6,9 @@ Builds a deterministic payments-like table (numbers()-based) in a private chdb d
 every export in its own subprocess (one chdb opener at a time; peak RSS = the child's ru_maxrss):
   1. ClickHouse `SELECT … INTO OUTFILE … FORMAT CSVWithNames` of the typed query (baseline)
   2. our CSV export, Stripe formatting included                 goal <= 1.3x (1), RSS < 500 MB
+     (on chdb: ClickHouse writes into a named pipe, a reader thread hashes and writes), then
+     "CSV transport only" lines that split its cost: no shape/totals queries, with and without
+     sha256, and the raw_stream transport a ClickHouse server uses, for comparison
   3. naive design: Postgres server-side cursor + csv.writer     goal: (2) >= 8x faster than (3)
      (measured on --naive-rows in the embedded Postgres and scaled linearly to --rows)
   4. 1M-row XLSX, ours vs xlsxwriter constant_memory            goal <= 15 s, RSS < 500 MB
@@ -106,6 +109,8 @@ def child(task: str, args: dict) -> dict:
             client.command(f"SELECT * EXCEPT (_currency, _exponent) FROM ({sql}) "
                            f"INTO OUTFILE '{out}' FORMAT CSVWithNames")
             return {}
+        if task == "csv_transport":
+            return csv_transport(client, args)
         if task == "xlsxwriter":
             return xlsxwriter_baseline(client, args)
         from exports.writers import write_report
@@ -117,6 +122,23 @@ def child(task: str, args: dict) -> dict:
     finally:
         client.close()
     raise ValueError(task)
+
+
+def csv_transport(client, args: dict) -> dict:
+    """Only the CSV rows' way from the engine to the file: no shape/totals queries (the facts are
+    built from the known columns), sha256 only if asked."""
+    from exports.writers.csv_writer import (CsvBody, copy_through_pipe, copy_through_stream,
+                                            formatted_select)
+    from exports.writers.manifest import HashingFile, Progress, QueryFacts
+
+    query = report_query(args.get("limit"))
+    facts = QueryFacts(tuple(c.name for c in query.columns), (), 0, {}, {})
+    sql = formatted_select(query, facts, guard_formulas=True)
+    copy = copy_through_pipe if args["transport"] == "pipe" else copy_through_stream
+    with (HashingFile(Path(args["out"])) if args["sha256"] else open(args["out"], "wb")) as sink:
+        body = CsvBody(sink, gzip=False, progress=Progress(None), row_count=0)
+        copy(client, sql, query.parameters, body)
+    return {"bytes": Path(args["out"]).stat().st_size}
 
 
 def xlsxwriter_baseline(client, args: dict) -> dict:
@@ -174,6 +196,9 @@ def naive_postgres(args: dict) -> dict:
 
 def run_child(task: str, **args) -> dict:
     """Run one task in a fresh interpreter; return its result + wall time + peak RSS (MB)."""
+    # Flush the previous child's dirty pages first (these tasks write GBs): otherwise a child pays
+    # for its predecessor's disk writeback, which was measured to swing CSV timings by 2x.
+    os.sync()
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", task, json.dumps(args)],
                           capture_output=True, text=True)
@@ -239,6 +264,7 @@ def main() -> None:
     parser.add_argument("--split-rows", type=int, default=1_048_600)
     parser.add_argument("--work", type=Path, default=Path("/tmp/writers-bench"))
     parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--csv-only", action="store_true", help="stop after the CSV lines (0-2)")
     opts = parser.parse_args()
     work = opts.work
     work.mkdir(parents=True, exist_ok=True)
@@ -260,8 +286,18 @@ def main() -> None:
     note("1. INTO OUTFILE CSVWithNames (baseline)", f"{base['seconds']:.2f}s rss {base['rss_mb']:.0f}MB")
     ours = run_child("export", chdb=chdb, fmt="csv", out=str(work / "ours.csv"))
     ratio = ours["seconds"] / base["seconds"]
-    note("2. our CSV export", f"{ours['seconds']:.2f}s rss {ours['rss_mb']:.0f}MB, {ratio:.2f}x baseline",
+    note("2. our CSV export (chdb: named pipe)", f"{ours['seconds']:.2f}s rss {ours['rss_mb']:.0f}MB, {ratio:.2f}x baseline",
          f"goal <=1.3x & <500MB: {'MET' if ratio <= 1.3 and ours['rss_mb'] < 500 else 'NOT MET'}")
+    for transport, sha256, label in (("pipe", True, "pipe + sha256"), ("pipe", False, "pipe, no sha256"),
+                                     ("stream", True, "raw_stream + sha256 (server path)")):
+        part = run_child("csv_transport", chdb=chdb, transport=transport, sha256=sha256,
+                         out=str(work / f"transport-{transport}.csv"))
+        note(f"   CSV transport only: {label}",
+             f"{part['seconds']:.2f}s, {part['seconds'] / base['seconds']:.2f}x baseline",
+             f"{part['bytes'] / part['seconds'] / 1e6:.0f} MB/s, no shape/totals queries")
+
+    if opts.csv_only:
+        return
 
     url, pg_settings = load_postgres(chdb, work, opts.naive_rows)
     try:

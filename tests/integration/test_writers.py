@@ -12,6 +12,8 @@ import io
 import re
 import shutil
 import subprocess
+import tempfile
+import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +23,7 @@ import openpyxl
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from exports.errors import InvalidParameter, ReportTooLarge
 from exports.money import format_minor, parse_major
@@ -28,6 +31,8 @@ from exports.reports.query import Column, ReportQuery
 from exports.settings import Settings
 from exports.warehouse import open_warehouse
 from exports.writers import write_report
+from exports.writers.csv_writer import default_transport, write_csv
+from exports.writers.manifest import PROGRESS_ROW_STEP, Progress, inspect_query
 
 pytestmark = pytest.mark.integration
 
@@ -324,3 +329,99 @@ def test_bad_format_names_the_parameter(client, tmp_path):
     with pytest.raises(InvalidParameter) as info:
         write_report(client, itemized_query(), "docx", tmp_path / "r.docx")
     assert info.value.param == "format"
+
+
+# ------------------------------------------------------------------ CSV transports
+# On chdb the CSV writer lets ClickHouse write into a named pipe ("pipe"); a ClickHouse server
+# is read with raw_stream ("stream"). Both must write the same file and fail the same way.
+
+def export_csv(client, query: ReportQuery, out: Path, transport: str, *, progress=None,
+               gzip: bool = False):
+    return write_csv(client, query, inspect_query(client, query), out, progress=Progress(progress),
+                     gzip=gzip, money_format="major", transport=transport)
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch) -> Path:
+    """Where the writer's FIFO dirs go, so a test can see that none are left behind."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(directory))
+    return directory
+
+
+def pipe_readers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "csv-pipe-reader"]
+
+
+def test_csv_transports_write_identical_files(client, tmp_path, private_tmp):
+    assert default_transport(client) == "pipe"  # so every CSV test above runs the pipe path
+    outputs = {}
+    for transport in ("pipe", "stream"):
+        out = tmp_path / f"{transport}.csv"
+        manifest = export_csv(client, itemized_query(), out, transport)
+        assert_digest(out, manifest)
+        zipped = tmp_path / f"{transport}.csv.gz"
+        zipped_manifest = export_csv(client, itemized_query(), zipped, transport, gzip=True)
+        assert_digest(zipped, zipped_manifest)
+        assert gzip.decompress(zipped.read_bytes()) == out.read_bytes()
+        outputs[transport] = (out.read_bytes(), manifest)
+    (pipe_bytes, pipe_manifest), (stream_bytes, stream_manifest) = outputs["pipe"], outputs["stream"]
+    assert pipe_bytes == stream_bytes
+    assert dataclasses.replace(pipe_manifest, file_name="") == dataclasses.replace(
+        stream_manifest, file_name="")
+    quoted_newlines = sum("\n" in (r["description"] or "") for r in ROWS)
+    assert quoted_newlines and pipe_bytes.count(b"\n") == 1 + N_ROWS + quoted_newlines
+    assert not list(private_tmp.iterdir()) and not pipe_readers()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("transport", ["pipe", "stream"])
+@pytest.mark.parametrize("failure, message", [
+    ("if(throwIf(quantity = 5, 'boom') = 0, id, id)", "boom"),  # fails while rows are produced
+    ("no_such_column", "no_such_column"),  # fails before ClickHouse opens the output
+])
+def test_csv_query_failure_leaves_nothing(client, tmp_path, private_tmp, transport, failure, message):
+    query = itemized_query()
+    failing = dataclasses.replace(query, sql=query.sql.replace("SELECT id,", f"SELECT {failure} AS id,"))
+    facts = inspect_query(client, query)  # the shape check passes; the export query fails
+    out = tmp_path / "r.csv"
+    with pytest.raises(DatabaseError, match=message):
+        write_csv(client, failing, facts, out, progress=Progress(None), gzip=False,
+                  money_format="major", transport=transport)
+    assert [p.name for p in tmp_path.iterdir()] == ["tmp"]
+    assert not list(private_tmp.iterdir()) and not pipe_readers()
+    assert client.query("SELECT 1").result_rows == [(1,)]
+
+
+class ExportCancelled(Exception):
+    pass
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("transport", ["pipe", "stream"])
+def test_csv_progress_callback_error_aborts_export(client, tmp_path, private_tmp, transport):
+    # More rows than PROGRESS_ROW_STEP, so the callback runs while rows are still streaming.
+    rows = PROGRESS_ROW_STEP * 4
+    query = itemized_query(
+        columns=(Column("id", "string"), Column("amount", "money"), Column("currency", "string")),
+        sql=("SELECT toString(number) AS id, toInt64(number) AS amount, 'usd' AS currency, "
+             "'usd' AS _currency, toUInt8(2) AS _exponent FROM numbers({n:UInt64})"),
+        parameters={"n": rows})
+    seen: list[int] = []
+
+    def cancel(written: int) -> None:
+        seen.append(written)
+        raise ExportCancelled(f"cancelled at {written}")
+
+    out = tmp_path / "r.csv"
+    with pytest.raises(ExportCancelled):
+        export_csv(client, query, out, transport, progress=cancel)
+    assert len(seen) == 1 and 0 < seen[0] < rows
+    assert [p.name for p in tmp_path.iterdir()] == ["tmp"]
+    assert not list(private_tmp.iterdir()) and not pipe_readers()
+    # The engine finished (or dropped) the query: the client serves the next one.
+    manifest = export_csv(client, query, out, transport, progress=seen.append)
+    assert manifest.row_count == rows and seen[-1] == rows
+    assert manifest.totals_minor == {"amount": {"usd": rows * (rows - 1) // 2}}
+    assert out.read_bytes().count(b"\n") == rows + 1
