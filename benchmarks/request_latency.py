@@ -80,7 +80,9 @@ def main() -> None:
     baseline_s = statistics.median(baseline)
 
     env = {**os.environ, **prepare_dagster_home(settings)}
-    daemon = subprocess.Popen(["dagster-daemon", "run", "-m", "orchestration.definitions"], env=env,
+    repo = Path(__file__).resolve().parent.parent
+    daemon = subprocess.Popen([sys.executable, "-m", "orchestration.daemon", "run", "-w",
+                               str(repo / "workspace.yaml")], cwd=repo, env=env,
                               stdout=open(state / "daemon.log", "wb"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     api_proc, base_url = start_api({}, str(state / "api.log"))

@@ -27,11 +27,6 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 DBT_LAUNCHER = DBT_PROJECT_DIR / "chdb_dbt.py"
 
 
-def warehouse_tags(settings: Settings | None = None) -> dict[str, str]:
-    """Run tags for jobs that open the warehouse; dagster.yaml runs warehouse=embedded one at a time."""
-    settings = settings or get_settings()
-    return {"warehouse": "embedded" if settings.warehouse_is_embedded else "server"}
-
 
 class WarehouseResource(dg.ConfigurableResource):
     """The ClickHouse warehouse; open it late, close it early."""

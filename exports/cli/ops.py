@@ -108,7 +108,7 @@ def backfill_launch_command(start: str, end: str, settings=None) -> list[str]:
     }
     dagster = Path(sys.executable).parent / "dagster"
     return [str(dagster), "job", "launch", "-w", str(REPO_ROOT / "workspace.yaml"),
-            "-j", "platform_refresh", "--tags", json.dumps(tags)]
+            "-l", "platform", "-j", "platform_refresh", "--tags", json.dumps(tags)]
 
 
 @app.command()

@@ -40,7 +40,9 @@ def _stop(processes: list[subprocess.Popen]) -> None:
 def ui_commands(host: str, port: int, workspace: Path) -> dict[str, list[str]]:
     bin_dir = Path(sys.executable).parent
     return {
-        "dagster-daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", str(workspace)],
+        # The project's daemon entry point: Dagster's daemon with a 1 s sensor loop (see
+        # orchestration/daemon.py); the on-demand latency depends on it.
+        "dagster-daemon": [sys.executable, "-m", "orchestration.daemon", "run", "-w", str(workspace)],
         "dagster-webserver": [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port),
                               "-w", str(workspace)],
     }

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from exports.requests import store
+from exports.settings import REPO_ROOT
 from exports.requests.processing import process_request
 from exports.storage import get_storage
 
@@ -71,7 +72,8 @@ def dagster_daemon(demo_platform, tmp_path_factory):
     env = {**os.environ, **prepare_dagster_home(demo_platform.settings)}
     log_path = tmp_path_factory.mktemp("daemon") / "daemon.log"
     log = open(log_path, "wb")
-    proc = subprocess.Popen(["dagster-daemon", "run", "-m", "orchestration.definitions"],
+    proc = subprocess.Popen([sys.executable, "-m", "orchestration.daemon", "run", "-w",
+                             str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT,
                             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     yield proc, log_path
     os.killpg(proc.pid, signal.SIGTERM)

@@ -42,8 +42,8 @@ def _service_env(service: dict) -> dict[str, str]:
 
 
 def test_expected_services_are_there():
-    assert {"postgres", "clickhouse", "s3", "smtp", "code-location", "dagster-webserver",
-            "dagster-daemon", "api"} <= set(SERVICES)
+    assert {"postgres", "clickhouse", "s3", "smtp", "code-platform", "code-reports",
+            "dagster-webserver", "dagster-daemon", "api"} <= set(SERVICES)
 
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
@@ -85,7 +85,7 @@ def test_every_payreports_service_gets_external_services_configured():
 def test_dagster_yaml_env_vars_are_provided():
     needed = set(re.findall(r"env:\s*(DAGSTER_[A-Z_]+)", (REPO_ROOT / "dagster.yaml").read_text()))
     assert needed
-    for name in ("code-location", "dagster-webserver", "dagster-daemon"):
+    for name in ("code-platform", "code-reports", "dagster-webserver", "dagster-daemon"):
         assert needed <= set(_service_env(SERVICES[name])), name
 
 
@@ -144,9 +144,15 @@ def test_mounted_and_referenced_files_exist():
     assert prometheus["rule_files"] == ["/etc/prometheus/alerts.yml"]
     assert prometheus["scrape_configs"][0]["static_configs"][0]["targets"] == ["api:8000"]
     workspace = yaml.safe_load((REPO_ROOT / "workspace.production.yaml").read_text())
-    grpc = workspace["load_from"][0]["grpc_server"]
-    code_location_command = SERVICES["code-location"]["command"]
-    assert grpc["host"] == "code-location" and str(grpc["port"]) in code_location_command
+    local = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
+    local_modules = {entry["python_module"]["location_name"]: entry["python_module"]["module_name"]
+                     for entry in local["load_from"]}
+    grpc_servers = [entry["grpc_server"] for entry in workspace["load_from"]]
+    # Production serves exactly the locations the local workspace loads, each from its module.
+    assert {g["location_name"] for g in grpc_servers} == set(local_modules)
+    for grpc in grpc_servers:
+        command = SERVICES[grpc["host"]]["command"]
+        assert str(grpc["port"]) in command and local_modules[grpc["location_name"]] in command
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ import dagster as dg
 
 from orchestration.defs.platform.dbt import platform_dbt_assets
 from orchestration.defs.platform.replication import REPLICATION_GROUP
-from orchestration.resources import warehouse_tags
+from orchestration.tags import warehouse_tags
 
 platform_refresh = dg.define_asset_job(
     name="platform_refresh",

@@ -9,7 +9,7 @@ from exports.requests import store
 from exports.requests.processing import MAX_ATTEMPTS, STALE_AFTER_SECONDS, internal_error_message
 from exports.settings import get_settings
 from orchestration.defs.reports.jobs import report_job
-from orchestration.resources import warehouse_tags
+from orchestration.tags import warehouse_tags
 
 REQUEST_TAG = "report_request_id"
 PENDING_BATCH = 100
