@@ -10,6 +10,8 @@ beside `out_path` and renames it into place only when complete.
 
 from __future__ import annotations
 
+import importlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -43,7 +45,12 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
         raise InvalidParameter("gzip compression is only available for CSV.", param="compression")
     settings = settings or get_settings()
     out_path = Path(out_path)
+    # A summary PDF is a few seconds end to end, ~1 s of which is importing weasyprint; import it
+    # while the engine runs the shape/totals queries (chdb and HTTP calls release the GIL).
+    preload = _preload("weasyprint", "jinja2") if fmt == "pdf" and query.shape == "summary" else None
     facts = inspect_query(client, query)
+    if preload is not None:
+        preload.join()
     tracker = Progress(progress)
     if fmt == "csv":
         from exports.writers.csv_writer import write_csv
@@ -61,6 +68,19 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
                              money_format=money_format)
     from exports.writers.pdf_writer import write_pdf
     return write_pdf(client, query, facts, out_path, progress=tracker, settings=settings)
+
+
+def _preload(*modules: str) -> threading.Thread:
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the renderer imports it again and reports the real error
+                return
+
+    thread = threading.Thread(target=run, name="preload-" + "-".join(modules), daemon=True)
+    thread.start()
+    return thread
 
 
 __all__ = ["FORMATS", "FILE_SUFFIXES", "write_report"]
