@@ -15,9 +15,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from exports.errors import ReportingError
+from exports.logging import log_context
 from exports.requests import store
 from exports.settings import Settings, get_settings
 from exports.storage import CONTENT_TYPES, extension_for, get_storage, report_key
+
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +113,17 @@ def process_request(request_id: str, settings: Settings | None = None, *, run_id
     """Generate, store and record one request; return its final status.
 
     Re-raises unexpected errors while attempts remain (so the orchestrator retries the run);
-    on the last attempt the row is failed with a message and the status is returned."""
+    on the last attempt the row is failed with a message and the status is returned.
+    Every log line of the report's life carries its report_id and run_id."""
+    with log_context(report_id=request_id, run_id=run_id):
+        log.info("processing report request")
+        status = _process_request(request_id, settings, run_id=run_id, max_attempts=max_attempts)
+        log.info("report request finished with status %s", status)
+        return status
+
+
+def _process_request(request_id: str, settings: Settings | None, *, run_id: str | None,
+                     max_attempts: int) -> str:
     settings = settings or get_settings()
     row = store.claim_for_processing(request_id, run_id, settings)
     if row is None:  # finished, canceled or expired: a duplicate or late retry is harmless

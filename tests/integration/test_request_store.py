@@ -150,3 +150,32 @@ def test_retention_deletes_files_and_keeps_metadata(postgres, tmp_path):
     assert after["status"] == "expired"
     assert (after["row_count"], after["sha256"], after["file_size_bytes"]) == (1, "abc", 5)
     assert after["manifest"] == {"row_count": 1}
+
+
+def test_every_log_line_of_a_report_carries_its_report_and_run_ids(postgres):
+    """Operators grep one report's life by its id: processing binds report_id and run_id to
+    every line logged inside it (exports/logging.py)."""
+    import logging
+
+    from exports.logging import ContextFilter
+    from exports.requests.processing import process_request
+
+    records: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect()
+    handler.addFilter(ContextFilter())
+    logger = logging.getLogger("exports.requests.processing")
+    logger.addHandler(handler)
+    previous_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        assert process_request("rpt_does_not_exist", postgres, run_id="run-123") == "missing"
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+    assert len(records) >= 2
+    assert all(r.report_id == "rpt_does_not_exist" and r.run_id == "run-123" for r in records)

@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from exports.logging import configure_logging
 from exports.requests.processing import MAX_ATTEMPTS, process_request
 
 
@@ -12,6 +13,7 @@ class ReportRequestConfig(dg.Config):
 
 @dg.op(description="Generate, store and record one report request; notify its recipients.")
 def process_report_request(context: dg.OpExecutionContext, config: ReportRequestConfig) -> str:
+    configure_logging()  # JSON lines in production, each carrying report_id and run_id
     status = process_request(config.request_id, run_id=context.run_id)
     context.log.info(f"report request {config.request_id}: {status}")
     return status
