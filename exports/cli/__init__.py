@@ -30,12 +30,7 @@ _COMMAND_MODULES: dict[str, str | None] = {
 
 def _register() -> None:
     for module_name, group in _COMMAND_MODULES.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # family not built yet
-                continue
-            raise
+        module = importlib.import_module(module_name)
         if group is None:
             module.register(app)
         else:

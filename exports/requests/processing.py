@@ -14,8 +14,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from exports.delivery import notify_report_finished
 from exports.errors import ReportingError
 from exports.logging import log_context
+from exports.replication import data_available_end
 from exports.requests import store
 from exports.settings import Settings, get_settings
 from exports.storage import CONTENT_TYPES, extension_for, get_storage, report_key
@@ -41,24 +43,8 @@ def internal_error_message(run_id: str | None) -> str:
             f"(ref {run_id or 'no-run'})")
 
 
-def _data_version(settings: Settings) -> datetime | None:
-    try:
-        from exports.replication import data_available_end
-    except ModuleNotFoundError as exc:
-        if exc.name == "exports.replication":
-            return None
-        raise
-    return data_available_end(settings)
-
-
 def notify_finished(request_id: str, settings: Settings) -> None:
     """Deliveries must never make a request fail: log and carry on."""
-    try:
-        from exports.delivery import notify_report_finished
-    except ModuleNotFoundError as exc:
-        if exc.name == "exports.delivery":
-            return
-        raise
     try:
         notify_report_finished(request_id, settings=settings)
     except Exception:  # noqa: BLE001 — delivery has its own retries; the report is done
@@ -133,7 +119,7 @@ def _process_request(request_id: str, settings: Settings | None, *, run_id: str 
 
     progress = _ProgressReporter(request_id, settings, None)
     try:
-        data_version = _data_version(settings)
+        data_version = data_available_end(settings)  # the watermark this report is computed at
         with progress, tempfile.TemporaryDirectory(prefix=f"{request_id}-") as tmp:
             out_path = Path(tmp) / f"{request_id}.{extension_for(row['format'])}"
             manifest = generate_report(row["account_id"], row["report_type"], row["parameters"],
