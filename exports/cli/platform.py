@@ -178,20 +178,12 @@ def render_sample_reports(settings: Settings, account_id: str | None = None) -> 
                                        fmt, path, settings=settings, client=client)
             # Summaries' rows are balances, flows or include total rows: no grand total to show.
             totals = "" if not report_type.endswith(".itemized") else "; ".join(
-                f"{column}: " + ", ".join(f"{cur} {format_minor(v, _exponent(cur))}" for cur, v in sorted(per.items()))
+                f"{column}: " + ", ".join(f"{cur} {format_minor(v, manifest.currency_exponents[cur])}"
+                                          for cur, v in sorted(per.items()))
                 for column, per in list(manifest.totals_minor.items())[:2])
             rendered.append(SampleReport(path, report_type, account_id, manifest.row_count,
                                          manifest.byte_size, totals))
     return rendered
-
-
-def _exponent(currency: str) -> int:
-    from exports.money import exponent_of
-
-    try:
-        return exponent_of(currency)
-    except ValueError:
-        return 2
 
 
 def print_demo_summary(summary: DemoSummary) -> None:

@@ -82,6 +82,9 @@ class Manifest:
     columns: list[str]
     compressed: str | None = None  # "gzip" when the CSV is gzipped
     sheets: int | None = None  # XLSX: number of data sheets
+    # currency -> minor-unit exponent, for every currency in totals_minor (from the rows themselves),
+    # so a caller can format the totals without a currency table of its own.
+    currency_exponents: dict[str, int] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,5 +92,6 @@ class Manifest:
             "report_type": self.report_type, "format": self.format, "file_name": self.file_name,
             "row_count": self.row_count, "byte_size": self.byte_size, "sha256": self.sha256,
             "totals_minor": self.totals_minor, "columns": self.columns,
-            "compressed": self.compressed, "sheets": self.sheets, **({"extra": self.extra} if self.extra else {}),
+            "compressed": self.compressed, "sheets": self.sheets,
+            "currency_exponents": self.currency_exponents, **({"extra": self.extra} if self.extra else {}),
         }

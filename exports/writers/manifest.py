@@ -161,7 +161,7 @@ def build_manifest(query: ReportQuery, fmt: str, out_path: Path, facts: QueryFac
         row_count=facts.row_count if row_count is None else row_count,
         byte_size=byte_size, sha256=sha256, totals_minor=facts.totals_minor,
         columns=columns if columns is not None else [c.name for c in query.columns],
-        compressed=compressed, sheets=sheets,
+        compressed=compressed, sheets=sheets, currency_exponents=dict(facts.exponents),
         extra={"timezone": query.timezone, "account_id": query.account_id, **(extra or {})},
     )
 

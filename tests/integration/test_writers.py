@@ -150,6 +150,7 @@ def test_csv_round_trips_exactly(client, tmp_path):
     assert records[1:] == [expected_csv_row(r) for r in ROWS]
     assert manifest.row_count == N_ROWS and calls[-1] == N_ROWS
     assert manifest.totals_minor == expected_totals()
+    assert manifest.currency_exponents == EXPONENTS  # read from the rows, for formatting totals
     for col in ("amount", "fee"):
         assert sum_major((r[9], r[3 if col == "amount" else 4]) for r in records[1:]) == manifest.totals_minor[col]
     # An independent parser agrees on shape and the money text (no float conversion).
