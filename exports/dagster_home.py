@@ -19,8 +19,9 @@ def dagster_env(settings: Settings | None = None) -> dict[str, str]:
     return {
         "DAGSTER_HOME": str(settings.dagster_home),
         "DAGSTER_PG_URL": db.database_url("dagster", settings),
-        # Embedded warehouse runs are serialized by the tag limit, so two slots suffice on 2 cores.
-        "DAGSTER_MAX_CONCURRENT_RUNS": os.environ.get("DAGSTER_MAX_CONCURRENT_RUNS", "2"),
+        # Three slots on 2 cores: report runs spend most of their life starting up, and their
+        # warehouse part is serialized by its lock anyway (orchestration/tags.py).
+        "DAGSTER_MAX_CONCURRENT_RUNS": os.environ.get("DAGSTER_MAX_CONCURRENT_RUNS", "3"),
         "PAYREPORTS_STATE_DIR": str(settings.state_dir),
         "PAYREPORTS_EMBEDDED_POSTGRES_PORT": str(settings.embedded_postgres_port),
     }

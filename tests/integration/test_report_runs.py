@@ -83,6 +83,21 @@ def dagster_daemon(demo_platform, tmp_path_factory):
     log.close()
 
 
+def _run_worker_pid(instance, run_id: str) -> int | None:
+    """The pid of the process executing the run, as its run worker reported it in the event log
+    ("Started process for run (pid: N)."), whichever launcher started it."""
+    import re
+
+    from dagster import DagsterEventType
+
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.ENGINE_EVENT).records
+    for record in records:
+        match = re.search(r"Started process for run \(pid: (\d+)\)", record.event_log_entry.message or "")
+        if match:
+            return int(match.group(1))
+    return None
+
+
 def _wait_for(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -143,19 +158,23 @@ def test_killed_run_ends_completed_or_failed_never_stuck(demo_platform, dagster_
         account_id=account, report_type="balance_change_from_activity.itemized.3", format="csv",
         parameters={"interval_start": 1788307200, "interval_end": 1793491200}), settings)
 
-    def processing_pid():
-        current = store.get(row["id"], account, settings)
-        if current["status"] in ("completed", "failed"):
-            return -1
-        if current["status"] != "processing" or not current["dagster_run_id"]:
-            return None
-        found = subprocess.run(["pgrep", "-f", current["dagster_run_id"]], capture_output=True, text=True)
-        pids = [int(p) for p in found.stdout.split()]
-        return pids[0] if pids else None
+    from dagster import DagsterInstance
 
-    pid = _wait_for(processing_pid, 120, "the run to start processing")
-    if pid > 0:
-        os.kill(pid, signal.SIGKILL)
+    # Kill the run's worker the moment it has claimed the request (polling every 50 ms: the
+    # export itself takes about a second), so it dies mid-export.
+    deadline = time.monotonic() + 120
+    with DagsterInstance.get() as instance:
+        while True:
+            assert time.monotonic() < deadline, "timed out waiting for the run to start processing"
+            current = store.get(row["id"], account, settings)
+            assert current["status"] in ("pending", "processing"), (
+                f"the report ended {current['status']} before its run worker could be killed")
+            pid = (_run_worker_pid(instance, current["dagster_run_id"])
+                   if current["status"] == "processing" and current["dagster_run_id"] else None)
+            if pid:
+                break
+            time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
 
     def finished():
         current = store.get(row["id"], account, settings)

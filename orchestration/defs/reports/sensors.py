@@ -28,7 +28,7 @@ def run_request_for(row: dict) -> dg.RunRequest:
             REQUEST_TAG: row["id"],
             "account": row["account_id"],
             "dagster/priority": str(row["priority"]),
-            **warehouse_tags(),
+            **warehouse_tags(brief=True),
         },
     )
 
