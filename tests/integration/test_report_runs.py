@@ -174,6 +174,10 @@ def test_killed_run_ends_completed_or_failed_never_stuck(demo_platform, dagster_
             if pid:
                 break
             time.sleep(0.05)
+        # It was started by the warm launcher (orchestration/launcher.py), which tags its worker.
+        from orchestration.launcher import WORKER_PID_TAG
+
+        assert instance.get_run_by_id(current["dagster_run_id"]).tags.get(WORKER_PID_TAG) == str(pid)
     os.kill(pid, signal.SIGKILL)
 
     def finished():

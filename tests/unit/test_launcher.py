@@ -1,0 +1,61 @@
+"""orchestration/launcher.py: which runs start from the warm forkserver, and the Dagster internals
+its run worker calls (pinned Dagster version; an upgrade that moves them fails here, not in a run).
+The fork path itself runs for real in tests/integration/test_report_runs.py."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+import pytest
+from dagster._core.launcher import LaunchRunContext
+from dagster._core.remote_origin import (GrpcServerCodeLocationOrigin,
+                                         ManagedGrpcPythonEnvCodeLocationOrigin,
+                                         RemoteJobOrigin, RemoteRepositoryOrigin)
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+
+from orchestration.launcher import WarmRunLauncher
+
+
+def _run(job_name: str, location_origin) -> LaunchRunContext:
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(location_origin, "__repository__"), job_name)
+    return LaunchRunContext(dagster_run=DagsterRun(job_name=job_name, run_id="r1",
+                                                   remote_job_origin=origin), workspace=None)
+
+
+def _managed(executable: str | None = sys.executable):
+    return ManagedGrpcPythonEnvCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=executable, module_name="orchestration.reports_definitions",
+                             working_directory="."), "reports")
+
+
+def test_report_runs_of_a_location_the_daemon_started_here_are_forked():
+    assert WarmRunLauncher().forks(_run("report_job", _managed()))
+
+
+@pytest.mark.parametrize("context", [
+    _run("platform_refresh", _managed()),  # not a configured job
+    _run("report_job", GrpcServerCodeLocationOrigin(host="code-reports", port=4001,
+                                                    location_name="reports")),  # another server
+    _run("report_job", _managed("/opt/other-env/bin/python")),  # another Python environment
+], ids=["other-job", "grpc-server-location", "other-interpreter"])
+def test_everything_else_goes_through_the_default_launcher(context):
+    assert not WarmRunLauncher().forks(context)
+
+
+def test_jobs_are_configurable():
+    assert WarmRunLauncher(jobs=["platform_refresh"]).forks(_run("platform_refresh", _managed()))
+    config = {field: spec.default_value for field, spec in WarmRunLauncher.config_type().items()}
+    assert config["jobs"] == ["report_job"]
+
+
+def test_the_run_worker_body_matches_dagster_api_execute_run():
+    from dagster._cli import api
+
+    assert list(inspect.signature(api._execute_run_command_body).parameters) == [
+        "run_id", "instance", "write_stream_fn", "set_exit_code_on_failure"]
+    # `dagster api execute_run` = get_instance_for_cli + _execute_run_command_body, as run_worker.
+    source = inspect.getsource(api.execute_run_command.callback)
+    assert "get_instance_for_cli(instance_ref=args.instance_ref)" in source
+    assert "_execute_run_command_body(" in source
