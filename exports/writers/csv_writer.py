@@ -66,7 +66,8 @@ def formatted_select(query: ReportQuery, facts: QueryFacts, *, guard_formulas: b
         if column.kind == "money" and money_format == "minor":
             expr = f"ifNull(toString({ref}), '')"
         else:
-            expr = format_column(ref, column.kind, guard_formulas=guard_formulas)
+            expr = format_column(ref, column.kind, guard_formulas=guard_formulas,
+                                 exponents=facts.exponents.values())
         exprs.append(f"{expr} AS {ident(f'c{index}')}")
     return f"SELECT {', '.join(exprs)} FROM ({query.sql})"
 

@@ -3,7 +3,8 @@ per currency, from one aggregate over the same SQL), the file's own bytes (size,
 the plumbing every writer shares (atomic output, throttled progress).
 
 Totals come from `SELECT _currency, count(), sum(...) FROM (<query.sql>) GROUP BY _currency`, run
-just before the file is streamed. Writers that can count the rows they stream (XLSX, Parquet,
+just before the file is streamed (a summary PDF, fetched whole anyway, sums the rows of its one
+query instead: `facts_from_rows`). Writers that can count the rows they stream (XLSX, Parquet,
 PDF) check their count against it and fail rather than ship a file whose manifest disagrees with
 its content (e.g. the marts were rebuilt mid-export). Tests re-read every file with an independent
 reader and compare its sums to `totals_minor` cent for cent.
@@ -44,9 +45,8 @@ class QueryFacts:
         return ident(self.column_names[index])
 
 
-def inspect_query(client: Client, query: ReportQuery) -> QueryFacts:
-    """Read the query's shape (LIMIT 0) and its totals; both before any stream is opened, since
-    an embedded engine serves one call at a time."""
+def query_columns(client: Client, query: ReportQuery) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The report columns' SQL names and ClickHouse types (LIMIT 0: nothing is computed)."""
     shape = client.query(f"SELECT * FROM ({query.sql}) LIMIT 0", parameters=query.parameters)
     names = list(shape.column_names)
     types = [t.name for t in shape.column_types]
@@ -55,17 +55,47 @@ def inspect_query(client: Client, query: ReportQuery) -> QueryFacts:
         raise ValueError(
             f"{query.report_type}: the SQL must select {len(query.columns)} report columns then "
             f"{CURRENCY_COLUMN}, {EXPONENT_COLUMN}; it selects {names}")
-    names, types = names[:-2], types[:-2]
-    money = [i for i, c in enumerate(query.columns) if c.kind == "money"]
+    return tuple(names[:-2]), tuple(types[:-2])
+
+
+def money_indexes(query: ReportQuery) -> list[int]:
+    return [i for i, c in enumerate(query.columns) if c.kind == "money"]
+
+
+def inspect_query(client: Client, query: ReportQuery) -> QueryFacts:
+    """Read the query's shape (LIMIT 0) and its totals; both before any stream is opened, since
+    an embedded engine serves one call at a time."""
+    names, types = query_columns(client, query)
+    money = money_indexes(query)
     sums = "".join(f", sum(toInt128({ident(names[i])}))" for i in money)
     result = client.query(
         f"SELECT {ident(CURRENCY_COLUMN)}, max({ident(EXPONENT_COLUMN)}), count(){sums} "
         f"FROM ({query.sql}) GROUP BY {ident(CURRENCY_COLUMN)} ORDER BY {ident(CURRENCY_COLUMN)}",
         parameters=query.parameters)
+    return _facts(query, names, types, result.result_rows)
+
+
+def facts_from_rows(query: ReportQuery, names: tuple[str, ...], types: tuple[str, ...],
+                    rows: list[tuple]) -> QueryFacts:
+    """The same facts computed from rows already fetched whole (small summaries, whose single
+    query is then also their totals query). Each row: its money values (in `money_indexes`
+    order, minor units), then currency and exponent."""
+    groups: dict[str, list] = {}
+    for *values, currency, exponent in rows:
+        group = groups.setdefault(currency, [currency, exponent, 0] + [0] * len(values))
+        group[2] += 1
+        for i, value in enumerate(values):
+            group[3 + i] += int(value or 0)
+    return _facts(query, names, types, [groups[c] for c in sorted(groups, key=lambda c: c or "")])
+
+
+def _facts(query: ReportQuery, names, types, by_currency) -> QueryFacts:
+    """QueryFacts from (currency, exponent, count, *money sums) per currency."""
+    money = money_indexes(query)
     totals: dict[str, dict[str, int]] = {query.columns[i].name: {} for i in money}
     exponents: dict[str, int] = {}
     row_count = 0
-    for currency, exponent, count, *column_sums in result.result_rows:
+    for currency, exponent, count, *column_sums in by_currency:
         row_count += int(count)
         if not currency:
             continue

@@ -4,7 +4,8 @@ reportlab canvas.
 Row limit: a PDF holds at most `settings.pdf_itemized_row_limit` data rows (default 10,000). The
 writer counts the rows (count() over the same query) BEFORE rendering anything and raises
 `exports.errors.ReportTooLarge` above the limit, suggesting CSV or XLSX, which have no limit. The
-same limit applies to summary PDFs, whose HTML layout is far slower per row than the canvas.
+same limit applies to summary PDFs, whose HTML layout is far slower per row than the canvas; they
+fetch at most limit + 1 rows of their single query and count only when over it.
 
 - Summary (`query.shape == "summary"`): title, account, period and timezone, generation time,
   totals per currency, one inline SVG bar chart per currency of `chart_value_column` by
@@ -29,7 +30,8 @@ from exports.money import format_minor
 from exports.reports.query import Manifest, ReportQuery
 from exports.settings import Settings
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
-                                      check_row_count, file_digest)
+                                      check_row_count, facts_from_rows, file_digest,
+                                      money_indexes, query_columns)
 from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, format_column, ident
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -39,16 +41,21 @@ NUMERIC_KINDS = ("money", "integer")
 
 
 def check_pdf_size(query: ReportQuery, facts: QueryFacts, settings: Settings) -> None:
+    _check_row_limit(facts.row_count, settings)
+
+
+def _check_row_limit(row_count: int, settings: Settings) -> None:
     limit = settings.pdf_itemized_row_limit
-    if facts.row_count > limit:
+    if row_count > limit:
         raise ReportTooLarge(
-            f"This report has {facts.row_count:,} rows; PDF reports are limited to {limit:,} rows. "
+            f"This report has {row_count:,} rows; PDF reports are limited to {limit:,} rows. "
             "Request it as CSV or XLSX instead, or narrow the interval or filters.",
             param="format")
 
 
 def _formatted_sql(query: ReportQuery, facts: QueryFacts, extra: list[str] | None = None) -> str:
-    exprs = [format_column(facts.column_sql(i), c.kind, guard_formulas=False)
+    exprs = [format_column(facts.column_sql(i), c.kind, guard_formulas=False,
+                           exponents=facts.exponents.values())
              for i, c in enumerate(query.columns)]
     return f"SELECT {', '.join(exprs + (extra or []))} FROM ({query.sql})"
 
@@ -75,12 +82,12 @@ def _account(query: ReportQuery) -> str:
 
 def write_pdf(client: Client, query: ReportQuery, facts: QueryFacts, out_path: Path, *,
               progress: Progress, settings: Settings) -> Manifest:
+    """Itemized PDFs (summaries: write_summary_pdf, which needs no facts beforehand)."""
+    if query.shape == "summary":
+        return write_summary_pdf(client, query, out_path, progress=progress, settings=settings)
     check_pdf_size(query, facts, settings)
     with atomic_output(out_path) as tmp:
-        if query.shape == "summary":
-            rows = _render_summary(client, query, facts, tmp)
-        else:
-            rows = _render_itemized(client, query, facts, tmp, progress)
+        rows = _render_itemized(client, query, facts, tmp, progress)
         check_row_count(rows, facts, query)
     byte_size, sha256 = file_digest(out_path)
     progress.finish(rows)
@@ -160,21 +167,46 @@ def _identity_checks(query: ReportQuery, rows: list[tuple], values: list, curren
     return checks
 
 
-def _render_summary(client: Client, query: ReportQuery, facts: QueryFacts, tmp: Path) -> int:
+def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, progress: Progress,
+                      settings: Settings) -> Manifest:
+    """A summary PDF from ONE run of the report query: a summary is small (at most the row
+    limit), so its rows are fetched whole, formatted and with their money in minor units, and
+    the manifest's facts are summed from them instead of by a separate totals query (which on a
+    summary over millions of rows costs as much as the report itself)."""
+    names, types = query_columns(client, query)
+    facts = QueryFacts(names, types, 0, {}, {})  # only column_sql() is used until the rows come
+    money = money_indexes(query)
+    value_ref = (facts.column_sql([c.name for c in query.columns].index(query.chart_value_column))
+                 if query.chart_value_column in [c.name for c in query.columns] else "NULL")
+    typed = ([f"toInt64({facts.column_sql(i)})" for i in money]
+             + [ident(CURRENCY_COLUMN), ident(EXPONENT_COLUMN), f"toInt64({value_ref})"])
+    limit = settings.pdf_itemized_row_limit
+    result = client.query(f"{_formatted_sql(query, facts, typed)} LIMIT {limit + 1}",
+                          parameters=query.parameters)
+    if len(result.result_rows) > limit:
+        total = client.query(f"SELECT count() FROM ({query.sql})", parameters=query.parameters)
+        _check_row_limit(int(total.result_rows[0][0]), settings)
+    width = len(query.columns)
+    facts = facts_from_rows(query, names, types,
+                            [tuple(r[width:width + len(money) + 2]) for r in result.result_rows])
+    with atomic_output(out_path) as tmp:
+        rows = _render_summary(query, facts, result.result_rows, tmp)
+    byte_size, sha256 = file_digest(out_path)
+    progress.finish(rows)
+    return build_manifest(query, "pdf", out_path, facts, byte_size=byte_size, sha256=sha256,
+                          row_count=rows, extra={"layout": query.shape})
+
+
+def _render_summary(query: ReportQuery, facts: QueryFacts, fetched: list[tuple], tmp: Path) -> int:
+    """`fetched`: formatted columns, money in minor units, currency, exponent, chart value."""
     import jinja2
     import weasyprint
 
-    names = [c.name for c in query.columns]
-    value_ref = (facts.column_sql(names.index(query.chart_value_column))
-                 if query.chart_value_column in names else "NULL")
-    sql = _formatted_sql(query, facts, [f"toInt64({value_ref})", ident(CURRENCY_COLUMN),
-                                        ident(EXPONENT_COLUMN)])
-    result = client.query(sql, parameters=query.parameters)  # bounded by the row limit
     width = len(query.columns)
-    rows = [tuple(r[:width]) for r in result.result_rows]
-    chart_values = [r[width] for r in result.result_rows]
-    currencies = [r[width + 1] for r in result.result_rows]
-    exponents = [r[width + 2] for r in result.result_rows]
+    rows = [tuple(r[:width]) for r in fetched]
+    chart_values = [r[-1] for r in fetched]
+    currencies = [r[-3] for r in fetched]
+    exponents = [r[-2] for r in fetched]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                              autoescape=jinja2.select_autoescape(["html", "j2"]))
     html = env.get_template("summary.html.j2").render(

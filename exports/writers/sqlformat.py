@@ -17,6 +17,8 @@ Rules (shared by CSV and the PDF tables):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from clickhouse_connect.driver.binding import quote_identifier
 
 from exports.reports.query import ColumnKind
@@ -25,22 +27,42 @@ EXPONENT_COLUMN = "_exponent"
 CURRENCY_COLUMN = "_currency"
 
 # A leading character a spreadsheet would treat as the start of a formula.
-_FORMULA_START_REGEX = "^[=+@\\t\\r-]"
+FORMULA_START_CHARS = "=+-@\t\r"
+# Decimal64 holds 18 digits: the largest scale a reinterpreted Int64 can have.
+MAX_DECIMAL64_SCALE = 18
 
 
 def ident(name: str) -> str:
     return quote_identifier(name)
 
 
-def money_major(minor_sql: str, exponent_sql: str = ident(EXPONENT_COLUMN)) -> str:
-    """Exact major-unit text of an Int64 minor amount."""
+def money_major(minor_sql: str, exponent_sql: str = ident(EXPONENT_COLUMN),
+                exponents: Iterable[int] | None = None) -> str:
+    """Exact major-unit text of an Int64 minor amount.
+
+    `exponents`: the currency exponents the rows can have, when known (writers know them from
+    the totals query that precedes every export). Each then gets a branch with a constant scale,
+    where the minor units *are* a Decimal64(e) (reinterpreted, not divided) printed with e
+    digits: ~2x cheaper per cell than the general integer arithmetic, which stays as the
+    fallback for any other exponent, so a stale set can only cost speed, never correctness.
+    """
     absolute = f"abs(toInt128({minor_sql}))"
     scale = f"toInt128(intExp10({exponent_sql}))"
-    return (
+    general = (
         f"if(({exponent_sql}) = 0, toString({minor_sql}), concat("
         f"if(({minor_sql}) < 0, '-', ''), toString(intDiv({absolute}, {scale})), '.', "
         f"leftPad(toString(modulo({absolute}, {scale})), toUInt64({exponent_sql}), '0')))"
     )
+    known = sorted({int(e) for e in exponents or ()})
+    if not known or any(not 0 <= e <= MAX_DECIMAL64_SCALE for e in known):
+        return general
+    minor = f"toInt64(assumeNotNull({minor_sql}))"  # NULL is handled by format_column
+    branches = []
+    for exponent in known:
+        text = (f"toString({minor})" if exponent == 0 else
+                f"toDecimalString(reinterpret({minor}, 'Decimal64({exponent})'), {exponent})")
+        branches += [f"({exponent_sql}) = {exponent}", text]
+    return f"multiIf({', '.join(branches)}, {general})"
 
 
 def timestamp_text(sql: str) -> str:
@@ -56,14 +78,19 @@ def boolean_text(sql: str) -> str:
 
 
 def formula_guard(text_sql: str) -> str:
-    return f"if(match({text_sql}, '{_FORMULA_START_REGEX}'), concat('''', {text_sql}), {text_sql})"
+    # The first byte (0 for ''), looked up in a constant set: cheaper than an anchored regex.
+    first_bytes = ", ".join(str(ord(c)) for c in FORMULA_START_CHARS)
+    return (f"if(has([{first_bytes}], reinterpretAsUInt8({text_sql})), "
+            f"concat('''', {text_sql}), {text_sql})")
 
 
 def format_column(column_sql: str, kind: ColumnKind, *, guard_formulas: bool,
-                  exponent_sql: str = ident(EXPONENT_COLUMN)) -> str:
-    """A String expression formatting one column of the given kind (NULL -> '')."""
+                  exponent_sql: str = ident(EXPONENT_COLUMN),
+                  exponents: Iterable[int] | None = None) -> str:
+    """A String expression formatting one column of the given kind (NULL -> '');
+    `exponents` as for money_major."""
     if kind == "money":
-        text = money_major(column_sql, exponent_sql)
+        text = money_major(column_sql, exponent_sql, exponents)
     elif kind == "integer":
         text = f"toString({column_sql})"
     elif kind == "timestamp":

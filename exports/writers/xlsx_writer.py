@@ -48,14 +48,15 @@ NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 
 
-def _cell_sql(ref: str, column: Column, money_format: str) -> str:
-    """SQL producing one `<c>` element (String) for a column value."""
+def _cell_sql(ref: str, column: Column, money_format: str, exponents=None) -> str:
+    """SQL producing one `<c>` element (String) for a column value; `exponents` as for
+    sqlformat.money_major."""
     if column.kind == "money":
         if money_format == "minor":
             cell = f"concat('<c s=\"{STYLE_INTEGER_MONEY}\"><v>', toString({ref}), '</v></c>')"
         else:
             style = f"toString({STYLE_MONEY_BASE} + least(toUInt8({ident(EXPONENT_COLUMN)}), {MAX_MONEY_EXPONENT}))"
-            cell = f"concat('<c s=\"', {style}, '\"><v>', {money_major(ref)}, '</v></c>')"
+            cell = f"concat('<c s=\"', {style}, '\"><v>', {money_major(ref, exponents=exponents)}, '</v></c>')"
     elif column.kind == "integer":
         cell = f"concat('<c><v>', toString({ref}), '</v></c>')"
     elif column.kind == "timestamp":
@@ -74,7 +75,7 @@ def _cell_sql(ref: str, column: Column, money_format: str) -> str:
 
 
 def rows_select(query: ReportQuery, facts: QueryFacts, money_format: str) -> str:
-    cells = ", ".join(_cell_sql(facts.column_sql(i), c, money_format)
+    cells = ", ".join(_cell_sql(facts.column_sql(i), c, money_format, facts.exponents.values())
                       for i, c in enumerate(query.columns))
     return f"SELECT concat('<row>', {cells}, '</row>') FROM ({query.sql})"
 

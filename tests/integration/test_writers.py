@@ -283,8 +283,8 @@ def test_itemized_pdf_rows_and_totals(client, tmp_path):
     assert "Test transactions (itemized)" in text and "Page 1" in text and calls[-1] == N_ROWS
 
 
-def test_summary_pdf(client, tmp_path):
-    query = itemized_query(
+def summary_query() -> ReportQuery:
+    return itemized_query(
         shape="summary", title="Test summary", chart_label_column="category",
         chart_value_column="amount",
         columns=(Column("category", "string"), Column("amount", "money"), Column("currency", "string")),
@@ -292,6 +292,10 @@ def test_summary_pdf(client, tmp_path):
              "any(currency_exponent) AS _exponent FROM writers_test.txns "
              "GROUP BY category, currency ORDER BY currency, category"),
         parameters={})
+
+
+def test_summary_pdf(client, tmp_path):
+    query = summary_query()
     out = tmp_path / "summary.pdf"
     manifest = write_report(client, query, "pdf", out)
     text = pdf_text(out)
@@ -312,6 +316,22 @@ def test_pdf_row_limit_fails_before_rendering(client, settings, tmp_path):
     write_report(client, pdf_query(), "pdf", out, settings=settings.model_copy(
         update={"pdf_itemized_row_limit": N_ROWS}))
     assert out.exists()
+
+
+def test_summary_pdf_row_limit_and_facts_from_its_single_query(client, settings, tmp_path):
+    """A summary PDF sums its own fetched rows for the manifest: they must equal the totals
+    query's facts, and above the row limit it fails with the exact count like itemized PDFs."""
+    query = summary_query()
+    facts = inspect_query(client, query)
+    out = tmp_path / "summary.pdf"
+    manifest = write_report(client, query, "pdf", out, settings=settings)
+    assert (manifest.row_count, manifest.totals_minor, manifest.currency_exponents) == (
+        facts.row_count, facts.totals_minor, facts.exponents)
+    small = settings.model_copy(update={"pdf_itemized_row_limit": facts.row_count - 1})
+    with pytest.raises(ReportTooLarge) as info:
+        write_report(client, query, "pdf", tmp_path / "too-big.pdf", settings=small)
+    assert f"This report has {facts.row_count:,} rows" in info.value.message
+    assert not (tmp_path / "too-big.pdf").exists()
 
 
 def test_failure_mid_stream_leaves_no_file(client, tmp_path):

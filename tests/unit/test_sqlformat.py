@@ -78,3 +78,22 @@ def test_xml_escape_leaves_nothing_for_tsv_to_escape(client):
     finally:
         stream.close()
     assert line == "a&lt;b&gt;&amp;&apos;c\"&#92;d&#9;e&#10;f&#13;gh é\n".encode()
+
+
+MONEY_CASES = [(1234, 0), (1000, 2), (1234, 3), (-5, 2), (0, 2), (-1234, 0), (5, 3), (-100000, 3),
+               (123456789012345678, 2), (-9223372036854775807, 2), (9223372036854775807, 4), (-1, 18)]
+
+
+@pytest.mark.parametrize("minor, exponent", MONEY_CASES)
+@pytest.mark.parametrize("known", [[0, 2, 3], [2], [4, 18], []], ids=["all", "other", "exact", "none"])
+def test_money_major_with_known_exponents_is_exact_whatever_the_row_has(client, minor, exponent, known):
+    """Known exponents take the Decimal64 branches; an exponent outside the set (a stale set)
+    still formats exactly through the general fallback."""
+    got = evaluate(client, money_major("m", "e", exponents=known), m=("Int64", minor), e=("UInt8", exponent))
+    assert got == format_minor(minor, exponent)
+
+
+def test_money_with_known_exponents_keeps_nulls_empty(client):
+    money = format_column("v", "money", guard_formulas=True, exponent_sql="e", exponents=[2])
+    assert evaluate(client, money, v=("Nullable(Int64)", None), e=("UInt8", 2)) == ""
+    assert evaluate(client, money, v=("Nullable(Int64)", -7), e=("UInt8", 2)) == "-0.07"
