@@ -68,8 +68,8 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
         from exports.writers.parquet_writer import write_parquet
         return write_parquet(client, query, facts, out_path, progress=tracker,
                              money_format=money_format)
-    from exports.writers.pdf_writer import write_pdf
-    return write_pdf(client, query, facts, out_path, progress=tracker, settings=settings)
+    from exports.writers.pdf_writer import write_itemized_pdf
+    return write_itemized_pdf(client, query, facts, out_path, progress=tracker, settings=settings)
 
 
 def _preload(*modules: str) -> threading.Thread:

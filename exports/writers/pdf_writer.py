@@ -80,11 +80,9 @@ def _account(query: ReportQuery) -> str:
     return f"{query.account_name} ({query.account_id})" if query.account_name else query.account_id
 
 
-def write_pdf(client: Client, query: ReportQuery, facts: QueryFacts, out_path: Path, *,
-              progress: Progress, settings: Settings) -> Manifest:
+def write_itemized_pdf(client: Client, query: ReportQuery, facts: QueryFacts, out_path: Path, *,
+                       progress: Progress, settings: Settings) -> Manifest:
     """Itemized PDFs (summaries: write_summary_pdf, which needs no facts beforehand)."""
-    if query.shape == "summary":
-        return write_summary_pdf(client, query, out_path, progress=progress, settings=settings)
     check_pdf_size(query, facts, settings)
     with atomic_output(out_path) as tmp:
         rows = _render_itemized(client, query, facts, tmp, progress)
@@ -176,8 +174,9 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
     names, types = query_columns(client, query)
     facts = QueryFacts(names, types, 0, {}, {})  # only column_sql() is used until the rows come
     money = money_indexes(query)
-    value_ref = (facts.column_sql([c.name for c in query.columns].index(query.chart_value_column))
-                 if query.chart_value_column in [c.name for c in query.columns] else "NULL")
+    labels = [c.name for c in query.columns]
+    value_ref = (facts.column_sql(labels.index(query.chart_value_column))
+                 if query.chart_value_column in labels else "NULL")
     typed = ([f"toInt64({facts.column_sql(i)})" for i in money]
              + [ident(CURRENCY_COLUMN), ident(EXPONENT_COLUMN), f"toInt64({value_ref})"])
     limit = settings.pdf_itemized_row_limit
