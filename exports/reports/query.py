@@ -33,6 +33,10 @@ class Column:
     # True for columns whose value a spreadsheet should total (money columns are totalled per
     # currency in the manifest whatever this says).
     summable: bool = False
+    # string/json columns: False for values the platform itself generates (IDs, currency codes,
+    # categories, statuses), which no merchant or customer can make start with '='. CSV
+    # neutralises spreadsheet formulas only in user text, so IDs stay byte-exact for matching.
+    user_text: bool = True
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,36 @@
 """CSV: formatted inside ClickHouse, written straight to the file.
 
-The typed report SQL is wrapped as `SELECT <format expressions> FROM (<query.sql>)`, so every
-field is already text when it leaves the engine. Two transports carry the rows to our file:
+The typed report SQL is wrapped as `SELECT <field expressions> FROM (<query.sql>)`, so every
+field leaves the engine exactly as it appears in the file: formatted text, or a typed number
+whose CSV text already is the format (integers, and money when all rows share one exponent,
+i.e. nearly every single-currency export: ~2x cheaper per cell than building a string).
+Three transports carry the rows to our file:
 
-- embedded engine (chdb, same machine): ClickHouse writes them itself with
-  `INTO OUTFILE '<fifo>' APPEND FORMAT CSV` into a named pipe in a private temp dir, and a reader
-  thread hashes, (optionally) compresses, writes and counts them while the query runs (chdb
-  releases the GIL). Measured ~2.5x faster than pulling the same bytes through the client's
-  `raw_stream`, whose per-read buffer copies dominate at millions of rows; the rows still go
-  through our hashing file so the manifest describes exactly the bytes in the file.
-- ClickHouse server: its file system is not ours, so `raw_stream(fmt="CSV")` (streamed block by
-  block by both backends when the call carries no per-query settings).
+- embedded engine (chdb, same process, same file system), "file": ClickHouse appends them to
+  our temp file itself (`INTO OUTFILE '<tmp>' APPEND FORMAT CSV`, after the header we wrote),
+  while a follower thread reads the file as it grows (from the page cache) to hash it and count
+  rows for progress. Nothing crosses a pipe or the client: measured ~1.5 s faster per 10M rows
+  than "pipe" and ~2.5x faster than "stream" on 2 cores, where every copy costs CPU the engine
+  needs.
+- embedded engine with gzip, "pipe": ClickHouse writes into a named pipe in a private temp dir
+  and a reader thread compresses, hashes and writes (chdb releases the GIL).
+- ClickHouse server, "stream": its file system is not ours, so `raw_stream(fmt="CSV")`
+  (streamed block by block by both backends when the call carries no per-query settings).
 
-Either way memory stays bounded and we write the header ourselves (CSVWithNames would be
-buffered whole by chdb). Both transports produce byte-identical files.
+Memory stays bounded and we write the header ourselves (CSVWithNames would be buffered whole
+by chdb). All transports produce byte-identical files.
 
 Output: RFC 4180, UTF-8 without BOM, LF line endings (ClickHouse's CSV output; Python's csv
-module and every spreadsheet read them), a header row of the report's column names, every field
-double-quoted (all values are formatted strings). Optional gzip via a streaming zlib compressor.
+module and every spreadsheet read them), a header row of the report's column names; text fields
+double-quoted, numbers (integers, single-exponent money) bare;
+a CSV reader sees the same values either way. Optional gzip via a streaming zlib compressor.
 """
 
 from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import os
 import shutil
@@ -40,16 +47,19 @@ from clickhouse_connect.driver.client import Client
 from exports.reports.query import Manifest, ReportQuery
 from exports.writers.manifest import (HashingFile, Progress, QueryFacts, atomic_output,
                                       build_manifest)
-from exports.writers.sqlformat import format_column, ident
+from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, csv_field, exponent_check, ident,
+                                       single_exponent)
 
 try:  # the embedded backend's client class (absent from clickhouse-connect builds without chdb)
     from clickhouse_connect.driver._chdbclient import ChdbClient as _EmbeddedClient
 except ImportError:  # pragma: no cover
     _EmbeddedClient = None
 
-Transport = Literal["pipe", "stream"]
+Transport = Literal["file", "pipe", "stream"]
 
 READ_CHUNK_BYTES = 1 << 20
+# How often the file follower looks again when it has caught up with ClickHouse.
+FOLLOW_POLL_SECONDS = 0.02
 # A 1 MiB pipe (Linux's default pipe-max-size) instead of 64 KiB: fewer engine/reader wake-ups.
 PIPE_BUFFER_BYTES = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -57,19 +67,18 @@ F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 GZIP_LEVEL = 1
 
 
-def formatted_select(query: ReportQuery, facts: QueryFacts, *, guard_formulas: bool,
+def formatted_select(query: ReportQuery, facts: QueryFacts, *,
                      money_format: Literal["major", "minor"] = "major") -> str:
-    """The report SQL wrapped so every output column is formatted text."""
+    """The report SQL wrapped so every output column prints as its CSV field (see csv_field)."""
     exprs = []
     for index, column in enumerate(query.columns):
-        ref = facts.column_sql(index)
-        if column.kind == "money" and money_format == "minor":
-            expr = f"ifNull(toString({ref}), '')"
-        else:
-            expr = format_column(ref, column.kind, guard_formulas=guard_formulas,
-                                 exponents=facts.exponents.values())
-        exprs.append(f"{expr} AS {ident(f'c{index}')}")
-    return f"SELECT {', '.join(exprs)} FROM ({query.sql})"
+        field = csv_field(facts.column_sql(index), column, facts.column_types[index],
+                          money_format=money_format, row_exponents=facts.row_exponents)
+        exprs.append(f"{field} AS {ident(f'c{index}')}")
+    typed_money = money_format == "major" and any(c.kind == "money" for c in query.columns)
+    exponent = single_exponent(facts.row_exponents) if typed_money else None
+    where = "" if exponent is None else f" WHERE {exponent_check(exponent)}"
+    return f"SELECT {', '.join(exprs)} FROM ({query.sql}){where} SETTINGS {CSV_FIELD_SETTINGS}"
 
 
 def header_line(names: list[str]) -> bytes:
@@ -78,17 +87,20 @@ def header_line(names: list[str]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def default_transport(client: Client) -> Transport:
-    """'pipe' when the engine runs in this process and so shares our file system, else 'stream'."""
+def default_transport(client: Client, *, gzip: bool = False) -> Transport:
+    """When the engine runs in this process and so shares our file system: 'file' (it writes
+    the file itself), or 'pipe' for gzip (we compress what it writes into a pipe). A server:
+    'stream'."""
     if _EmbeddedClient is not None and isinstance(client, _EmbeddedClient):
-        return "pipe"
+        return "pipe" if gzip else "file"
     return "stream"
 
 
 class CsvBody:
     """Where the CSV bytes go: optional gzip, then the hashing file; counts rows for progress."""
 
-    def __init__(self, sink: HashingFile, *, gzip: bool, progress: Progress, row_count: int):
+    def __init__(self, sink: HashingFile | Digest, *, gzip: bool, progress: Progress,
+                 row_count: int):
         self._sink = sink
         self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
         self._progress = progress
@@ -116,23 +128,29 @@ class CsvBody:
 def write_csv(client: Client, query: ReportQuery, facts: QueryFacts, out_path: Path, *,
               progress: Progress, gzip: bool, money_format: Literal["major", "minor"],
               transport: Transport | None = None) -> Manifest:
-    """`transport` defaults to `default_transport(client)`; tests force each one."""
-    transport = transport or default_transport(client)
-    if transport not in ("pipe", "stream"):
+    """`transport` defaults to `default_transport(client, gzip=gzip)`; tests force each one."""
+    transport = transport or default_transport(client, gzip=gzip)
+    if transport not in ("file", "pipe", "stream"):
         raise ValueError(f"unknown CSV transport {transport!r}")
-    sql = formatted_select(query, facts, guard_formulas=True, money_format=money_format)
-    names = [c.name for c in query.columns]
-    with atomic_output(out_path) as tmp, HashingFile(tmp) as sink:
-        body = CsvBody(sink, gzip=gzip, progress=progress, row_count=facts.row_count)
-        body.write(header_line(names))
-        if transport == "pipe":
-            copy_through_pipe(client, sql, query.parameters, body)
+    if transport == "file" and gzip:
+        raise ValueError("the 'file' CSV transport writes uncompressed files; gzip uses 'pipe'")
+    sql = formatted_select(query, facts, money_format=money_format)
+    header = header_line([c.name for c in query.columns])
+    with atomic_output(out_path) as tmp:
+        if transport == "file":
+            byte_size, sha256 = write_through_file(client, sql, query.parameters, tmp, header,
+                                                   progress=progress, row_count=facts.row_count)
         else:
-            copy_through_stream(client, sql, query.parameters, body)
-        body.finish()
+            with HashingFile(tmp) as sink:
+                body = CsvBody(sink, gzip=gzip, progress=progress, row_count=facts.row_count)
+                body.write(header)
+                copy = copy_through_pipe if transport == "pipe" else copy_through_stream
+                copy(client, sql, query.parameters, body)
+                body.finish()
+            byte_size, sha256 = sink.byte_size, sink.sha256.hexdigest()
     progress.finish(facts.row_count)
-    return build_manifest(query, "csv", out_path, facts, byte_size=sink.byte_size,
-                          sha256=sink.sha256.hexdigest(), compressed="gzip" if gzip else None,
+    return build_manifest(query, "csv", out_path, facts, byte_size=byte_size, sha256=sha256,
+                          compressed="gzip" if gzip else None,
                           extra={"money_format": money_format, "line_ending": "LF"})
 
 
@@ -212,3 +230,67 @@ def copy_through_pipe(client: Client, sql: str, parameters: dict[str, Any] | Non
             os.close(read_fd)
             if reader.error is not None:
                 raise reader.error
+
+
+class Digest:
+    """A sink that only hashes and counts: the bytes are already in the file."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.byte_size = 0
+
+    def write(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.byte_size += len(data)
+
+
+class FileFollower:
+    """Reads a file while ClickHouse appends to it (from the page cache, so cheaply), feeding
+    `body` until `finished` is set and the end of the file is reached. An error (e.g. the
+    progress callback cancelling) is kept for the main thread; ClickHouse never waits for us."""
+
+    def __init__(self, path: Path, body: CsvBody):
+        self._path = path
+        self._body = body
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            fd = os.open(self._path, os.O_RDONLY)
+            try:
+                while True:
+                    # Looked at before the read: if the query had returned by then, an empty
+                    # read means the file is complete.
+                    done = self.finished.is_set()
+                    chunk = os.read(fd, READ_CHUNK_BYTES)
+                    if chunk:
+                        self._body.write_rows(chunk)
+                    elif done:
+                        return
+                    else:
+                        self.finished.wait(FOLLOW_POLL_SECONDS)
+            finally:
+                os.close(fd)
+        except BaseException as error:  # noqa: BLE001 - re-raised by the main thread
+            self.error = error
+
+
+def write_through_file(client: Client, sql: str, parameters: dict[str, Any] | None, path: Path,
+                       header: bytes, *, progress: Progress, row_count: int) -> tuple[int, str]:
+    """ClickHouse appends the rows to `path` (after our header) itself, while a follower thread
+    hashes and counts them as they land; returns (byte size, sha256 hex)."""
+    path.write_bytes(header)
+    digest = Digest()
+    follower = FileFollower(path, CsvBody(digest, gzip=False, progress=progress, row_count=row_count))
+    thread = threading.Thread(target=follower.run, name="csv-file-follower", daemon=True)
+    thread.start()
+    try:
+        client.command(f"{sql} INTO OUTFILE {sql_string(str(path))} APPEND FORMAT CSV",
+                       parameters=parameters)
+    finally:
+        follower.finished.set()
+        thread.join()
+    if follower.error is not None:
+        raise follower.error
+    return digest.byte_size, digest.sha256.hexdigest()

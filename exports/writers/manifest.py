@@ -2,9 +2,9 @@
 per currency, from one aggregate over the same SQL), the file's own bytes (size, sha256), and
 the plumbing every writer shares (atomic output, throttled progress).
 
-Totals come from `SELECT _currency, count(), sum(...) FROM (<query.sql>) GROUP BY _currency`, run
-just before the file is streamed (a summary PDF, fetched whole anyway, sums the rows of its one
-query instead: `facts_from_rows`). Writers that can count the rows they stream (XLSX, Parquet,
+Totals come from `SELECT _currency, _exponent, count(), sum(...) FROM (<query.sql>) GROUP BY
+_currency, _exponent`, run just before the file is streamed (a summary PDF, fetched whole
+anyway, sums the rows of its one query instead: `facts_from_rows`). Writers that can count the rows they stream (XLSX, Parquet,
 PDF) check their count against it and fail rather than ship a file whose manifest disagrees with
 its content (e.g. the marts were rebuilt mid-export). Tests re-read every file with an independent
 reader and compare its sums to `totals_minor` cent for cent.
@@ -40,6 +40,9 @@ class QueryFacts:
     row_count: int
     totals_minor: dict[str, dict[str, int]]
     exponents: dict[str, int]  # currency -> exponent, for currencies present
+    # Every `_exponent` the rows have, rows without a currency (exponent 0) included: when it is
+    # one value, the CSV writer can print money as a typed Decimal of that scale.
+    row_exponents: frozenset[int] = frozenset()
 
     def column_sql(self, index: int) -> str:
         return ident(self.column_names[index])
@@ -69,8 +72,9 @@ def inspect_query(client: Client, query: ReportQuery) -> QueryFacts:
     money = money_indexes(query)
     sums = "".join(f", sum(toInt128({ident(names[i])}))" for i in money)
     result = client.query(
-        f"SELECT {ident(CURRENCY_COLUMN)}, max({ident(EXPONENT_COLUMN)}), count(){sums} "
-        f"FROM ({query.sql}) GROUP BY {ident(CURRENCY_COLUMN)} ORDER BY {ident(CURRENCY_COLUMN)}",
+        f"SELECT {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}, count(){sums} "
+        f"FROM ({query.sql}) GROUP BY {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)} "
+        f"ORDER BY {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}",
         parameters=query.parameters)
     return _facts(query, names, types, result.result_rows)
 
@@ -80,29 +84,35 @@ def facts_from_rows(query: ReportQuery, names: tuple[str, ...], types: tuple[str
     """The same facts computed from rows already fetched whole (small summaries, whose single
     query is then also their totals query). Each row: its money values (in `money_indexes`
     order, minor units), then currency and exponent."""
-    groups: dict[str, list] = {}
+    groups: dict[tuple, list] = {}
     for *values, currency, exponent in rows:
-        group = groups.setdefault(currency, [currency, exponent, 0] + [0] * len(values))
+        key = (currency or "", int(exponent))
+        group = groups.setdefault(key, [currency, exponent, 0] + [0] * len(values))
         group[2] += 1
         for i, value in enumerate(values):
             group[3 + i] += int(value or 0)
-    return _facts(query, names, types, [groups[c] for c in sorted(groups, key=lambda c: c or "")])
+    return _facts(query, names, types, [groups[key] for key in sorted(groups)])
 
 
 def _facts(query: ReportQuery, names, types, by_currency) -> QueryFacts:
-    """QueryFacts from (currency, exponent, count, *money sums) per currency."""
+    """QueryFacts from (currency, exponent, count, *money sums) per currency and exponent (a
+    currency has one exponent; grouping by both just makes `row_exponents` exact)."""
     money = money_indexes(query)
     totals: dict[str, dict[str, int]] = {query.columns[i].name: {} for i in money}
     exponents: dict[str, int] = {}
+    row_exponents: set[int] = set()
     row_count = 0
     for currency, exponent, count, *column_sums in by_currency:
         row_count += int(count)
+        row_exponents.add(int(exponent))
         if not currency:
             continue
-        exponents[currency] = int(exponent)
+        exponents[currency] = max(int(exponent), exponents.get(currency, 0))
         for i, total in zip(money, column_sums, strict=True):
-            totals[query.columns[i].name][currency] = int(total or 0)
-    return QueryFacts(tuple(names), tuple(types), row_count, totals, exponents)
+            by_currency_total = totals[query.columns[i].name]
+            by_currency_total[currency] = by_currency_total.get(currency, 0) + int(total or 0)
+    return QueryFacts(tuple(names), tuple(types), row_count, totals, exponents,
+                      frozenset(row_exponents))
 
 
 def timezone_of(type_name: str) -> str | None:

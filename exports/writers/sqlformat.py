@@ -10,9 +10,12 @@ Rules (shared by CSV and the PDF tables):
 - timestamp: 'YYYY-MM-DD HH:MM:SS' in the column's own timezone (the catalog already converted it).
 - date: 'YYYY-MM-DD'.  boolean: 'true' / 'false'.  integer: decimal digits.
 - NULL -> empty string.
-- string/json (CSV only): a cell beginning with = + - @ TAB or CR gets a leading apostrophe so a
-  spreadsheet does not evaluate it as a formula (OWASP CSV injection). Money and numbers are never
-  touched, so '-5.00' stays '-5.00'.
+- string/json (CSV only, columns marked `user_text`): a cell beginning with = + - @ TAB or CR
+  gets a leading apostrophe so a spreadsheet does not evaluate it as a formula (OWASP CSV
+  injection). Money and numbers are never touched, so '-5.00' stays '-5.00'; platform-generated
+  codes and IDs are left byte-exact.
+The CSV writer prints integers and single-exponent money as typed numbers instead (`csv_field`):
+the same text, without building a string column per cell.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Iterable
 
 from clickhouse_connect.driver.binding import quote_identifier
 
-from exports.reports.query import ColumnKind
+from exports.reports.query import Column, ColumnKind
 
 EXPONENT_COLUMN = "_exponent"
 CURRENCY_COLUMN = "_currency"
@@ -65,6 +68,25 @@ def money_major(minor_sql: str, exponent_sql: str = ident(EXPONENT_COLUMN),
     return f"multiIf({', '.join(branches)}, {general})"
 
 
+def money_typed(minor_sql: str, exponent: int) -> str:
+    """Int64 minor units as a typed number ClickHouse prints as the major-unit text itself: the
+    minor units reinterpreted as Decimal64(exponent) (printed with `exponent` digits under
+    `output_format_decimal_trailing_zeros = 1`), or the Int64 for exponent 0. No string column is
+    built: ~2x cheaper per cell than `money_major`. Only valid when every row has this exponent,
+    which `exponent_check` enforces. NULL stays NULL (printed as an empty field)."""
+    if not 0 <= exponent <= MAX_DECIMAL64_SCALE:
+        raise ValueError(f"exponent {exponent} does not fit a Decimal64")
+    return minor_sql if exponent == 0 else f"reinterpret({minor_sql}, 'Decimal64({exponent})')"
+
+
+def exponent_check(exponent: int, exponent_sql: str = ident(EXPONENT_COLUMN)) -> str:
+    """A WHERE condition, true on every row, that fails the query on a row whose exponent is not
+    `exponent` (the data changed since the totals query saw one exponent): a failed export
+    rather than amounts printed with the wrong number of decimals."""
+    return (f"throwIf(({exponent_sql}) != {int(exponent)}, "
+            f"'currency exponents changed during the export, run it again') = 0")
+
+
 def timestamp_text(sql: str) -> str:
     return f"formatDateTime({sql}, '%Y-%m-%d %H:%i:%S')"
 
@@ -86,9 +108,10 @@ def formula_guard(text_sql: str) -> str:
 
 def format_column(column_sql: str, kind: ColumnKind, *, guard_formulas: bool,
                   exponent_sql: str = ident(EXPONENT_COLUMN),
-                  exponents: Iterable[int] | None = None) -> str:
+                  exponents: Iterable[int] | None = None, nullable: bool = True) -> str:
     """A String expression formatting one column of the given kind (NULL -> '');
-    `exponents` as for money_major."""
+    `exponents` as for money_major. `nullable=False` (the column's type is not Nullable) drops
+    the NULL handling, which costs a pass over the column."""
     if kind == "money":
         text = money_major(column_sql, exponent_sql, exponents)
     elif kind == "integer":
@@ -105,8 +128,43 @@ def format_column(column_sql: str, kind: ColumnKind, *, guard_formulas: bool,
             text = formula_guard(text)
     else:
         raise ValueError(f"unknown column kind {kind!r}")
+    if not nullable:
+        return text
     # isNull on the column, not on the result: if(NULL, 'true', 'false') would say 'false'.
     return f"if(isNull({column_sql}), '', assumeNotNull({text}))"
+
+
+# Settings the CSV fields below rely on, written into the SELECT itself (a call carrying
+# per-query settings would be buffered whole by clickhouse-connect on chdb).
+CSV_FIELD_SETTINGS = "output_format_decimal_trailing_zeros = 1, format_csv_null_representation = ''"
+
+
+def single_exponent(row_exponents: Iterable[int]) -> int | None:
+    """The exponent every row has, if there is exactly one and money_typed can print it."""
+    exponents = {int(e) for e in row_exponents}
+    if len(exponents) == 1 and 0 <= (exponent := exponents.pop()) <= MAX_DECIMAL64_SCALE:
+        return exponent
+    return None
+
+
+def csv_field(column_sql: str, column: Column, type_name: str, *, money_format: str = "major",
+              row_exponents: Iterable[int] = (), exponent_sql: str = ident(EXPONENT_COLUMN)) -> str:
+    """One CSV field under CSV_FIELD_SETTINGS: typed where ClickHouse's own CSV text for the type
+    already is our format (integers; money when every row has one exponent, provided the query
+    also filters on `exponent_check`), formatted text otherwise. Formula guard only on
+    `user_text` columns. NULL prints as an empty field either way.
+
+    `type_name`: the column's ClickHouse type; `row_exponents`: QueryFacts.row_exponents."""
+    nullable = "Nullable(" in type_name
+    exponents = sorted({int(e) for e in row_exponents})
+    if column.kind == "integer" or (column.kind == "money" and money_format == "minor"):
+        return column_sql
+    if column.kind == "money" and (exponent := single_exponent(exponents)) is not None:
+        return money_typed(column_sql, exponent)
+    if column.kind in ("string", "json") and type_name in ("String", "LowCardinality(String)"):
+        return formula_guard(column_sql) if column.user_text else column_sql
+    return format_column(column_sql, column.kind, guard_formulas=column.user_text,
+                         exponent_sql=exponent_sql, exponents=exponents, nullable=nullable)
 
 
 def xml_escape(text_sql: str) -> str:

@@ -161,6 +161,30 @@ def test_csv_round_trips_exactly(client, tmp_path):
     assert not list(tmp_path.glob(".*partial"))
 
 
+@pytest.mark.parametrize("currency", ["usd", "jpy"])
+def test_single_currency_csv_prints_typed_money(client, tmp_path, currency):
+    """All rows share one exponent: money leaves the engine as typed numbers (bare in the file),
+    with the same values a mixed-currency export prints as text."""
+    query = itemized_query()
+    query = dataclasses.replace(query, sql=query.sql.replace(
+        "WHERE account_id", f"WHERE currency = '{currency}' AND account_id"))
+    rows = [r for r in ROWS if r["currency"] == currency]
+    outputs = []
+    for transport in TRANSPORTS:
+        out = tmp_path / f"{transport}.csv"
+        manifest = export_csv(client, query, out, transport)
+        outputs.append(out.read_bytes())
+        records = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+        assert records[1:] == [expected_csv_row(r) for r in rows]
+        assert manifest.totals_minor == expected_totals(rows)
+        assert_digest(out, manifest)
+    assert outputs[0] == outputs[1] == outputs[2]
+    first = next(r for r in rows if r["fee"] is None)
+    line = next(line for line in outputs[0].decode().splitlines() if line.startswith(f'"{first["id"]}"'))
+    exponent = EXPONENTS[currency]
+    assert f',{format_minor(first["amount"], exponent)},,' in line  # bare amount, empty NULL fee
+
+
 def test_csv_gzip_and_minor_units(client, tmp_path):
     plain = tmp_path / "plain.csv"
     write_report(client, itemized_query(), "csv", plain)
@@ -353,8 +377,10 @@ def test_bad_format_names_the_parameter(client, tmp_path):
 
 
 # ------------------------------------------------------------------ CSV transports
-# On chdb the CSV writer lets ClickHouse write into a named pipe ("pipe"); a ClickHouse server
-# is read with raw_stream ("stream"). Both must write the same file and fail the same way.
+# On chdb the CSV writer lets ClickHouse append to the file itself ("file", followed by a hashing
+# thread) or, for gzip, write into a named pipe ("pipe"); a ClickHouse server is read with
+# raw_stream ("stream"). All must write the same file and fail the same way.
+TRANSPORTS = ["file", "pipe", "stream"]
 
 def export_csv(client, query: ReportQuery, out: Path, transport: str, *, progress=None,
                gzip: bool = False):
@@ -372,32 +398,35 @@ def private_tmp(tmp_path, monkeypatch) -> Path:
 
 
 def pipe_readers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "csv-pipe-reader"]
+    return [t for t in threading.enumerate() if t.name in ("csv-pipe-reader", "csv-file-follower")]
 
 
 def test_csv_transports_write_identical_files(client, tmp_path, private_tmp):
-    assert default_transport(client) == "pipe"  # so every CSV test above runs the pipe path
+    # So every CSV test above runs the file path, and their gzip cases the pipe.
+    assert default_transport(client) == "file" and default_transport(client, gzip=True) == "pipe"
     outputs = {}
-    for transport in ("pipe", "stream"):
+    for transport in TRANSPORTS:
         out = tmp_path / f"{transport}.csv"
         manifest = export_csv(client, itemized_query(), out, transport)
         assert_digest(out, manifest)
+        outputs[transport] = (out.read_bytes(), dataclasses.replace(manifest, file_name=""))
+        if transport == "file":
+            with pytest.raises(ValueError, match="gzip"):
+                export_csv(client, itemized_query(), tmp_path / "f.csv.gz", transport, gzip=True)
+            continue
         zipped = tmp_path / f"{transport}.csv.gz"
         zipped_manifest = export_csv(client, itemized_query(), zipped, transport, gzip=True)
         assert_digest(zipped, zipped_manifest)
         assert gzip.decompress(zipped.read_bytes()) == out.read_bytes()
-        outputs[transport] = (out.read_bytes(), manifest)
-    (pipe_bytes, pipe_manifest), (stream_bytes, stream_manifest) = outputs["pipe"], outputs["stream"]
-    assert pipe_bytes == stream_bytes
-    assert dataclasses.replace(pipe_manifest, file_name="") == dataclasses.replace(
-        stream_manifest, file_name="")
+    assert outputs["file"] == outputs["pipe"] == outputs["stream"]
+    file_bytes = outputs["file"][0]
     quoted_newlines = sum("\n" in (r["description"] or "") for r in ROWS)
-    assert quoted_newlines and pipe_bytes.count(b"\n") == 1 + N_ROWS + quoted_newlines
+    assert quoted_newlines and file_bytes.count(b"\n") == 1 + N_ROWS + quoted_newlines
     assert not list(private_tmp.iterdir()) and not pipe_readers()
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("transport", ["pipe", "stream"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("failure, message", [
     ("if(throwIf(quantity = 5, 'boom') = 0, id, id)", "boom"),  # fails while rows are produced
     ("no_such_column", "no_such_column"),  # fails before ClickHouse opens the output
@@ -420,7 +449,7 @@ class ExportCancelled(Exception):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("transport", ["pipe", "stream"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_csv_progress_callback_error_aborts_export(client, tmp_path, private_tmp, transport):
     # More rows than PROGRESS_ROW_STEP, so the callback runs while rows are still streaming.
     rows = PROGRESS_ROW_STEP * 4

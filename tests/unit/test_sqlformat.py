@@ -7,7 +7,9 @@ import pytest
 
 from exports.money import format_minor
 from exports.warehouse import open_warehouse
-from exports.writers.sqlformat import format_column, money_major, xml_escape
+from exports.reports.query import Column
+from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, csv_field, exponent_check, format_column,
+                                       money_major, xml_escape)
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +99,56 @@ def test_money_with_known_exponents_keeps_nulls_empty(client):
     money = format_column("v", "money", guard_formulas=True, exponent_sql="e", exponents=[2])
     assert evaluate(client, money, v=("Nullable(Int64)", None), e=("UInt8", 2)) == ""
     assert evaluate(client, money, v=("Nullable(Int64)", -7), e=("UInt8", 2)) == "-0.07"
+
+
+def csv_text(client, expression: str, where: str = "1", **values) -> str:
+    """The CSV line ClickHouse prints for one field, under the settings the CSV writer uses."""
+    columns = ", ".join(f"{{{name}:{kind}}} AS {name}" for name, (kind, _) in values.items())
+    params = {name: value for name, (_, value) in values.items()}
+    stream = client.raw_stream(f"SELECT {expression} FROM (SELECT {columns}) WHERE {where} "
+                               f"SETTINGS {CSV_FIELD_SETTINGS}", parameters=params, fmt="CSV")
+    try:
+        return stream.read().decode().rstrip("\n")
+    finally:
+        stream.close()
+
+
+@pytest.mark.parametrize("minor, exponent", MONEY_CASES)
+def test_csv_typed_money_prints_the_exact_major_units_bare(client, minor, exponent):
+    field = csv_field("m", Column("amount", "money"), "Int64", row_exponents=[exponent], exponent_sql="e")
+    assert "reinterpret" in field or exponent == 0  # the typed path, not the text one
+    assert csv_text(client, field, m=("Int64", minor), e=("UInt8", exponent)) == format_minor(minor, exponent)
+
+
+def test_csv_typed_money_nulls_and_a_changed_exponent(client):
+    field = csv_field("m", Column("amount", "money"), "Nullable(Int64)", row_exponents=[2], exponent_sql="e")
+    assert csv_text(client, field, m=("Nullable(Int64)", None), e=("UInt8", 2)) == ""
+    assert csv_text(client, field, m=("Nullable(Int64)", -7), e=("UInt8", 2)) == "-0.07"
+    # The check the CSV writer adds: a row whose exponent the totals query did not see fails
+    # the export, never misprints.
+    check = exponent_check(2, "e")
+    assert csv_text(client, field, check, m=("Nullable(Int64)", 1), e=("UInt8", 2)) == "0.01"
+    with pytest.raises(Exception, match="currency exponents changed"):
+        csv_text(client, field, check, m=("Nullable(Int64)", 1000), e=("UInt8", 0))
+
+
+def test_csv_mixed_exponents_and_other_kinds(client):
+    mixed = csv_field("m", Column("amount", "money"), "Int64", row_exponents=[0, 3], exponent_sql="e")
+    assert csv_text(client, mixed, m=("Int64", -1234), e=("UInt8", 3)) == '"-1.234"'
+    assert csv_text(client, mixed, m=("Int64", -1234), e=("UInt8", 0)) == '"-1234"'
+    minor = csv_field("m", Column("amount", "money"), "Int64", money_format="minor", row_exponents=[2])
+    assert csv_text(client, minor, m=("Int64", -1234)) == "-1234"
+    integer = csv_field("n", Column("count", "integer"), "Nullable(Int64)")
+    assert csv_text(client, integer, n=("Nullable(Int64)", -7)) == "-7"
+    assert csv_text(client, integer, n=("Nullable(Int64)", None)) == ""
+
+
+@pytest.mark.parametrize("type_name", ["String", "Nullable(String)"])
+def test_csv_guards_formulas_in_user_text_only(client, type_name):
+    user = csv_field("s", Column("description", "string"), type_name)
+    code = csv_field("s", Column("source_id", "string", user_text=False), type_name)
+    assert csv_text(client, user, s=(type_name, "=1+2")) == '"\'=1+2"'
+    assert csv_text(client, code, s=(type_name, "=1+2")) == '"=1+2"'
+    assert csv_text(client, user, s=(type_name, "plain")) == '"plain"'
+    if type_name.startswith("Nullable"):
+        assert csv_text(client, user, s=(type_name, None)) == '""'

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from exports.reports.types.base import (
-    ColumnSpec, QueryContext, ReportType, filter_conditions, interval_conditions, local_ts, money,
-    select_list, text, utc_ts,
+    ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
+    local_ts, money, select_list, text, utc_ts,
 )
 
 BT_FILTER_COLUMNS = {"currency": "bt.currency", "reporting_category": "bt.reporting_category"}
@@ -26,8 +26,8 @@ def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joine
     transactions must be NULL rather than ClickHouse's join defaults (1970-01-01)."""
     settled = "1" if payout_always_joined else "ifNull(bt.automatic_payout_id, '') != ''"
     payout = (
-        ColumnSpec("automatic_payout_id", "string", "The automatic payout that settled this transaction.",
-                   text("bt.automatic_payout_id"), default=payout_first),
+        code("automatic_payout_id", "The automatic payout that settled this transaction.",
+             text("bt.automatic_payout_id"), default=payout_first),
         ColumnSpec("automatic_payout_effective_at_utc", "timestamp",
                    "When that payout took effect, in UTC.",
                    _optional_ts(f"{payout_alias}.created_at", settled, local=False)),
@@ -36,8 +36,8 @@ def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joine
                    _optional_ts(f"{payout_alias}.created_at", settled, local=True), default=payout_first),
     )
     core = (
-        ColumnSpec("balance_transaction_id", "string", "Unique ID of the balance transaction.",
-                   text("bt.balance_transaction_id"), default=True),
+        code("balance_transaction_id", "Unique ID of the balance transaction.",
+             text("bt.balance_transaction_id"), default=True),
         ColumnSpec("created_utc", "timestamp", "When the transaction was created, in UTC.",
                    utc_ts("bt.created_at")),
         ColumnSpec("created", "timestamp", "When the transaction was created, in the report timezone.",
@@ -47,46 +47,46 @@ def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joine
         ColumnSpec("available_on", "timestamp",
                    "When the funds became available, in the report timezone.",
                    local_ts("bt.available_on"), default=True),
-        ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.",
-                   text("bt.currency"), default=True),
+        code("currency", "Three-letter ISO currency code, lowercase.",
+             text("bt.currency"), default=True),
         ColumnSpec("gross", "money", "Gross amount of the transaction.", money("bt.gross_minor"),
                    default=True, summable=True),
         ColumnSpec("fee", "money", "Fees paid for the transaction.", money("bt.fee_minor"),
                    default=True, summable=True),
         ColumnSpec("net", "money", "Net balance impact: gross minus fee.", money("bt.net_minor"),
                    default=True, summable=True),
-        ColumnSpec("reporting_category", "string", "Stripe's reporting category of the transaction.",
-                   text("bt.reporting_category"), default=True),
-        ColumnSpec("source_id", "string", "The object that caused the transaction (ch_, re_, dp_, po_).",
-                   text("bt.source_id")),
+        code("reporting_category", "Stripe's reporting category of the transaction.",
+             text("bt.reporting_category"), default=True),
+        code("source_id", "The object that caused the transaction (ch_, re_, dp_, po_).",
+             text("bt.source_id")),
         ColumnSpec("description", "string", "Description of the transaction.",
                    text("bt.description"), default=True),
     )
     customer_and_charge = (
-        ColumnSpec("customer_id", "string", "Customer of the related charge.", text("bt.customer_id")),
+        code("customer_id", "Customer of the related charge.", text("bt.customer_id")),
         ColumnSpec("customer_email", "string", "That customer's email.", text("bt.customer_email")),
         ColumnSpec("customer_name", "string", "That customer's name.", text("bt.customer_name")),
         ColumnSpec("customer_description", "string", "That customer's description.",
                    text("bt.customer_description")),
-        ColumnSpec("charge_id", "string", "The related charge (the refunded/disputed one for refunds "
-                   "and disputes).", text("bt.charge_id")),
-        ColumnSpec("payment_intent_id", "string", "Payment intent of the related charge.",
-                   text("bt.payment_intent_id")),
+        code("charge_id", "The related charge (the refunded/disputed one for refunds "
+             "and disputes).", text("bt.charge_id")),
+        code("payment_intent_id", "Payment intent of the related charge.",
+             text("bt.payment_intent_id")),
         ColumnSpec("charge_created_utc", "timestamp", "When the related charge was created, in UTC.",
                    utc_ts("bt.charge_created_at")),
         ColumnSpec("charge_created", "timestamp",
                    "When the related charge was created, in the report timezone.",
                    local_ts("bt.charge_created_at")),
-        ColumnSpec("payment_method_type", "string", "Payment method of the related charge.",
-                   text("bt.payment_method_type")),
-        ColumnSpec("card_brand", "string", "Card brand, for card payments.", text("bt.card_brand")),
-        ColumnSpec("card_funding", "string", "Card funding (credit, debit, prepaid).",
-                   text("bt.card_funding")),
-        ColumnSpec("card_country", "string", "Card issuing country.", text("bt.card_country")),
+        code("payment_method_type", "Payment method of the related charge.",
+             text("bt.payment_method_type")),
+        code("card_brand", "Card brand, for card payments.", text("bt.card_brand")),
+        code("card_funding", "Card funding (credit, debit, prepaid).",
+             text("bt.card_funding")),
+        code("card_country", "Card issuing country.", text("bt.card_country")),
         ColumnSpec("statement_descriptor", "string", "Statement descriptor of the related charge.",
                    text("bt.statement_descriptor")),
-        ColumnSpec("dispute_reason", "string", "Reason of the related dispute.",
-                   text("bt.dispute_reason")),
+        code("dispute_reason", "Reason of the related dispute.",
+             text("bt.dispute_reason")),
         ColumnSpec("payment_metadata", "json", "Metadata of the related payment (JSON).",
                    text("bt.payment_metadata")),
     )
@@ -110,11 +110,11 @@ ORDER BY bt.created_at, bt.balance_transaction_id"""
 
 
 SUMMARY_COLUMNS = (
-    ColumnSpec("reporting_category", "string",
-               "Reporting category; `total` is the sum of the currency's categories.",
-               "s_category", default=True),
-    ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.", "s_currency",
-               default=True),
+    code("reporting_category",
+         "Reporting category; `total` is the sum of the currency's categories.",
+         "s_category", default=True),
+    code("currency", "Three-letter ISO currency code, lowercase.", "s_currency",
+         default=True),
     ColumnSpec("count", "integer", "Number of transactions.", "toInt64(s_count)", default=True),
     ColumnSpec("gross", "money", "Gross amount.", money("s_gross"), default=True),
     ColumnSpec("fee", "money", "Fees.", money("s_fee"), default=True),

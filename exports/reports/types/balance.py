@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
-    END, START, ColumnSpec, QueryContext, ReportType, filter_conditions, money, select_list,
+    END, START, ColumnSpec, QueryContext, ReportType, code, filter_conditions, money,
+    select_list,
 )
 
 
@@ -59,14 +60,14 @@ ORDER BY s_currency, r.1"""
 
 
 BALANCE_SUMMARY_COLUMNS = (
-    ColumnSpec("category", "string",
-               "starting_balance, activity, payouts or ending_balance.", "r.2", default=True),
+    code("category",
+         "starting_balance, activity, payouts or ending_balance.", "r.2", default=True),
     ColumnSpec("description", "string", "What the row is, with the date it refers to.", "r.3",
-               default=True),
+               default=True, user_text=False),
     ColumnSpec("net_amount", "money", "Net amount; payouts are negative (money sent to the bank).",
                money("r.4"), default=True),
-    ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.", "s_currency",
-               default=True),
+    code("currency", "Three-letter ISO currency code, lowercase.", "s_currency",
+         default=True),
 )
 
 

@@ -34,10 +34,17 @@ class ColumnSpec:
     sql: str  # ClickHouse expression over the builder's FROM clause
     default: bool = False
     summable: bool = False
+    user_text: bool = True  # see Column; `code()` builds the platform-generated ones
 
     @property
     def column(self) -> Column:
-        return Column(self.name, self.kind, self.description, self.summable)
+        return Column(self.name, self.kind, self.description, self.summable, self.user_text)
+
+
+def code(name: str, description: str, sql: str, *, default: bool = False) -> ColumnSpec:
+    """A string the platform generates (an ID, currency code, category or status), never text a
+    merchant or customer typed."""
+    return ColumnSpec(name, "string", description, sql, default=default, user_text=False)
 
 
 @dataclass(frozen=True)

@@ -10,15 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from exports.reports.types.base import (
-    ColumnSpec, QueryContext, ReportType, filter_conditions, interval_conditions, local_day, money,
-    select_list,
+    ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
+    local_day, money, select_list,
 )
 
 COLUMNS = (
     ColumnSpec("date", "date", "Day, in the report timezone.", "s_day", default=True),
-    ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.", "s_currency",
-               default=True),
-    ColumnSpec("fee_type", "string", "processing, dispute or platform.", "s_fee_type", default=True),
+    code("currency", "Three-letter ISO currency code, lowercase.", "s_currency",
+         default=True),
+    code("fee_type", "processing, dispute or platform.", "s_fee_type", default=True),
     ColumnSpec("fee_count", "integer", "Number of transactions that carried this fee.",
                "toInt64(s_count)", default=True, summable=True),
     ColumnSpec("fee_amount", "money", "Fees paid (positive).", money("s_amount"), default=True,

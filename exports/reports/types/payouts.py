@@ -7,41 +7,41 @@ from typing import Any
 
 from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
-    ColumnSpec, QueryContext, ReportType, filter_conditions, interval_conditions, local_ts, money,
-    select_list, text, utc_ts,
+    ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
+    local_ts, money, select_list, text, utc_ts,
 )
 
 PAYOUT_CATEGORIES = ("payout", "payout_reversal")
 _JOINED = "po.payout_id != ''"  # left join: ClickHouse fills a missing payout with defaults
 
 COLUMNS = (
-    ColumnSpec("payout_id", "string", "The payout (po_…).", text("bt.source_id"), default=True),
+    code("payout_id", "The payout (po_…).", text("bt.source_id"), default=True),
     ColumnSpec("effective_at_utc", "timestamp", "When the payout took effect, in UTC.",
                utc_ts("bt.created_at")),
     ColumnSpec("effective_at", "timestamp", "When the payout took effect, in the report timezone.",
                local_ts("bt.created_at"), default=True),
-    ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.", text("bt.currency"),
-               default=True),
+    code("currency", "Three-letter ISO currency code, lowercase.", text("bt.currency"),
+         default=True),
     ColumnSpec("gross", "money", "Gross balance impact (negative for a payout).",
                money("bt.gross_minor"), default=True, summable=True),
     ColumnSpec("fee", "money", "Payout fee.", money("bt.fee_minor"), default=True, summable=True),
     ColumnSpec("net", "money", "Net balance impact (negative for a payout).", money("bt.net_minor"),
                default=True, summable=True),
-    ColumnSpec("reporting_category", "string", "payout or payout_reversal.",
-               text("bt.reporting_category"), default=True),
-    ColumnSpec("balance_transaction_id", "string", "The payout's balance transaction.",
-               text("bt.balance_transaction_id"), default=True),
+    code("reporting_category", "payout or payout_reversal.",
+         text("bt.reporting_category"), default=True),
+    code("balance_transaction_id", "The payout's balance transaction.",
+         text("bt.balance_transaction_id"), default=True),
     ColumnSpec("description", "string", "Description of the balance transaction.",
                text("bt.description"), default=True),
     ColumnSpec("payout_expected_arrival_date", "date", "When the payout is expected at the bank.",
                f"if({_JOINED}, toDate(po.arrival_date), NULL)", default=True),
-    ColumnSpec("payout_status", "string", "paid, pending, in_transit, canceled or failed.",
-               text("po.status"), default=True),
-    ColumnSpec("payout_type", "string", "bank_account or card.", text("po.type")),
+    code("payout_status", "paid, pending, in_transit, canceled or failed.",
+         text("po.status"), default=True),
+    code("payout_type", "bank_account or card.", text("po.type")),
     ColumnSpec("payout_description", "string", "Description of the payout.",
                text("po.description")),
-    ColumnSpec("payout_destination_id", "string", "The bank account or card paid to.",
-               text("po.destination_id")),
+    code("payout_destination_id", "The bank account or card paid to.",
+         text("po.destination_id")),
 )
 
 

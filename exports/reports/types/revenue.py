@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from exports.reports.types.base import (
-    ColumnSpec, QueryContext, ReportType, filter_conditions, interval_conditions, local_day, money,
-    select_list,
+    ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
+    local_day, money, select_list,
 )
 
 REVENUE_CATEGORIES = ("charge", "charge_failure", "refund", "refund_failure", "dispute",
@@ -23,8 +23,8 @@ REVENUE_CATEGORIES = ("charge", "charge_failure", "refund", "refund_failure", "d
 
 COLUMNS = (
     ColumnSpec("date", "date", "Day, in the report timezone.", "s_day", default=True),
-    ColumnSpec("currency", "string", "Three-letter ISO currency code, lowercase.", "s_currency",
-               default=True),
+    code("currency", "Three-letter ISO currency code, lowercase.", "s_currency",
+         default=True),
     ColumnSpec("charge_count", "integer", "Number of charges.", "toInt64(s_charge_count)",
                default=True, summable=True),
     ColumnSpec("gross", "money", "Charged amount.", money("s_gross"), default=True, summable=True),
