@@ -47,8 +47,7 @@ from clickhouse_connect.driver.client import Client
 from exports.reports.query import Manifest, ReportQuery
 from exports.writers.manifest import (HashingFile, Progress, QueryFacts, atomic_output,
                                       build_manifest)
-from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, csv_field, exponent_check, ident,
-                                       single_exponent)
+from exports.writers.sqlformat import CSV_FIELD_SETTINGS, csv_field, ident
 
 try:  # the embedded backend's client class (absent from clickhouse-connect builds without chdb)
     from clickhouse_connect.driver._chdbclient import ChdbClient as _EmbeddedClient
@@ -70,15 +69,14 @@ GZIP_LEVEL = 1
 def formatted_select(query: ReportQuery, facts: QueryFacts, *,
                      money_format: Literal["major", "minor"] = "major") -> str:
     """The report SQL wrapped so every output column prints as its CSV field (see csv_field)."""
+    money = [i for i, c in enumerate(query.columns) if c.kind == "money"]
     exprs = []
     for index, column in enumerate(query.columns):
         field = csv_field(facts.column_sql(index), column, facts.column_types[index],
-                          money_format=money_format, row_exponents=facts.row_exponents)
+                          money_format=money_format, row_exponents=facts.row_exponents,
+                          check_exponent=bool(money) and index == money[0])
         exprs.append(f"{field} AS {ident(f'c{index}')}")
-    typed_money = money_format == "major" and any(c.kind == "money" for c in query.columns)
-    exponent = single_exponent(facts.row_exponents) if typed_money else None
-    where = "" if exponent is None else f" WHERE {exponent_check(exponent)}"
-    return f"SELECT {', '.join(exprs)} FROM ({query.sql}){where} SETTINGS {CSV_FIELD_SETTINGS}"
+    return f"SELECT {', '.join(exprs)} FROM ({query.sql}) SETTINGS {CSV_FIELD_SETTINGS}"
 
 
 def header_line(names: list[str]) -> bytes:

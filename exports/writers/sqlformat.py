@@ -68,23 +68,29 @@ def money_major(minor_sql: str, exponent_sql: str = ident(EXPONENT_COLUMN),
     return f"multiIf({', '.join(branches)}, {general})"
 
 
-def money_typed(minor_sql: str, exponent: int) -> str:
+def money_typed(minor_sql: str, exponent: int, *, check_sql: str | None = None) -> str:
     """Int64 minor units as a typed number ClickHouse prints as the major-unit text itself: the
     minor units reinterpreted as Decimal64(exponent) (printed with `exponent` digits under
     `output_format_decimal_trailing_zeros = 1`), or the Int64 for exponent 0. No string column is
-    built: ~2x cheaper per cell than `money_major`. Only valid when every row has this exponent,
-    which `exponent_check` enforces. NULL stays NULL (printed as an empty field)."""
+    built: ~2x cheaper per cell than `money_major`. NULL stays NULL (an empty field).
+
+    Only valid when every row has this exponent. With `check_sql` (the row's exponent column) a
+    row that has another one (the data changed since the totals query saw one exponent) fails
+    the query rather than print the amount with the wrong number of decimals. It belongs in the
+    SELECT list, never in a WHERE: ClickHouse may push a WHERE below the report's own filters
+    and evaluate it on rows the report excludes."""
     if not 0 <= exponent <= MAX_DECIMAL64_SCALE:
         raise ValueError(f"exponent {exponent} does not fit a Decimal64")
-    return minor_sql if exponent == 0 else f"reinterpret({minor_sql}, 'Decimal64({exponent})')"
 
+    def typed(int64_sql: str) -> str:
+        return int64_sql if exponent == 0 else f"reinterpret({int64_sql}, 'Decimal64({exponent})')"
 
-def exponent_check(exponent: int, exponent_sql: str = ident(EXPONENT_COLUMN)) -> str:
-    """A WHERE condition, true on every row, that fails the query on a row whose exponent is not
-    `exponent` (the data changed since the totals query saw one exponent): a failed export
-    rather than amounts printed with the wrong number of decimals."""
-    return (f"throwIf(({exponent_sql}) != {int(exponent)}, "
-            f"'currency exponents changed during the export, run it again') = 0")
+    if check_sql is None:
+        return typed(minor_sql)
+    failure = (f"toInt64(throwIf(({check_sql}) != {exponent}, "
+               f"'currency exponents changed during the export, run it again'))")
+    # if() evaluates each branch only for its own rows, so the check costs one comparison.
+    return f"if(({check_sql}) = {exponent}, {typed(minor_sql)}, {typed(failure)})"
 
 
 def timestamp_text(sql: str) -> str:
@@ -148,19 +154,21 @@ def single_exponent(row_exponents: Iterable[int]) -> int | None:
 
 
 def csv_field(column_sql: str, column: Column, type_name: str, *, money_format: str = "major",
-              row_exponents: Iterable[int] = (), exponent_sql: str = ident(EXPONENT_COLUMN)) -> str:
+              row_exponents: Iterable[int] = (), exponent_sql: str = ident(EXPONENT_COLUMN),
+              check_exponent: bool = True) -> str:
     """One CSV field under CSV_FIELD_SETTINGS: typed where ClickHouse's own CSV text for the type
-    already is our format (integers; money when every row has one exponent, provided the query
-    also filters on `exponent_check`), formatted text otherwise. Formula guard only on
-    `user_text` columns. NULL prints as an empty field either way.
+    already is our format (integers; money when every row has one exponent), formatted text
+    otherwise. Formula guard only on `user_text` columns. NULL prints as an empty field.
 
-    `type_name`: the column's ClickHouse type; `row_exponents`: QueryFacts.row_exponents."""
+    `type_name`: the column's ClickHouse type; `row_exponents`: QueryFacts.row_exponents;
+    `check_exponent`: typed money verifies the row's exponent (see money_typed). The check is per
+    row, so one typed money column per row is enough to carry it."""
     nullable = "Nullable(" in type_name
     exponents = sorted({int(e) for e in row_exponents})
     if column.kind == "integer" or (column.kind == "money" and money_format == "minor"):
         return column_sql
     if column.kind == "money" and (exponent := single_exponent(exponents)) is not None:
-        return money_typed(column_sql, exponent)
+        return money_typed(column_sql, exponent, check_sql=exponent_sql if check_exponent else None)
     if column.kind in ("string", "json") and type_name in ("String", "LowCardinality(String)"):
         return formula_guard(column_sql) if column.user_text else column_sql
     return format_column(column_sql, column.kind, guard_formulas=column.user_text,
