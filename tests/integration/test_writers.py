@@ -330,6 +330,29 @@ def test_summary_pdf(client, tmp_path):
         assert format_minor(total, EXPONENTS[currency]) in text
 
 
+def test_summary_pdf_embeds_only_the_lean_font_copies(client, settings, tmp_path):
+    """Every text (margin boxes and SVG charts included) uses the cached DejaVu copies without
+    layout/math tables, which WeasyPrint subsets ~2x faster."""
+    from fontTools.ttLib import TTFont
+
+    from exports.writers.pdf_writer import FONT_DIR, UNUSED_FONT_TABLES
+
+    if not (FONT_DIR / "DejaVuSans.ttf").exists():
+        pytest.skip("DejaVu fonts not installed")
+    out = tmp_path / "summary.pdf"
+    write_report(client, summary_query(), "pdf", out, settings=settings)
+    fonts = subprocess.run(["pdffonts", str(out)], capture_output=True, text=True, check=True).stdout
+    embedded = [line.split()[0].split("+")[-1] for line in fonts.splitlines()[2:]]
+    assert sorted(embedded) == ["Payreports-Sans", "Payreports-Sans-Bold"]
+    copies = sorted((settings.state_dir / "fonts").glob("*.ttf"))
+    assert len(copies) == 2
+    for copy in copies:
+        font = TTFont(copy)
+        assert not set(UNUSED_FONT_TABLES) & set(font.keys())
+        original = TTFont(FONT_DIR / (copy.name.split("-lean")[0] + ".ttf"))
+        assert font.getBestCmap() == original.getBestCmap()  # every character still there
+
+
 def test_pdf_row_limit_fails_before_rendering(client, settings, tmp_path):
     small = settings.model_copy(update={"pdf_itemized_row_limit": N_ROWS - 1})
     out = tmp_path / "too-big.pdf"
