@@ -286,7 +286,7 @@ def main() -> None:
     parser.add_argument("--split-rows", type=int, default=1_048_600)
     parser.add_argument("--work", type=Path, default=Path("/tmp/writers-bench"))
     parser.add_argument("--skip-build", action="store_true")
-    parser.add_argument("--repeat", type=int, default=2, help="CSV runs per line (best kept)")
+    parser.add_argument("--repeat", type=int, default=3, help="CSV runs per line (best kept)")
     parser.add_argument("--csv-only", action="store_true", help="stop after the CSV lines (0-2)")
     opts = parser.parse_args()
     work = opts.work

@@ -37,7 +37,7 @@ import shutil
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
@@ -215,19 +215,11 @@ def copy_through_pipe(client: Client, sql: str, parameters: dict[str, Any] | Non
         os.set_blocking(read_fd, True)
         with suppress(OSError):  # only a speed-up; the default 64 KiB pipe works too
             fcntl.fcntl(read_fd, F_SETPIPE_SZ, PIPE_BUFFER_BYTES)
-        reader = PipeReader(read_fd, body)
-        thread = threading.Thread(target=reader.run, name="csv-pipe-reader", daemon=True)
-        thread.start()
         try:
-            # APPEND: the path exists (it is the pipe); without it ClickHouse refuses to overwrite.
-            client.command(f"{sql} INTO OUTFILE {sql_string(fifo)} APPEND FORMAT CSV",
-                           parameters=parameters)
+            append_rows(client, sql, parameters, fifo, PipeReader(read_fd, body), "csv-pipe-reader",
+                        stop=lambda: os.close(hold_fd))
         finally:
-            os.close(hold_fd)
-            thread.join()
             os.close(read_fd)
-            if reader.error is not None:
-                raise reader.error
 
 
 class Digest:
@@ -281,14 +273,25 @@ def write_through_file(client: Client, sql: str, parameters: dict[str, Any] | No
     path.write_bytes(header)
     digest = Digest()
     follower = FileFollower(path, CsvBody(digest, gzip=False, progress=progress, row_count=row_count))
-    thread = threading.Thread(target=follower.run, name="csv-file-follower", daemon=True)
+    append_rows(client, sql, parameters, str(path), follower, "csv-file-follower",
+                stop=follower.finished.set)
+    return digest.byte_size, digest.sha256.hexdigest()
+
+
+def append_rows(client: Client, sql: str, parameters: dict[str, Any] | None, path: str,
+                worker: PipeReader | FileFollower, thread_name: str, *,
+                stop: Callable[[], None]) -> None:
+    """Run `worker` on a thread while ClickHouse appends the query's CSV rows to `path` (APPEND:
+    the path exists, a pipe or our file with its header; ClickHouse refuses to overwrite one).
+    `stop()`, called once the query has returned or failed, lets the worker reach its end; an
+    error the worker kept (e.g. a cancelling progress callback) is raised here."""
+    thread = threading.Thread(target=worker.run, name=thread_name, daemon=True)
     thread.start()
     try:
-        client.command(f"{sql} INTO OUTFILE {sql_string(str(path))} APPEND FORMAT CSV",
+        client.command(f"{sql} INTO OUTFILE {sql_string(path)} APPEND FORMAT CSV",
                        parameters=parameters)
     finally:
-        follower.finished.set()
+        stop()
         thread.join()
-    if follower.error is not None:
-        raise follower.error
-    return digest.byte_size, digest.sha256.hexdigest()
+    if worker.error is not None:
+        raise worker.error
