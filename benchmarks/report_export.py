@@ -10,7 +10,8 @@ every export in its own subprocess (one chdb opener at a time; peak RSS = the ch
      1+2 twice: all rows in one currency (a typical account: money prints as typed Decimals),
      then four currencies with exponents 2/2/0/3 (money printed as text: the worst case);
      then "CSV transport only" lines that split the typical export's cost: no shape/totals
-     queries, for each transport (file, the named pipe gzip uses, a server's raw_stream)
+     queries: ClickHouse alone writing the formatted rows (no hashing), then each transport
+     (file, the named pipe gzip uses, a server's raw_stream)
   3. naive design: Postgres server-side cursor + csv.writer     goal: (2) >= 8x faster than (3)
      (measured on --naive-rows in the embedded Postgres and scaled linearly to --rows)
   4. 1M-row XLSX, ours vs xlsxwriter constant_memory            goal <= 15 s, RSS < 500 MB
@@ -331,7 +332,8 @@ def main() -> None:
         else:
             mixed_ours = ours
     base = single_base
-    for transport, label in (("file", "file + follower sha256 (default)"),
+    for transport, label in (("engine", "ClickHouse alone writes it, no sha256"),
+                             ("file", "file + follower sha256 (default)"),
                              ("pipe", "named pipe + sha256 (gzip's path)"),
                              ("stream", "raw_stream + sha256 (server path)")):
         part = best_of("csv_transport", chdb=chdb, transport=transport, single=True,

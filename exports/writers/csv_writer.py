@@ -9,9 +9,9 @@ Three transports carry the rows to our file:
 - embedded engine (chdb, same process, same file system), "file": ClickHouse appends them to
   our temp file itself (`INTO OUTFILE '<tmp>' APPEND FORMAT CSV`, after the header we wrote),
   while a follower thread reads the file as it grows (from the page cache) to hash it and count
-  rows for progress. Nothing crosses a pipe or the client: measured ~1.5 s faster per 10M rows
-  than "pipe" and ~2.5x faster than "stream" on 2 cores, where every copy costs CPU the engine
-  needs.
+  rows for progress. Nothing crosses a pipe or the client, which matters on 2 cores where every
+  copy costs CPU the engine needs: per 10M rows, 4.9 s vs 6.0 s for "pipe" and 12.9 s for
+  "stream" in the idle-machine benchmark run (in noisier runs file and pipe were within noise).
 - embedded engine with gzip, "pipe": ClickHouse writes into a named pipe in a private temp dir
   and a reader thread compresses, hashes and writes (chdb releases the GIL).
 - ClickHouse server, "stream": its file system is not ours, so `raw_stream(fmt="CSV")`
@@ -22,8 +22,8 @@ by chdb). All transports produce byte-identical files.
 
 Output: RFC 4180, UTF-8 without BOM, LF line endings (ClickHouse's CSV output; Python's csv
 module and every spreadsheet read them), a header row of the report's column names; text fields
-double-quoted, numbers (integers, single-exponent money) bare;
-a CSV reader sees the same values either way. Optional gzip via a streaming zlib compressor.
+double-quoted, numbers (integers, single-exponent money) bare, which a CSV reader reads as the
+same values. Optional gzip via a streaming zlib compressor.
 """
 
 from __future__ import annotations

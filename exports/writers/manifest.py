@@ -4,9 +4,9 @@ the plumbing every writer shares (atomic output, throttled progress).
 
 Totals come from `SELECT _currency, _exponent, count(), sum(...) FROM (<query.sql>) GROUP BY
 _currency, _exponent`, run just before the file is streamed (a summary PDF, fetched whole
-anyway, sums the rows of its one query instead: `facts_from_rows`). Writers that can count the rows they stream (XLSX, Parquet,
-PDF) check their count against it and fail rather than ship a file whose manifest disagrees with
-its content (e.g. the marts were rebuilt mid-export). Tests re-read every file with an independent
+anyway, sums the rows of its one query instead: `facts_from_rows`). Writers that can count the
+rows they stream (XLSX, Parquet, PDF) check their count against it and fail rather than ship a
+file whose manifest disagrees with its content (e.g. the marts were rebuilt mid-export). Tests re-read every file with an independent
 reader and compare its sums to `totals_minor` cent for cent.
 """
 
