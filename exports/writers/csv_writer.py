@@ -10,8 +10,8 @@ Three transports carry the rows to our file:
   our temp file itself (`INTO OUTFILE '<tmp>' APPEND FORMAT CSV`, after the header we wrote),
   while a follower thread reads the file as it grows (from the page cache) to hash it and count
   rows for progress. Nothing crosses a pipe or the client, which matters on 2 cores where every
-  copy costs CPU the engine needs: per 10M rows, 4.9 s vs 6.0 s for "pipe" and 12.9 s for
-  "stream" in the idle-machine benchmark run (in noisier runs file and pipe were within noise).
+  copy costs CPU the engine needs: per 10M rows, 4.1 s vs 5.0 s for "pipe" and 9.0 s for
+  "stream" in the last benchmark runs (in noisier runs file and pipe were within noise).
 - embedded engine with gzip, "pipe": ClickHouse writes into a named pipe in a private temp dir
   and a reader thread compresses, hashes and writes (chdb releases the GIL).
 - ClickHouse server, "stream": its file system is not ours, so `raw_stream(fmt="CSV")`
