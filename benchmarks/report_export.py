@@ -358,16 +358,18 @@ def main() -> None:
          f"{idle['seconds']:.2f}s rss {idle['rss_mb']:.0f}MB ({idle['file_mb']:.0f}MB file-backed)",
          "(every child below includes this; RSS goals judged on the delta too)")
     # Baseline and export alternate, best of --repeat each: this VM's timings swing by +-30%.
-    def best_of(task: str, **args) -> dict:
-        runs = [run_child(task, **args) for _ in range(opts.repeat)]
+    def fastest(runs: list[dict]) -> dict:
         return min(runs, key=lambda r: r["seconds"])
+
+    def best_of(task: str, **args) -> dict:
+        return fastest([run_child(task, **args) for _ in range(opts.repeat)])
 
     def csv_pair(single: bool) -> tuple[dict, dict]:
         base, ours = [], []
         for _ in range(opts.repeat):
             base.append(run_child("outfile", chdb=chdb, single=single, out=str(work / "baseline.csv")))
             ours.append(run_child("export", chdb=chdb, fmt="csv", single=single, out=str(work / "ours.csv")))
-        return min(base, key=lambda r: r["seconds"]), min(ours, key=lambda r: r["seconds"])
+        return fastest(base), fastest(ours)
 
     for single, label in ((True, "one currency (typical account)"),
                           (False, "usd/eur/jpy/kwd mixed (worst case)")):

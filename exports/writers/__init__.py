@@ -72,7 +72,7 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
     return write_itemized_pdf(client, query, facts, out_path, progress=tracker, settings=settings)
 
 
-def _preload(*modules: str) -> threading.Thread:
+def _preload(*modules: str) -> None:
     def run() -> None:
         for name in modules:
             try:
@@ -80,9 +80,7 @@ def _preload(*modules: str) -> threading.Thread:
             except Exception:  # the renderer imports it again and reports the real error
                 return
 
-    thread = threading.Thread(target=run, name="preload-" + "-".join(modules), daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=run, name="preload-" + "-".join(modules), daemon=True).start()
 
 
 __all__ = ["FORMATS", "FILE_SUFFIXES", "write_report"]

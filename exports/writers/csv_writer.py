@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import csv
 import fcntl
-import hashlib
 import io
 import os
 import shutil
@@ -45,8 +44,8 @@ from typing import Any, Literal
 from clickhouse_connect.driver.client import Client
 
 from exports.reports.query import Manifest, ReportQuery
-from exports.writers.manifest import (HashingFile, Progress, QueryFacts, atomic_output,
-                                      build_manifest)
+from exports.writers.manifest import (Digest, HashingFile, Progress, QueryFacts, atomic_output,
+                                      build_manifest, money_indexes)
 from exports.writers.sqlformat import CSV_FIELD_SETTINGS, csv_field, ident
 
 try:  # the embedded backend's client class (absent from clickhouse-connect builds without chdb)
@@ -69,7 +68,7 @@ GZIP_LEVEL = 1
 def formatted_select(query: ReportQuery, facts: QueryFacts, *,
                      money_format: Literal["major", "minor"] = "major") -> str:
     """The report SQL wrapped so every output column prints as its CSV field (see csv_field)."""
-    money = [i for i, c in enumerate(query.columns) if c.kind == "money"]
+    money = money_indexes(query)
     exprs = []
     for index, column in enumerate(query.columns):
         field = csv_field(facts.column_sql(index), column, facts.column_types[index],
@@ -118,11 +117,10 @@ class RowEstimate:
 
 
 class CsvBody:
-    """Where the CSV bytes go: optional gzip, then the hashing file; estimates rows for
-    progress, never past `row_count`."""
+    """Where the CSV bytes go: optional gzip, then `sink` (a HashingFile, or only a Digest when
+    ClickHouse writes the file itself); estimates rows for progress, never past `row_count`."""
 
-    def __init__(self, sink: HashingFile | Digest, *, gzip: bool, progress: Progress,
-                 row_count: int):
+    def __init__(self, sink: Digest, *, gzip: bool, progress: Progress, row_count: int):
         self._sink = sink
         self._compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
         self._progress = progress
@@ -248,18 +246,6 @@ def copy_through_pipe(client: Client, sql: str, parameters: dict[str, Any] | Non
             os.close(read_fd)
 
 
-class Digest:
-    """A sink that only hashes and counts: the bytes are already in the file."""
-
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
-        self.byte_size = 0
-
-    def write(self, data: bytes | memoryview) -> None:
-        self.sha256.update(data)
-        self.byte_size += len(data)
-
-
 class FileFollower:
     """Reads a file while ClickHouse appends to it (from the page cache, so cheaply), feeding
     `body` until `finished` is set and the end of the file is reached. An error (e.g. the
@@ -299,7 +285,7 @@ def write_through_file(client: Client, sql: str, parameters: dict[str, Any] | No
     """ClickHouse appends the rows to `path` (after our header) itself, while a follower thread
     hashes and counts them as they land; returns (byte size, sha256 hex)."""
     path.write_bytes(header)
-    digest = Digest()
+    digest = Digest()  # the bytes are already in the file: only hash and count them
     follower = FileFollower(path, CsvBody(digest, gzip=False, progress=progress, row_count=row_count))
     append_rows(client, sql, parameters, str(path), follower, "csv-file-follower",
                 stop=follower.finished.set)

@@ -6,8 +6,9 @@ Totals come from `SELECT _currency, _exponent, count(), sum(...) FROM (<query.sq
 _currency, _exponent`, run just before the file is streamed (a summary PDF, fetched whole
 anyway, sums the rows of its one query instead: `facts_from_rows`). Writers that can count the
 rows they stream (XLSX, Parquet, PDF) check their count against it and fail rather than ship a
-file whose manifest disagrees with its content (e.g. the marts were rebuilt mid-export). Tests re-read every file with an independent
-reader and compare its sums to `totals_minor` cent for cent.
+file whose manifest disagrees with its content (e.g. the marts were rebuilt mid-export). Tests
+re-read every file with an independent reader and compare its sums to `totals_minor` cent for
+cent.
 """
 
 from __future__ import annotations
@@ -160,18 +161,28 @@ def atomic_output(out_path: Path) -> Iterator[Path]:
         raise
 
 
-class HashingFile:
-    """A binary file writer that hashes and counts what it writes (no second read of the file)."""
+class Digest:
+    """Hashes and counts bytes: the manifest's sha256 and byte size, computed as they stream."""
 
-    def __init__(self, path: Path):
-        self._fh = open(path, "wb")
+    def __init__(self) -> None:
         self.sha256 = hashlib.sha256()
         self.byte_size = 0
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> None:
         self.sha256.update(data)
         self.byte_size += len(data)
-        return self._fh.write(data)
+
+
+class HashingFile(Digest):
+    """A binary file writer that hashes and counts what it writes (no second read of the file)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self._fh = open(path, "wb")
+
+    def write(self, data: bytes | memoryview) -> None:
+        super().write(data)
+        self._fh.write(data)
 
     def close(self) -> None:
         self._fh.close()

@@ -42,10 +42,6 @@ CHART_MAX_BARS = 40  # a month of days fits
 NUMERIC_KINDS = ("money", "integer")
 
 
-def check_pdf_size(query: ReportQuery, facts: QueryFacts, settings: Settings) -> None:
-    _check_row_limit(facts.row_count, settings)
-
-
 def _check_row_limit(row_count: int, settings: Settings) -> None:
     limit = settings.pdf_itemized_row_limit
     if row_count > limit:
@@ -85,7 +81,7 @@ def _account(query: ReportQuery) -> str:
 def write_itemized_pdf(client: Client, query: ReportQuery, facts: QueryFacts, out_path: Path, *,
                        progress: Progress, settings: Settings) -> Manifest:
     """Itemized PDFs (summaries: write_summary_pdf, which needs no facts beforehand)."""
-    check_pdf_size(query, facts, settings)
+    _check_row_limit(facts.row_count, settings)
     with atomic_output(out_path) as tmp:
         rows = _render_itemized(client, query, facts, tmp, progress)
         check_row_count(rows, facts, query)

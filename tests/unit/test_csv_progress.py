@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exports.writers.csv_writer import CsvBody, Digest, RowEstimate
-from exports.writers.manifest import Progress
+from exports.writers.csv_writer import CsvBody, RowEstimate
+from exports.writers.manifest import Digest, Progress
 
 
 def test_rows_are_counted_exactly_within_the_sample():
