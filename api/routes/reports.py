@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import psycopg
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import RedirectResponse
 
@@ -22,16 +21,6 @@ Account = Annotated[str, Depends(current_account)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def account_timezone(account_id: str, settings: Settings) -> str | None:
-    """The account's IANA timezone from the source database (None when unknown)."""
-    try:
-        with db.connect("source", settings) as conn:
-            row = conn.execute("SELECT timezone FROM accounts WHERE id = %s", (account_id,)).fetchone()
-    except psycopg.errors.UndefinedTable:
-        return None
-    return row[0] if row else None
-
-
 def _download_url(row: dict, settings: Settings) -> str | None:
     if row["status"] != "completed" or not row["file_key"]:
         return None
@@ -47,7 +36,7 @@ def _object(row: dict, settings: Settings) -> ReportObject:
 def create_report(body: CreateReportBody, account_id: Account, settings: SettingsDep,
                   idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> ReportObject:
     enforce_create_limits(account_id, settings)
-    from exports.reports.engine import validate_report_request
+    from exports.reports.engine import account_timezone, validate_report_request
 
     validate_report_request(account_id, body.report_type, body.parameters, body.format,
                             settings=settings, account_timezone=account_timezone(account_id, settings))

@@ -75,7 +75,7 @@ def run_command(
 ) -> None:
     """Run one report into a file and print its manifest."""
     from exports.money import exponent_of, format_minor
-    from exports.reports.engine import generate_report, validate_report_request
+    from exports.reports.engine import account_timezone, generate_report, validate_report_request
 
     parameters: dict = {"interval_start": start, "interval_end": end, "timezone": timezone,
                         "relative_range": relative, "currency": currency,
@@ -84,8 +84,9 @@ def run_command(
                         "columns": columns}
     parameters = {k: v for k, v in parameters.items() if v is not None}
     try:
-        # Fail on bad input before waiting for the warehouse.
-        validate_report_request(account, report_type, parameters, fmt)
+        # Fail on bad input before waiting for the warehouse, in the account's timezone.
+        tz = account_timezone(account)
+        validate_report_request(account, report_type, parameters, fmt, account_timezone=tz)
         with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.completed:,} rows"), TimeElapsedColumn(), console=console,
                       transient=True) as progress:
@@ -93,7 +94,7 @@ def run_command(
             manifest = generate_report(
                 account, report_type, parameters, fmt, output,
                 progress=lambda rows: progress.update(task, completed=rows),
-                gzip=gzip, money_format="minor" if minor_units else "major")
+                gzip=gzip, money_format="minor" if minor_units else "major", account_timezone=tz)
     except InvalidParameter as exc:
         _fail(exc)
         return

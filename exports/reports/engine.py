@@ -11,6 +11,9 @@ from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 from typing import Any, Callable
 
+import psycopg
+
+from exports import db
 from exports.errors import InvalidParameter
 from exports.reports.catalog import data_available_end as _data_available_end
 from exports.reports.catalog import get_report_type
@@ -20,6 +23,18 @@ from exports.reports.types.base import QueryContext
 from exports.settings import Settings, get_settings
 
 _LOOK_UP = object()  # sentinel: read data_available_end from replication's watermarks
+
+
+def account_timezone(account_id: str, settings: Settings | None = None) -> str | None:
+    """The account's IANA timezone from the source database (None when unknown), so requests are
+    validated — and their errors worded — in the merchant's zone before the warehouse is opened."""
+    settings = settings or get_settings()
+    try:
+        with db.connect("source", settings) as conn:
+            row = conn.execute("SELECT timezone FROM accounts WHERE id = %s", (account_id,)).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return row[0] if row else None
 
 
 def validate_report_request(

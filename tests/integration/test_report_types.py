@@ -488,6 +488,13 @@ def _cli_checks(runner, tmp_path, app):
                               "--format", "csv", "-o", str(out)])
     assert bad.exit_code == 2
     assert "parameters.currency" in bad.output
+    # Checked before the warehouse is opened, yet worded in the account's timezone (Asia/Tokyo).
+    backwards = runner.invoke(app, ["run", "--type", "balance.summary", "--account", "acct_tokyo",
+                                    "--from", "2024-03-05", "--to", "2024-03-02", "--format", "csv",
+                                    "-o", str(out)])
+    assert backwards.exit_code == 2
+    assert "parameters.interval_end" in backwards.output
+    assert "2024-03-02 00:00:00 Asia/Tokyo" in " ".join(backwards.output.split())
     listing = runner.invoke(app, ["types"], env={"COLUMNS": "200", **runner.env})
     assert listing.exit_code == 0
     for report_type in REPORT_TYPES:
