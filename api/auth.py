@@ -23,6 +23,7 @@ def current_account(request: Request, settings: Settings = Depends(get_settings_
     account = store.account_for_key(secret.strip(), settings)
     if account is None:
         raise AuthenticationFailed("Invalid or revoked API key provided.", param="Authorization")
+    request.state.account_id = account  # for the request's log line (api/app.py)
     return account
 
 

@@ -242,3 +242,26 @@ def test_reports_list_read_and_download_while_the_warehouse_is_unavailable(accou
         assert redirect.status_code == 302
         assert httpx.get(redirect.headers["location"]).content == content
         assert time.monotonic() - started < 5
+
+
+def test_each_request_is_logged_with_the_id_its_response_returns(account_client, api_server):
+    account, client = account_client()
+    traced = client.get("/v1/reports", headers={"X-Request-Id": "trace-abc.123"})
+    assert traced.status_code == 200 and traced.headers["x-request-id"] == "trace-abc.123"
+    # Not a plain token: replaced, so a caller cannot write arbitrary text into the logs.
+    odd = client.get("/v1/reports", headers={"X-Request-Id": "two words"})
+    assert odd.headers["x-request-id"].startswith("req_")
+    assert client.get("/v1/reports").headers["x-request-id"].startswith("req_")
+
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in open(api_server.log_path, encoding="utf-8")
+                 if "request_id=trace-abc.123" in line]
+        if lines or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert len(lines) == 1, open(api_server.log_path, encoding="utf-8").read()[-2000:]
+    line = lines[0]
+    assert "api.requests: request " in line
+    for field in ("method=GET", "path=/v1/reports", "status=200", f"account_id={account}", "duration_ms="):
+        assert field in line
