@@ -148,16 +148,21 @@ def csv_transport(client, args: dict) -> dict:
     query = report_query(args.get("limit"), single_currency=single)
     names, types = query_columns(client, query)  # LIMIT 0: computes nothing
     facts = QueryFacts(names, types, 0, {}, {}, frozenset({2} if single else {0, 2, 3}))
-    sql = formatted_select(query, facts)
+    label = "payreports-export benchmark"
+    sql = formatted_select(query, facts, log_comment=label)
     out = Path(args["out"])
     if args["transport"] == "engine":  # ClickHouse alone writes the formatted rows: no hashing
         client.command(f"{sql} INTO OUTFILE '{out}' FORMAT CSV", parameters=query.parameters)
     elif args["transport"] == "file":
-        write_through_file(client, sql, query.parameters, out, b"", progress=Progress(None), row_count=0)
+        write_through_file(client, sql, query.parameters, out, b"", progress=Progress(None), row_count=0,
+                           log_comment=label)
     else:
-        copy = copy_through_pipe if args["transport"] == "pipe" else copy_through_stream
         with HashingFile(out) as sink:
-            copy(client, sql, query.parameters, CsvBody(sink, gzip=False, progress=Progress(None), row_count=0))
+            body = CsvBody(sink, gzip=False, progress=Progress(None), row_count=0)
+            if args["transport"] == "pipe":
+                copy_through_pipe(client, sql, query.parameters, body, log_comment=label)
+            else:
+                copy_through_stream(client, sql, query.parameters, body)
     return {"bytes": out.stat().st_size}
 
 

@@ -17,6 +17,10 @@ Three transports carry the rows to our file:
 - ClickHouse server, "stream": its file system is not ours, so `raw_stream(fmt="CSV")`
   (streamed block by block by both backends when the call carries no per-query settings).
 
+On the embedded engine the export query carries a `log_comment` label; if the follower or
+reader fails (a cancelled report's progress callback raises), a second connection KILLs the
+query by that label, so a cancel stops the engine within seconds instead of after the last row.
+
 Memory stays bounded and we write the header ourselves (CSVWithNames would be buffered whole
 by chdb). All transports produce byte-identical files.
 
@@ -31,10 +35,12 @@ from __future__ import annotations
 import csv
 import fcntl
 import io
+import logging
 import os
 import shutil
 import tempfile
 import threading
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -53,6 +59,8 @@ try:  # the embedded backend's client class (absent from clickhouse-connect buil
 except ImportError:  # pragma: no cover
     _EmbeddedClient = None
 
+log = logging.getLogger(__name__)
+
 Transport = Literal["file", "pipe", "stream"]
 
 READ_CHUNK_BYTES = 1 << 20
@@ -66,8 +74,10 @@ GZIP_LEVEL = 1
 
 
 def formatted_select(query: ReportQuery, facts: QueryFacts, *,
-                     money_format: Literal["major", "minor"] = "major") -> str:
-    """The report SQL wrapped so every output column prints as its CSV field (see csv_field)."""
+                     money_format: Literal["major", "minor"] = "major",
+                     log_comment: str | None = None) -> str:
+    """The report SQL wrapped so every output column prints as its CSV field (see csv_field).
+    `log_comment` labels the query in system.processes / query_log (and lets us KILL it)."""
     money = money_indexes(query)
     exprs = []
     for index, column in enumerate(query.columns):
@@ -75,7 +85,8 @@ def formatted_select(query: ReportQuery, facts: QueryFacts, *,
                           money_format=money_format, row_exponents=facts.row_exponents,
                           check_exponent=bool(money) and index == money[0])
         exprs.append(f"{field} AS {ident(f'c{index}')}")
-    return f"SELECT {', '.join(exprs)} FROM ({query.sql}) SETTINGS {CSV_FIELD_SETTINGS}"
+    label = f", log_comment = {sql_string(log_comment)}" if log_comment else ""
+    return f"SELECT {', '.join(exprs)} FROM ({query.sql}) SETTINGS {CSV_FIELD_SETTINGS}{label}"
 
 
 def header_line(names: list[str]) -> bytes:
@@ -156,18 +167,22 @@ def write_csv(client: Client, query: ReportQuery, facts: QueryFacts, out_path: P
         raise ValueError(f"unknown CSV transport {transport!r}")
     if transport == "file" and gzip:
         raise ValueError("the 'file' CSV transport writes uncompressed files; gzip uses 'pipe'")
-    sql = formatted_select(query, facts, money_format=money_format)
+    log_comment = f"payreports-export {uuid.uuid4().hex}"
+    sql = formatted_select(query, facts, money_format=money_format, log_comment=log_comment)
     header = header_line([c.name for c in query.columns])
     with atomic_output(out_path) as tmp:
         if transport == "file":
             byte_size, sha256 = write_through_file(client, sql, query.parameters, tmp, header,
-                                                   progress=progress, row_count=facts.row_count)
+                                                   progress=progress, row_count=facts.row_count,
+                                                   log_comment=log_comment)
         else:
             with HashingFile(tmp) as sink:
                 body = CsvBody(sink, gzip=gzip, progress=progress, row_count=facts.row_count)
                 body.write(header)
-                copy = copy_through_pipe if transport == "pipe" else copy_through_stream
-                copy(client, sql, query.parameters, body)
+                if transport == "pipe":
+                    copy_through_pipe(client, sql, query.parameters, body, log_comment=log_comment)
+                else:
+                    copy_through_stream(client, sql, query.parameters, body)
                 body.finish()
             byte_size, sha256 = sink.byte_size, sink.sha256.hexdigest()
     progress.finish(facts.row_count)
@@ -204,13 +219,15 @@ def sql_string(text: str) -> str:
 
 class PipeReader:
     """Reads the pipe until EOF into `body`. If writing or the progress callback raises (e.g. a
-    cancellation), the error is kept for the main thread and the pipe is still drained to EOF:
-    ClickHouse blocks on a full pipe, and the main thread is waiting for its query to return."""
+    cancellation), the error is kept for the main thread, `on_error` stops the query, and the
+    pipe is still drained to EOF: ClickHouse blocks on a full pipe, and the main thread is
+    waiting for its query to return."""
 
     def __init__(self, fd: int, body: CsvBody):
         self._fd = fd
         self._body = body
         self.error: BaseException | None = None
+        self.on_error: Callable[[], None] = lambda: None
 
     def run(self) -> None:
         try:
@@ -218,13 +235,14 @@ class PipeReader:
                 self._body.write_rows(chunk)
         except BaseException as error:  # noqa: BLE001 - re-raised by the main thread
             self.error = error
+            self.on_error()
             with suppress(OSError):
                 while os.read(self._fd, READ_CHUNK_BYTES):
                     pass
 
 
 def copy_through_pipe(client: Client, sql: str, parameters: dict[str, Any] | None,
-                      body: CsvBody) -> None:
+                      body: CsvBody, *, log_comment: str) -> None:
     with private_fifo() as fifo:
         # Hold both ends before the query starts. Our read end means ClickHouse's open() for
         # writing never blocks; our own write end means the reader cannot see EOF before
@@ -241,7 +259,7 @@ def copy_through_pipe(client: Client, sql: str, parameters: dict[str, Any] | Non
             fcntl.fcntl(read_fd, F_SETPIPE_SZ, PIPE_BUFFER_BYTES)
         try:
             append_rows(client, sql, parameters, fifo, PipeReader(read_fd, body), "csv-pipe-reader",
-                        stop=lambda: os.close(hold_fd))
+                        stop=lambda: os.close(hold_fd), log_comment=log_comment)
         finally:
             os.close(read_fd)
 
@@ -249,13 +267,15 @@ def copy_through_pipe(client: Client, sql: str, parameters: dict[str, Any] | Non
 class FileFollower:
     """Reads a file while ClickHouse appends to it (from the page cache, so cheaply), feeding
     `body` until `finished` is set and the end of the file is reached. An error (e.g. the
-    progress callback cancelling) is kept for the main thread; ClickHouse never waits for us."""
+    progress callback cancelling) is kept for the main thread and `on_error` stops the query;
+    ClickHouse never waits for us."""
 
     def __init__(self, path: Path, body: CsvBody):
         self._path = path
         self._body = body
         self.finished = threading.Event()
         self.error: BaseException | None = None
+        self.on_error: Callable[[], None] = lambda: None
 
     def run(self) -> None:
         try:
@@ -278,34 +298,59 @@ class FileFollower:
                 os.close(fd)
         except BaseException as error:  # noqa: BLE001 - re-raised by the main thread
             self.error = error
+            self.on_error()
 
 
 def write_through_file(client: Client, sql: str, parameters: dict[str, Any] | None, path: Path,
-                       header: bytes, *, progress: Progress, row_count: int) -> tuple[int, str]:
+                       header: bytes, *, progress: Progress, row_count: int,
+                       log_comment: str) -> tuple[int, str]:
     """ClickHouse appends the rows to `path` (after our header) itself, while a follower thread
     hashes and counts them as they land; returns (byte size, sha256 hex)."""
     path.write_bytes(header)
     digest = Digest()  # the bytes are already in the file: only hash and count them
     follower = FileFollower(path, CsvBody(digest, gzip=False, progress=progress, row_count=row_count))
     append_rows(client, sql, parameters, str(path), follower, "csv-file-follower",
-                stop=follower.finished.set)
+                stop=follower.finished.set, log_comment=log_comment)
     return digest.byte_size, digest.sha256.hexdigest()
 
 
 def append_rows(client: Client, sql: str, parameters: dict[str, Any] | None, path: str,
                 worker: PipeReader | FileFollower, thread_name: str, *,
-                stop: Callable[[], None]) -> None:
+                stop: Callable[[], None], log_comment: str) -> None:
     """Run `worker` on a thread while ClickHouse appends the query's CSV rows to `path` (APPEND:
     the path exists, a pipe or our file with its header; ClickHouse refuses to overwrite one).
     `stop()`, called once the query has returned or failed, lets the worker reach its end; an
-    error the worker kept (e.g. a cancelling progress callback) is raised here."""
+    error the worker kept (e.g. a cancelling progress callback) is raised here, after the worker
+    has had the query (labelled `log_comment` in its SETTINGS) killed rather than left to write
+    every remaining row."""
+    worker.on_error = lambda: kill_embedded_query(client, log_comment)
     thread = threading.Thread(target=worker.run, name=thread_name, daemon=True)
     thread.start()
     try:
         client.command(f"{sql} INTO OUTFILE {sql_string(path)} APPEND FORMAT CSV",
                        parameters=parameters)
+    except Exception:
+        if worker.error is None:  # the query's own failure; else it failed because we killed it
+            raise
     finally:
         stop()
         thread.join()
     if worker.error is not None:
         raise worker.error
+
+
+def kill_embedded_query(client: Client, log_comment: str) -> None:
+    """KILL the running query labelled `log_comment`, from a second connection to the same
+    embedded engine (chdb runs queries concurrently). Not matched on the query's text: bound
+    parameters make ClickHouse re-format it, comments dropped. Best effort: if it fails, the
+    query just runs to its end."""
+    import clickhouse_connect
+
+    try:
+        killer = clickhouse_connect.get_client(dsn=f"chdb://{client.path}")
+        try:
+            killer.command(f"KILL QUERY WHERE Settings['log_comment'] = {sql_string(log_comment)} ASYNC")
+        finally:
+            killer.close()
+    except Exception:  # noqa: BLE001 - the caller is already failing with the real error
+        log.warning("could not stop the export query; it will run to its end", exc_info=True)
