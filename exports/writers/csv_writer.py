@@ -217,25 +217,36 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-class PipeReader:
-    """Reads the pipe until EOF into `body`. If writing or the progress callback raises (e.g. a
-    cancellation), the error is kept for the main thread, `on_error` stops the query, and the
-    pipe is still drained to EOF: ClickHouse blocks on a full pipe, and the main thread is
-    waiting for its query to return."""
+class RowsWorker:
+    """Work on a thread beside ClickHouse's INTO OUTFILE query (see append_rows): feeds `body`.
+    If writing or the progress callback raises (e.g. a cancellation), `failed` keeps the error
+    for the main thread and calls `on_error`, which append_rows sets to kill the query."""
 
-    def __init__(self, fd: int, body: CsvBody):
-        self._fd = fd
+    def __init__(self, body: CsvBody):
         self._body = body
         self.error: BaseException | None = None
         self.on_error: Callable[[], None] = lambda: None
+
+    def failed(self, error: BaseException) -> None:
+        self.error = error
+        self.on_error()
+
+
+class PipeReader(RowsWorker):
+    """Reads the pipe until EOF into `body`. After a failure the pipe is still drained to EOF:
+    ClickHouse blocks on a full pipe until the kill lands, and the main thread is waiting for
+    its query to return."""
+
+    def __init__(self, fd: int, body: CsvBody):
+        super().__init__(body)
+        self._fd = fd
 
     def run(self) -> None:
         try:
             while chunk := os.read(self._fd, READ_CHUNK_BYTES):
                 self._body.write_rows(chunk)
         except BaseException as error:  # noqa: BLE001 - re-raised by the main thread
-            self.error = error
-            self.on_error()
+            self.failed(error)
             with suppress(OSError):
                 while os.read(self._fd, READ_CHUNK_BYTES):
                     pass
@@ -264,18 +275,15 @@ def copy_through_pipe(client: Client, sql: str, parameters: dict[str, Any] | Non
             os.close(read_fd)
 
 
-class FileFollower:
+class FileFollower(RowsWorker):
     """Reads a file while ClickHouse appends to it (from the page cache, so cheaply), feeding
-    `body` until `finished` is set and the end of the file is reached. An error (e.g. the
-    progress callback cancelling) is kept for the main thread and `on_error` stops the query;
-    ClickHouse never waits for us."""
+    `body` until `finished` is set and the end of the file is reached. ClickHouse never waits
+    for us."""
 
     def __init__(self, path: Path, body: CsvBody):
+        super().__init__(body)
         self._path = path
-        self._body = body
         self.finished = threading.Event()
-        self.error: BaseException | None = None
-        self.on_error: Callable[[], None] = lambda: None
 
     def run(self) -> None:
         try:
@@ -297,8 +305,7 @@ class FileFollower:
             finally:
                 os.close(fd)
         except BaseException as error:  # noqa: BLE001 - re-raised by the main thread
-            self.error = error
-            self.on_error()
+            self.failed(error)
 
 
 def write_through_file(client: Client, sql: str, parameters: dict[str, Any] | None, path: Path,
@@ -315,7 +322,7 @@ def write_through_file(client: Client, sql: str, parameters: dict[str, Any] | No
 
 
 def append_rows(client: Client, sql: str, parameters: dict[str, Any] | None, path: str,
-                worker: PipeReader | FileFollower, thread_name: str, *,
+                worker: RowsWorker, thread_name: str, *,
                 stop: Callable[[], None], log_comment: str) -> None:
     """Run `worker` on a thread while ClickHouse appends the query's CSV rows to `path` (APPEND:
     the path exists, a pipe or our file with its header; ClickHouse refuses to overwrite one).
