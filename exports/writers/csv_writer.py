@@ -8,8 +8,8 @@ Three transports carry the rows to our file:
 
 - embedded engine (chdb, same process, same file system), "file": ClickHouse appends them to
   our temp file itself (`INTO OUTFILE '<tmp>' APPEND FORMAT CSV`, after the header we wrote),
-  while a follower thread reads the file as it grows (from the page cache) to hash it and count
-  rows for progress. Nothing crosses a pipe or the client, which matters on 2 cores where every
+  while a follower thread maps the file as it grows (its page cache, no copy) to hash it and
+  count rows for progress. Nothing crosses a pipe or the client, which matters on 2 cores where every
   copy costs CPU the engine needs: per 10M rows, 4.1 s vs 5.0 s for "pipe" and 9.0 s for
   "stream" in the last benchmark runs (in noisier runs file and pipe were within noise).
 - embedded engine with gzip, "pipe": ClickHouse writes into a named pipe in a private temp dir
@@ -36,6 +36,7 @@ import csv
 import fcntl
 import io
 import logging
+import mmap
 import os
 import shutil
 import tempfile
@@ -64,8 +65,10 @@ log = logging.getLogger(__name__)
 Transport = Literal["file", "pipe", "stream"]
 
 READ_CHUNK_BYTES = 1 << 20
-# How often the file follower looks again when it has caught up with ClickHouse.
+# How often the file follower looks again when it has caught up with ClickHouse, and how much
+# of the file it maps at a time.
 FOLLOW_POLL_SECONDS = 0.02
+FOLLOW_WINDOW_BYTES = 8 << 20
 # A 1 MiB pipe (Linux's default pipe-max-size) instead of 64 KiB: fewer engine/reader wake-ups.
 PIPE_BUFFER_BYTES = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
@@ -276,9 +279,14 @@ def copy_through_pipe(client: Client, sql: str, parameters: dict[str, Any] | Non
 
 
 class FileFollower(RowsWorker):
-    """Reads a file while ClickHouse appends to it (from the page cache, so cheaply), feeding
-    `body` until `finished` is set and the end of the file is reached. ClickHouse never waits
-    for us."""
+    """Hashes a file while ClickHouse appends to it, feeding `body` until `finished` is set and
+    the end of the file is reached. ClickHouse never waits for us.
+
+    The new bytes are mapped (FOLLOW_WINDOW_BYTES at a time) rather than read: hashing straight
+    from the page cache spares a copy of every byte into a buffer, which was measured at 0.45 of
+    the 1.2 CPU-s the follower spent per 10M rows (1.2 GB) on cores the engine needs. Only bytes
+    below the file's current size are mapped, and nothing truncates our private temp file, so a
+    mapped page is always backed."""
 
     def __init__(self, path: Path, body: CsvBody):
         super().__init__(body)
@@ -287,25 +295,30 @@ class FileFollower(RowsWorker):
 
     def run(self) -> None:
         try:
-            fd = os.open(self._path, os.O_RDONLY)
-            buffer = bytearray(READ_CHUNK_BYTES)  # reused: no 1 MiB allocation per read
-            view = memoryview(buffer)
-            try:
+            with open(self._path, "rb") as fh:
+                fd, position = fh.fileno(), 0
                 while True:
-                    # Looked at before the read: if the query had returned by then, an empty
-                    # read means the file is complete.
+                    # Looked at before the size: if the query had returned by then, no new
+                    # bytes means the file is complete.
                     done = self.finished.is_set()
-                    size = os.readv(fd, [buffer])
-                    if size:
-                        self._body.write_rows(view[:size])
+                    size = os.fstat(fd).st_size
+                    if size > position:
+                        end = min(size, position + FOLLOW_WINDOW_BYTES)
+                        self._feed(fd, position, end)
+                        position = end
                     elif done:
                         return
                     else:
                         self.finished.wait(FOLLOW_POLL_SECONDS)
-            finally:
-                os.close(fd)
         except BaseException as error:  # noqa: BLE001 - re-raised by the main thread
             self.failed(error)
+
+    def _feed(self, fd: int, start: int, end: int) -> None:
+        offset = start - start % mmap.ALLOCATIONGRANULARITY  # mappings start on a page
+        with mmap.mmap(fd, end - offset, offset=offset, access=mmap.ACCESS_READ) as mapped:
+            # Views released before the unmap, as mmap requires.
+            with memoryview(mapped) as view, view[start - offset:] as new_bytes:
+                self._body.write_rows(new_bytes)
 
 
 def write_through_file(client: Client, sql: str, parameters: dict[str, Any] | None, path: Path,
