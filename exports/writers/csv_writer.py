@@ -65,11 +65,11 @@ log = logging.getLogger(__name__)
 Transport = Literal["file", "pipe", "stream"]
 
 READ_CHUNK_BYTES = 1 << 20
-# How often the file follower looks again when it has caught up with ClickHouse, and how much
-# of the file it maps at a time.
+# How often the file follower looks again when it has caught up with ClickHouse.
 FOLLOW_POLL_SECONDS = 0.02
-# 1 MiB: hashes as fast as larger windows (mmap+munmap per MiB is noise next to the hash) and
-# keeps progress (and a cancel) as fine-grained as for the other transports.
+# How much of the file it maps at a time. 1 MiB hashes as fast as larger windows (an mmap and
+# munmap per MiB is noise next to the hash) and keeps progress (and so a cancel) as fine-grained
+# as on the other transports.
 FOLLOW_WINDOW_BYTES = READ_CHUNK_BYTES
 # A 1 MiB pipe (Linux's default pipe-max-size) instead of 64 KiB: fewer engine/reader wake-ups.
 PIPE_BUFFER_BYTES = 1 << 20
