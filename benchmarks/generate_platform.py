@@ -6,6 +6,7 @@ in the same run on the same server: `INSERT INTO t SELECT g, ... FROM generate_s
 narrow rows. The ratio says how many baseline-inserts one generation costs.
 
     python benchmarks/generate_platform.py --payments 1000000
+    python benchmarks/generate_platform.py --payments 200000 --accounts 10000   # many small merchants
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--accounts", type=int, default=None,
+                        help="number of merchant accounts (default: the six demo accounts)")
     parser.add_argument("--check-invariants", action="store_true",
                         help="also run the ledger invariant checks (slow at 10M)")
     args = parser.parse_args()
@@ -62,10 +65,10 @@ def main() -> None:
 
         started = time.perf_counter()
         summary = generate_platform(settings, seed=args.seed, payments=n, days=args.days,
-                                    end_date=date(2025, 1, 1))
+                                    end_date=date(2025, 1, 1), accounts=args.accounts)
         wall = time.perf_counter() - started
 
-        print(f"payments={n:,} days={args.days} seed={args.seed}")
+        print(f"payments={n:,} days={args.days} seed={args.seed} accounts={summary.rows['accounts']:,}")
         print(f"baseline: {n:,} narrow rows in {baseline:.2f}s = {n / baseline:,.0f} rows/s")
         print(f"{'step':<26}{'rows':>14}{'seconds':>10}{'rows/s':>14}")
         for step, seconds in summary.seconds.items():

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
@@ -64,6 +64,30 @@ DEMO_ACCOUNTS = (
     DemoAccount("Coral Coast Surf", "money@coralcoastsurf.example", "AU", "Australia/Sydney",
                 "aud", "daily", 2, 0.12),
 )
+
+
+MAX_ACCOUNTS = 1_000_000
+
+
+def demo_accounts(count: int | None = None) -> tuple[DemoAccount, ...]:
+    """The platform's accounts: the six DEMO_ACCOUNTS by default; with `count`, that many, the
+    first six as in DEMO_ACCOUNTS and the others cycling through them as templates ("#7", ...),
+    each template's volume split evenly over its copies (a platform of many small merchants)."""
+    if count is None:
+        return DEMO_ACCOUNTS
+    templates = len(DEMO_ACCOUNTS)
+    copies = [count // templates + (1 if i < count % templates else 0) for i in range(templates)]
+    accounts = []
+    for number in range(count):
+        template = DEMO_ACCOUNTS[number % templates]
+        share = template.volume_share / copies[number % templates]
+        if number < templates:
+            accounts.append(replace(template, volume_share=share))
+            continue
+        user, domain = template.email.split("@")
+        accounts.append(replace(template, name=f"{template.name} #{number + 1}",
+                                email=f"{user}+{number + 1}@{domain}", volume_share=share))
+    return tuple(accounts)
 
 
 @dataclass(frozen=True)
@@ -192,14 +216,15 @@ def plan_payouts(slots: Iterable[PayoutSlot]) -> list[PlannedPayout]:
     return planned
 
 
-def day_plan(seed: int, payments: int, start: date, days: int) -> list[tuple[int, date, int, int]]:
+def day_plan(seed: int, payments: int, start: date, days: int,
+             accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS) -> list[tuple[int, date, int, int]]:
     """(account_no, local day, first payment number, count): weekly seasonality, slow growth and
     day-to-day noise, rounded cumulatively so the counts add up to exactly `payments`."""
     rng = random.Random(seed)
     weights: list[tuple[int, date, float]] = []
     for i in range(days):
         day = start + timedelta(days=i)
-        for account_no, account in enumerate(DEMO_ACCOUNTS, start=1):
+        for account_no, account in enumerate(accounts, start=1):
             weight = (account.volume_share * WEEKDAY_FACTOR[day.weekday()]
                       * (1 + 0.25 * i / days) * (0.9 + 0.2 * rng.random()))
             weights.append((account_no, day, weight))
@@ -237,7 +262,7 @@ def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
     seconds[step] = round(time.perf_counter() - started, 3)
 
 
-def _validate(seed: int, payments: int, days: int) -> None:
+def _validate(seed: int, payments: int, days: int, accounts: int | None = None) -> None:
     if not isinstance(seed, int) or seed < 0:
         raise InvalidParameter(f"seed must be a non-negative integer, got {seed!r}", param="seed")
     if not isinstance(payments, int) or not 1 <= payments <= 1_000_000_000:
@@ -245,6 +270,10 @@ def _validate(seed: int, payments: int, days: int) -> None:
                                param="payments")
     if not isinstance(days, int) or not 1 <= days <= 3660:
         raise InvalidParameter(f"days must be between 1 and 3660, got {days!r}", param="days")
+    if accounts is not None and (not isinstance(accounts, int) or isinstance(accounts, bool)
+                                 or not 1 <= accounts <= MAX_ACCOUNTS):
+        raise InvalidParameter(f"accounts must be between 1 and {MAX_ACCOUNTS:,}, got {accounts!r}",
+                               param="accounts")
 
 
 def _source_has_data(conn: psycopg.Connection) -> bool:
@@ -276,14 +305,15 @@ def _drop_secondary_structures(conn: psycopg.Connection) -> list[str]:
 
 def generate_platform(settings: Settings | None = None, *, seed: int = 42, payments: int = 20_000,
                       days: int = 90, end_date: date | None = None,
-                      reset: bool = False) -> GenerationSummary:
+                      reset: bool = False, accounts: int | None = None) -> GenerationSummary:
     """Write a deterministic demo platform into the migrated source database.
 
-    Same (seed, payments, days, end_date) -> identical table contents. Activity lies in
-    [end_date - days, end_date) (UTC midnights; end_date defaults to today UTC). Refuses when the
-    source tables hold data, unless reset=True, which truncates them first.
+    Same (seed, payments, days, end_date, accounts) -> identical table contents. Activity lies in
+    [end_date - days, end_date) (UTC midnights; end_date defaults to today UTC). `accounts`: how
+    many merchants (default: the six DEMO_ACCOUNTS; see demo_accounts). Refuses when the source
+    tables hold data, unless reset=True, which truncates them first.
     """
-    _validate(seed, payments, days)
+    _validate(seed, payments, days, accounts)
     end_date = end_date or datetime.now(UTC).date()
     start_date = end_date - timedelta(days=days)
     summary = GenerationSummary(seed=seed, rows={},
@@ -303,7 +333,8 @@ def generate_platform(settings: Settings | None = None, *, seed: int = 42, payme
                     "to mix two platforms (pass reset=True to truncate the source tables first)")
             conn.execute(f"TRUNCATE {', '.join(SOURCE_TABLES)}")
         recreate = _drop_secondary_structures(conn)
-        _Loader(conn, seed, payments, start_date, end_date, days, timings).run()
+        _Loader(conn, seed, payments, start_date, end_date, days, timings,
+                demo_accounts(accounts)).run()
         with _timed(timings, "indexes_and_foreign_keys"):
             for statement in recreate:
                 conn.execute(statement)
@@ -319,8 +350,10 @@ class _Loader:
     """The steps of one generation, in one transaction on `conn`."""
 
     def __init__(self, conn: psycopg.Connection, seed: int, payments: int, start_date: date,
-                 end_date: date, days: int, timings: dict[str, float]):
+                 end_date: date, days: int, timings: dict[str, float],
+                 accounts: tuple[DemoAccount, ...] = DEMO_ACCOUNTS):
         self.conn, self.seed, self.payments, self.days = conn, seed, payments, days
+        self.accounts_plan = accounts
         self.start_date, self.end_date, self.timings = start_date, end_date, timings
         self.start_ts = f"'{start_date.isoformat()} 00:00:00+00'::timestamptz"
         self.end_ts = f"'{end_date.isoformat()} 00:00:00+00'::timestamptz"
@@ -351,7 +384,7 @@ class _Loader:
                   " customer_count bigint) ON COMMIT DROP")
         first = 1
         rows = []
-        for no, a in enumerate(DEMO_ACCOUNTS, start=1):
+        for no, a in enumerate(self.accounts_plan, start=1):
             customers = max(5, round(self.payments * a.volume_share / 6))
             rows.append((no, a.name, a.email, a.country, a.timezone, a.currency, a.second_currency,
                          a.second_currency_share, a.payout_schedule, a.payout_delay_days, first,
@@ -368,13 +401,14 @@ class _Loader:
         c.execute("CREATE TEMP TABLE gen_day_plan (account_no int, local_day date, first_n bigint,"
                   " cnt int) ON COMMIT DROP")
         self._copy("gen_day_plan", "account_no, local_day, first_n, cnt",
-                   day_plan(self.seed, self.payments, self.start_date, self.days))
+                   day_plan(self.seed, self.payments, self.start_date, self.days,
+                            self.accounts_plan))
         # Payout calendar: a transaction available at local time t is swept by the payout at the
         # first local midnight >= t, moved to the next Monday for weekly schedules.
         c.execute("CREATE TEMP TABLE gen_calendar (account_no int, local_day date, payout_day date,"
                   " PRIMARY KEY (account_no, local_day)) ON COMMIT DROP")
         calendar = []
-        for no, a in enumerate(DEMO_ACCOUNTS, start=1):
+        for no, a in enumerate(self.accounts_plan, start=1):
             for i in range(-2, self.days + 2):
                 day = self.start_date + timedelta(days=i)
                 payout_day = day + timedelta(days=(7 - day.weekday()) % 7) \
@@ -388,8 +422,10 @@ class _Loader:
                                   payout_schedule, payout_delay_days, created_at, updated_at)
             SELECT {id_sql('acct_', self.seed, 'account_id', 'account_no')}, name, email, country,
                    tz, currency, schedule, delay_days,
-                   {self.start_ts} - interval '400 days' + account_no * interval '17 days',
-                   {self.start_ts} - interval '30 days' + account_no * interval '1 day'
+                   -- (n - 1) % 20 + 1 = n for the six demo accounts; many accounts cycle
+                   -- through 20 creation days, all before the generated range.
+                   {self.start_ts} - interval '400 days' + ((account_no - 1) % 20 + 1) * interval '17 days',
+                   {self.start_ts} - interval '30 days' + ((account_no - 1) % 20 + 1) * interval '1 day'
             FROM gen_accounts ORDER BY account_no""")
 
     def customers(self) -> None:

@@ -71,3 +71,23 @@ def test_bad_mutation_parameters_are_refused_naming_the_field(kwargs, param):
     with pytest.raises(InvalidParameter) as caught:
         mutate_recent(seed=1, **kwargs)
     assert caught.value.param == param
+
+
+def test_demo_accounts_default_is_the_six_and_many_keep_them_first():
+    from exports.source.generator import DEMO_ACCOUNTS, demo_accounts
+
+    assert demo_accounts() == DEMO_ACCOUNTS
+    many = demo_accounts(1000)
+    assert len(many) == 1000 and len({a.email for a in many}) == 1000
+    assert [a.name for a in many[:6]] == [a.name for a in DEMO_ACCOUNTS]
+    assert sum(a.volume_share for a in many) == pytest.approx(sum(a.volume_share for a in DEMO_ACCOUNTS))
+    plan = day_plan(seed=3, payments=20_000, start=D, days=28, accounts=many)
+    assert sum(count for _, _, _, count in plan) == 20_000
+    assert len({account_no for account_no, _, _, _ in plan}) > 900  # nearly every account sells
+
+
+@pytest.mark.parametrize("accounts", [0, -1, 1_000_001, "many", True])
+def test_bad_account_counts_are_refused_naming_the_field(accounts):
+    with pytest.raises(InvalidParameter) as caught:
+        generate_platform(accounts=accounts)
+    assert caught.value.param == "accounts"
