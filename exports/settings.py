@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     max_report_span_days: int = 366
     pdf_itemized_row_limit: int = 10_000
 
+    # --- per-account statements (exports/statements, docs/statements.md)
+    # The files every account gets each period: report_type:format, comma-separated.
+    statement_reports: str = ("balance.summary:pdf,balance_change_from_activity.itemized:csv,"
+                              "payout_reconciliation.itemized:csv")
+    statement_start_month: str = "2024-01-01"  # the first month with statement partitions
+    statement_email_account: bool = True  # email each statement to the account's address on file
+    # Data later than this after a period's end (in the latest timezone) raises the alert.
+    statement_data_deadline_hours: float = 12.0
+
     # --- delivery
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 8025

@@ -26,7 +26,7 @@ from exports.settings import Settings, get_settings
 
 STATUSES = ("pending", "processing", "completed", "failed", "canceled", "expired")
 TERMINAL_STATUSES = ("completed", "failed", "canceled", "expired")
-PRIORITY_BY_SOURCE = {"api": 10, "schedule": 0, "backfill": -10}
+PRIORITY_BY_SOURCE = {"api": 10, "schedule": 0, "statement": 0, "backfill": -10}
 MAX_LIST_LIMIT = 100
 
 
@@ -99,6 +99,53 @@ def create(request: NewRequest, settings: Settings | None = None) -> tuple[dict,
             param="Idempotency-Key",
         )
     return existing, False
+
+
+def open_statement(request_id: str, request: NewRequest, run_id: str | None,
+                   settings: Settings | None = None) -> tuple[dict, bool]:
+    """The row of one per-account statement file (exports.statements), whose id is deterministic:
+    the first run of a partition inserts it, every later run finds it. Returns (row, mine); mine
+    is True when the caller is to process it now: just inserted, or it had failed and this re-run
+    retries it (failed -> processing, error cleared; attempt_count is kept, so the request
+    sensor's run keys stay unique should the row ever be re-queued).
+
+    It starts as 'processing', never 'pending': the request sensor never races the statements
+    run for it, and if that run dies the watchdog re-queues the stale row like any report's.
+    Any other existing row (completed, expired, canceled, processed elsewhere) is left alone."""
+    priority = request.priority if request.priority is not None else PRIORITY_BY_SOURCE[request.source]
+    with _conn(settings) as conn:
+        row = conn.execute(
+            """
+            INSERT INTO report_requests AS r (id, account_id, report_type, parameters, format,
+                email_recipients, webhook_url, requested_by, request_fingerprint, source, priority,
+                status, dagster_run_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'processing', %s)
+            ON CONFLICT (id) DO UPDATE SET status = 'processing', error_message = NULL,
+                completed_at = NULL, progress = 0, dagster_run_id = EXCLUDED.dagster_run_id,
+                updated_at = now()
+            WHERE r.status = 'failed'
+            RETURNING *
+            """,
+            (request_id, request.account_id, request.report_type, Jsonb(request.parameters),
+             request.format, request.email_recipients, request.webhook_url, request.requested_by,
+             request.fingerprint(), request.source, priority, run_id),
+        ).fetchone()
+        if row is not None:
+            return row, True
+        existing = conn.execute("SELECT * FROM report_requests WHERE id = %s", (request_id,)).fetchone()
+    if existing is None:  # deleted between the two statements: vanishingly rare, try again
+        return open_statement(request_id, request, run_id, settings)
+    return existing, False
+
+
+def statuses(request_ids: list[str], settings: Settings | None = None) -> dict[str, dict]:
+    """id -> status, error and file fields of each of `request_ids` that exists."""
+    with _conn(settings) as conn:
+        rows = conn.execute(
+            "SELECT id, account_id, report_type, format, status, error_message, file_key, sha256, "
+            "row_count, file_size_bytes FROM report_requests WHERE id = ANY(%s)",
+            (list(request_ids),)).fetchall()
+    return {row["id"]: row for row in rows}
 
 
 def get(request_id: str, account_id: str | None = None, settings: Settings | None = None) -> dict:

@@ -1,0 +1,180 @@
+"""Render statement packs: one account's statement set for one period, and a shard's packs.
+
+Each file is an ordinary report request (source 'statement') whose id is a pure function of
+(cadence, period, account, report type, format). Rendering a pack opens each row through
+`store.open_statement` — inserted on the first run, found on every later one — and hands the
+rows it owns to `exports.requests.processing.process_request`, the code every report goes
+through (claim, render, store under the row's deterministic key, record, deliver). So a re-run
+of a period adds no row, writes no second file and sends no second email (deliveries are unique
+per request, channel, target and event); a failed file is retried by re-running its partition.
+
+Nothing is rendered before the warehouse's data covers the period's end in every timezone
+involved (availability.DataNotAvailable, which is not a report failure: no row is touched).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from exports.errors import InvalidParameter
+from exports.requests import store
+from exports.requests.processing import process_request
+from exports.settings import Settings, get_settings
+from exports.statements.accounts import StatementAccount, accounts_owed, list_accounts
+from exports.statements.availability import require_data
+from exports.statements.items import StatementItem, statement_set
+from exports.statements.periods import StatementPeriod
+from exports.statements.shards import SHARD_KEYS, shard_of
+
+log = logging.getLogger(__name__)
+
+REQUESTED_BY = "statements"
+# Partition metadata lists at most this many failures (every one is in report_requests).
+LISTED_FAILURES = 20
+
+
+def statement_request_id(account_id: str, period: StatementPeriod, item: StatementItem) -> str:
+    identity = f"statement|{period.cadence}|{period.key}|{account_id}|{item.report_type}|{item.format}"
+    return "rpt_stmt" + hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+
+def statement_request(account: StatementAccount, period: StatementPeriod, item: StatementItem,
+                      settings: Settings) -> store.NewRequest:
+    return store.NewRequest(
+        account_id=account.id, report_type=item.report_type, format=item.format,
+        # Local dates in the account's timezone: the report covers its calendar period.
+        parameters={"interval_start": period.start.isoformat(),
+                    "interval_end": period.end.isoformat(), "timezone": account.timezone},
+        email_recipients=[account.email] if settings.statement_email_account and account.email else None,
+        requested_by=REQUESTED_BY, source="statement")
+
+
+@dataclass(frozen=True)
+class StatementOutcome:
+    """One statement file after a run: its row as the store has it."""
+
+    account_id: str
+    item: StatementItem
+    request_id: str
+    status: str  # completed, failed, processing (handled elsewhere), canceled, expired, ...
+    rendered: bool  # this run processed it (False: found finished, or in another worker's hands)
+    error_message: str | None = None
+    file_key: str | None = None
+    sha256: str | None = None
+    row_count: int | None = None
+    file_size_bytes: int | None = None
+
+
+@dataclass
+class ShardResult:
+    period: StatementPeriod
+    shard: int
+    outcomes: list[StatementOutcome] = field(default_factory=list)
+    data_available_end: datetime | None = None
+
+    @property
+    def accounts(self) -> int:
+        return len({o.account_id for o in self.outcomes})
+
+    @property
+    def failed(self) -> list[StatementOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(o.status for o in self.outcomes).items()))
+
+    def manifest(self) -> dict[str, dict[str, int]]:
+        """Per statement item: completed files, their rows and bytes (each file's own manifest,
+        sha256 included, is on its report)."""
+        totals: dict[str, dict[str, int]] = {}
+        for o in self.outcomes:
+            if o.status != "completed":
+                continue
+            entry = totals.setdefault(o.item.name, {"files": 0, "rows": 0, "bytes": 0})
+            entry["files"] += 1
+            entry["rows"] += o.row_count or 0
+            entry["bytes"] += o.file_size_bytes or 0
+        return totals
+
+    def summary(self) -> dict:
+        """Plain data for the partition's materialization metadata."""
+        return {
+            "period": self.period.label, "shard": SHARD_KEYS[self.shard],
+            "accounts": self.accounts, "statements": len(self.outcomes),
+            "rendered": sum(o.rendered for o in self.outcomes), "statuses": self.counts(),
+            "manifest": self.manifest(),
+            "data_available_end": self.data_available_end.isoformat() if self.data_available_end else None,
+            "failed": [{"account_id": o.account_id, "statement": o.item.name, "report_id": o.request_id,
+                        "error": o.error_message} for o in self.failed[:LISTED_FAILURES]],
+        }
+
+
+def render_pack(account: StatementAccount, period: StatementPeriod, items: Iterable[StatementItem],
+                *, run_id: str | None = None, settings: Settings | None = None
+                ) -> list[tuple[StatementItem, str, bool]]:
+    """One account's statements for `period`: (item, report id, rendered by this call) each.
+
+    Each row is opened idempotently and the ones this call owns go through process_request. An
+    error in one file fails that file's report, with its reason, and the pack goes on; the file
+    is retried by re-running the period."""
+    settings = settings or get_settings()
+    done = []
+    for item in items:
+        request_id = statement_request_id(account.id, period, item)
+        _, mine = store.open_statement(request_id, statement_request(account, period, item, settings),
+                                       run_id, settings)
+        if mine:
+            # max_attempts=1: an unexpected error fails this file instead of raising, so one
+            # account's trouble never stops the other accounts' statements.
+            process_request(request_id, settings, run_id=run_id, max_attempts=1)
+        done.append((item, request_id, mine))
+    return done
+
+
+def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[str] | None = None,
+                 run_id: str | None = None, settings: Settings | None = None,
+                 accounts: list[StatementAccount] | None = None) -> ShardResult:
+    """Every pack owed for `period` in `shard` (or only those of `account_ids` in it).
+
+    Raises DataNotAvailable before touching any row when the data stops short of the period's
+    end in one of these accounts' timezones. `accounts` (all accounts) may be passed by a caller
+    rendering several shards, to read them once."""
+    settings = settings or get_settings()
+    items = statement_set(settings)
+    wanted = set(account_ids) if account_ids is not None else None
+    if accounts is None:
+        accounts = list_accounts(settings, ids=wanted)
+    owed = [a for a in accounts_owed(accounts, period, shard) if wanted is None or a.id in wanted]
+    result = ShardResult(period, shard)
+    result.data_available_end = require_data(period, {a.timezone for a in owed}, settings)
+    done = [(account.id, *entry) for account in owed
+            for entry in render_pack(account, period, items, run_id=run_id, settings=settings)]
+    rows = store.statuses([request_id for _, _, request_id, _ in done], settings)
+    for account_id, item, request_id, rendered in done:
+        row = rows.get(request_id, {})
+        result.outcomes.append(StatementOutcome(
+            account_id, item, request_id, row.get("status", "missing"), rendered,
+            row.get("error_message"), row.get("file_key"), row.get("sha256"), row.get("row_count"),
+            row.get("file_size_bytes")))
+    log.info("statements %s shard %s: %s", period.label, SHARD_KEYS[shard], result.counts())
+    return result
+
+
+def check_accounts_exist(account_ids: Iterable[str], settings: Settings | None = None
+                         ) -> list[StatementAccount]:
+    """The accounts named by a re-run or backfill; InvalidParameter naming any unknown one."""
+    ids = sorted(set(account_ids))
+    found = list_accounts(settings, ids=ids)
+    missing = sorted(set(ids) - {a.id for a in found})
+    if missing:
+        raise InvalidParameter(f"no such account: {', '.join(missing)}", param="account_ids")
+    return found
+
+
+def shards_of(account_ids: Iterable[str]) -> list[int]:
+    return sorted({shard_of(a) for a in account_ids})
