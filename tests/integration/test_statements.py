@@ -137,23 +137,111 @@ def test_unknown_account_in_config_fails_the_run_naming_it(demo_platform, dagste
     assert "acct_nope" in failure.message
 
 
-def test_partition_before_its_data_is_available_fails_without_touching_reports(
-        demo_platform, dagster_instance):
-    """The current month has not ended: the partition fails saying what it waits for; no report
-    row is created (late data never fails a report)."""
+@pytest.fixture()
+def data_available_until(demo_platform):
+    """Pretend replication has only reached a given instant (every table's watermark), then put
+    the real watermarks back."""
+    settings = demo_platform.settings
+    with db.connect("app", settings) as conn:
+        saved = conn.execute("SELECT table_name, watermark FROM replication_watermarks").fetchall()
+
+    def set_until(instant: datetime) -> None:
+        with db.connect("app", settings) as conn:
+            conn.execute("UPDATE replication_watermarks SET watermark = %s", (instant,))
+            conn.commit()
+
+    yield set_until
+    with db.connect("app", settings) as conn:
+        for table, watermark in saved:
+            conn.execute("UPDATE replication_watermarks SET watermark = %s WHERE table_name = %s",
+                         (watermark, table))
+        conn.commit()
+
+
+def _account_in(settings, timezone_name: str) -> str:
+    with db.connect("source", settings) as conn:
+        return conn.execute("SELECT id FROM accounts WHERE timezone = %s ORDER BY id LIMIT 1",
+                            (timezone_name,)).fetchone()[0]
+
+
+def test_late_data_fails_the_partition_not_the_reports_and_respects_each_timezone(
+        demo_platform, dagster_instance, data_available_until):
+    """Data through 2026-10-31 20:00 UTC: October has ended in Tokyo (15:00 UTC) but not in New
+    York (04:00 UTC on Nov 1). The Tokyo account's partition renders; the New York account's
+    fails saying what it waits for and creates no report row. Once the data is there it renders."""
     from orchestration.defs.statements.assets import statements
     from orchestration.defs.statements.partitions import partition_key
 
     settings = demo_platform.settings
-    now = datetime.now(timezone.utc)
-    current = StatementPeriod.from_key(f"{now:%Y-%m}-01")
-    account_id = _accounts(settings)[0][0]
-    # The current month is not a partition yet (months appear when they end), so the run targets
-    # it through the range tags the way a hand-made run would.
-    key = str(partition_key(current, shard_of(account_id)))
-    result = dg.materialize(
-        [statements], instance=dagster_instance, raise_on_error=False,
-        tags={"dagster/asset_partition_range_start": key, "dagster/asset_partition_range_end": key})
-    assert not result.success
-    assert _statement_rows(settings, [account_id], [current]) == []
-    assert SHARD_KEYS[shard_of(account_id)] in key
+    tokyo, new_york = _account_in(settings, "Asia/Tokyo"), _account_in(settings, "America/New_York")
+    assert shard_of(tokyo) != shard_of(new_york)
+    august = StatementPeriod.from_key("2026-08-01")
+    data_available_until(datetime(2026, 8, 31, 20, tzinfo=timezone.utc))
+
+    def run(account_id: str) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [statements], partition_key=str(partition_key(august, shard_of(account_id))),
+            instance=dagster_instance, raise_on_error=False,
+            run_config={"ops": {"statements": {"config": {"account_ids": [account_id]}}}})
+
+    assert run(tokyo).success
+    late = run(new_york)
+    assert not late.success
+    message = late.get_step_failure_events()[0].step_failure_data.error.message
+    assert "did not complete" in message
+    failures = late.get_step_failure_events()[0].step_failure_data.user_failure_data.metadata["failures"].data
+    assert "need data through 2026-09-01T04:00:00+00:00" in next(iter(failures.values()))
+    assert _statement_rows(settings, [new_york], [august]) == []
+    assert {r["status"] for r in _statement_rows(settings, [tokyo], [august])} == {"completed"}
+
+    data_available_until(datetime(2026, 9, 1, 5, tzinfo=timezone.utc))
+    assert run(new_york).success
+    assert {r["status"] for r in _statement_rows(settings, [new_york], [august])} == {"completed"}
+
+
+def _run_requested(instance, run_request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """Execute a sensor's run request the way the daemon would launch it (same tags)."""
+    from orchestration.defs.statements.assets import statements
+
+    return dg.materialize([statements], instance=instance, tags=dict(run_request.tags))
+
+
+def test_month_end_tick_waits_for_the_data_then_renders_every_account_once(
+        demo_platform, dagster_instance, data_available_until):
+    from orchestration.defs.statements.assets import DATA_ON_TIME_CHECK, statements
+    from orchestration.defs.statements.schedules import month_end_tick
+
+    settings = demo_platform.settings
+    accounts = [a for a, _ in _accounts(settings)]
+    september = StatementPeriod.from_key("2026-09-01")
+    # The latest demo timezone is America/New_York: September ends there at 04:00 UTC Oct 1.
+    data_available_until(datetime(2026, 10, 1, 3, tzinfo=timezone.utc))
+    rows_before = _all_statement_rows(settings)
+
+    waiting = month_end_tick(dagster_instance, None, datetime(2026, 10, 1, 6, tzinfo=timezone.utc))
+    assert isinstance(waiting, dg.SensorResult) and not waiting.run_requests
+    assert "waiting for data through 2026-10-01T04:00:00+00:00" in waiting.skip_reason.skip_message
+    assert _all_statement_rows(settings) == rows_before  # a tick renders nothing itself
+
+    # Past the deadline (12 h after that end) the wait becomes an alert: a failing check.
+    late = month_end_tick(dagster_instance, waiting.cursor, datetime(2026, 10, 1, 17, tzinfo=timezone.utc))
+    assert not late.run_requests and "LATE" in late.skip_reason.skip_message
+    check_key = dg.AssetCheckKey(statements.key, DATA_ON_TIME_CHECK)
+    evaluation = dagster_instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [check_key])[check_key]
+    assert evaluation.evaluation.passed is False
+
+    data_available_until(datetime(2026, 10, 1, 5, tzinfo=timezone.utc))
+    ready = month_end_tick(dagster_instance, late.cursor, datetime(2026, 10, 1, 18, tzinfo=timezone.utc))
+    assert len(ready.run_requests) == 4  # 64 shards, 16 partitions per run
+    assert len({r.run_key for r in ready.run_requests}) == 4
+    evaluation = dagster_instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [check_key])[check_key]
+    assert evaluation.evaluation.passed is True
+    for run_request in ready.run_requests:
+        assert _run_requested(dagster_instance, run_request).success
+    rows = _statement_rows(settings, accounts, [september])
+    assert len(rows) == 3 * len(accounts) and {r["status"] for r in rows} == {"completed"}
+
+    after = month_end_tick(dagster_instance, ready.cursor, datetime(2026, 10, 1, 19, tzinfo=timezone.utc))
+    assert isinstance(after, dg.SkipReason) and "were requested" in after.skip_message
