@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
+from exports.settings import get_settings
 from exports.statements import accounts as statement_accounts
 from exports.statements.availability import Readiness, last_closed_month, readiness
 from exports.statements.periods import StatementPeriod
@@ -23,17 +24,25 @@ from exports.statements.shards import SHARD_COUNT
 from orchestration.defs.statements.assets import (DATA_ON_TIME_CHECK, MAX_PARTITIONS_PER_RUN,
                                                   readiness_metadata, statements)
 from orchestration.defs.statements.partitions import range_tags, statement_months, statement_partitions
-from orchestration.tags import warehouse_tags
 
 TICK_SECONDS = 300
-# Statement runs open the warehouse for each of their hundreds of reports: `embedded` (not
-# -brief) runs them one at a time beside platform refreshes. A run is re-executed whole only
-# when its process dies; per-account failures are recorded on their reports instead.
-RUN_TAGS = {"dagster/retry_on_asset_or_op_failure": "false"}
+
+
+def run_tags() -> dict[str, str]:
+    """Tags of every statements run (sensor, ops backfill). A run is re-executed whole only when
+    its process dies; per-account failures are recorded on their reports instead. A statements
+    run opens the embedded warehouse once per report (the lock interleaves it with report and
+    platform runs, so an on-demand report never waits behind a month-end), and dagster.yaml
+    runs one `statements=embedded` run at a time: two would only take turns on the lock."""
+    tags = {"dagster/retry_on_asset_or_op_failure": "false"}
+    if get_settings().warehouse_is_embedded:
+        tags["statements"] = "embedded"
+    return tags
+
 
 statements_job = dg.define_asset_job(
     "statements_job", selection=[statements], partitions_def=statement_partitions,
-    tags={**RUN_TAGS, **warehouse_tags()},
+    tags=run_tags(),
     description="Render per-account statements for a range of month x shard partitions.")
 
 

@@ -1,0 +1,197 @@
+"""Month-end statements end to end: N accounts' packs through the `statements` asset.
+
+On a private state dir and port (embedded defaults: embedded Postgres, chdb, local files, an SMTP
+catcher), generates a platform of N accounts (`generate_platform(accounts=N)`, a few payments
+each), replicates it and builds the marts, then renders October 2026's statement pack
+(PAYREPORTS_STATEMENT_REPORTS: balance summary PDF + two itemized CSVs by default) for every
+account exactly as the month-end sensor requests it: the 64 shards as 4 runs of 16 partitions,
+each executed by Dagster (`materialize` on an ephemeral instance) in a child process, so its peak
+RSS is its own (VmHWM). Every file goes through report_requests, storage and delivery (email to
+the account, in-app).
+
+Baseline, measured in the same run: the engine alone rendering the same three files for a sample
+of accounts into temp files with one shared warehouse client (no rows, no storage, no delivery,
+no Dagster). Prints packs/s, seconds per pack, the ratio to the baseline and the time 10,000 packs
+take at the measured rate (goal: <= 60 min on this 2-core machine).
+
+    python benchmarks/statements.py --accounts 100
+    nice python benchmarks/statements.py --accounts 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+GOAL_PACKS = 10_000
+GOAL_SECONDS = 60 * 60
+PERIOD_KEY = "2026-10-01"
+END_DATE = date(2026, 11, 1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _vm_hwm_mb() -> float:
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(status["VmHWM"].split()[0]) / 1024
+
+
+def render_child() -> None:
+    """The end-to-end phase, in its own process: the month's 4 run requests, executed."""
+    import dagster as dg
+
+    from exports.statements.periods import StatementPeriod
+    from orchestration.defs.statements.assets import statements
+    from orchestration.defs.statements.schedules import month_run_requests
+
+    period = StatementPeriod.from_key(PERIOD_KEY)
+    started = time.perf_counter()
+    runs = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        for request in month_run_requests(period):
+            run_started = time.perf_counter()
+            result = dg.materialize([statements], instance=instance, tags=dict(request.tags),
+                                    raise_on_error=False)
+            runs.append({"run_key": request.run_key, "success": result.success,
+                         "seconds": round(time.perf_counter() - run_started, 2)})
+    print(json.dumps({"seconds": time.perf_counter() - started, "rss_mb": _vm_hwm_mb(), "runs": runs}))
+
+
+def baseline(settings, accounts: list[tuple[str, str]], work: Path) -> float:
+    """Median seconds per pack: the engine alone, one shared client, files to a temp dir."""
+    from exports.reports.engine import generate_report
+    from exports.statements.items import statement_set
+    from exports.statements.periods import StatementPeriod
+    from exports.warehouse import open_warehouse
+
+    period = StatementPeriod.from_key(PERIOD_KEY)
+    items = statement_set(settings)
+    per_pack = []
+    with open_warehouse(settings, purpose="statements benchmark baseline") as client:
+        for account_id, tz in accounts:
+            started = time.perf_counter()
+            for item in items:
+                generate_report(account_id, item.report_type,
+                                {"interval_start": period.start.isoformat(),
+                                 "interval_end": period.end.isoformat(), "timezone": tz},
+                                item.format, work / f"{account_id}-{item.name}.{item.format}",
+                                settings=settings, client=client)
+            per_pack.append(time.perf_counter() - started)
+    return statistics.median(per_pack)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--payments-per-account", type=int, default=20)
+    parser.add_argument("--baseline-sample", type=int, default=10)
+    parser.add_argument("--keep", action="store_true", help="keep the state dir (prints its path)")
+    parser.add_argument("--render-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.render_child:
+        render_child()
+        return
+
+    state = Path(tempfile.mkdtemp(prefix="payreports-statements-"))
+    state.chmod(0o755)
+    from aiosmtpd.controller import Controller
+
+    from tests.fixtures.smtp import CollectingHandler
+
+    smtp_handler = CollectingHandler()
+    smtp = Controller(smtp_handler, hostname="127.0.0.1", port=_free_port())
+    smtp.start()
+    os.environ.update({"PAYREPORTS_STATE_DIR": str(state),
+                       "PAYREPORTS_EMBEDDED_POSTGRES_PORT": str(_free_port()),
+                       "PAYREPORTS_SMTP_HOST": "127.0.0.1", "PAYREPORTS_SMTP_PORT": str(smtp.port),
+                       "DAGSTER_HOME": str(state / "dagster-bench")})
+    (state / "dagster-bench").mkdir()
+
+    from exports import db, replication
+    from exports.services import postgres as embedded
+    from exports.settings import get_settings, reset_settings_cache
+    from exports.source import generate_platform
+    from exports.warehouse import open_warehouse
+    from tests.fixtures.platform import run_dbt
+
+    reset_settings_cache()
+    settings = get_settings()
+    try:
+        embedded.ensure_running(settings)
+        db.migrate("source", settings)
+        db.migrate("app", settings)
+        started = time.perf_counter()
+        generate_platform(settings, seed=13, accounts=args.accounts,
+                          payments=args.accounts * args.payments_per_account, days=60,
+                          end_date=END_DATE)
+        with open_warehouse(settings, purpose="statements benchmark replication") as client:
+            replication.sync_all(client, settings)
+        build = run_dbt(["build"], settings)
+        if build.returncode != 0:
+            raise SystemExit(f"dbt build failed:\n{build.stdout[-4000:]}")
+        print(f"platform: {args.accounts:,} accounts, {args.accounts * args.payments_per_account:,} "
+              f"payments, replicated and marts built in {time.perf_counter() - started:.0f} s", flush=True)
+
+        with db.connect("source", settings) as conn:
+            sample = conn.execute("SELECT id, timezone FROM accounts ORDER BY id LIMIT %s",
+                                  (args.baseline_sample,)).fetchall()
+        work = state / "baseline"
+        work.mkdir()
+        base = baseline(settings, sample, work)
+        print(f"baseline (engine alone, shared client): {base:.3f} s per pack "
+              f"(median of {len(sample)})", flush=True)
+
+        child = subprocess.run([sys.executable, __file__, "--render-child"], capture_output=True,
+                               text=True, env=os.environ.copy())
+        if child.returncode != 0:
+            raise SystemExit(f"render child failed:\n{child.stdout[-3000:]}{child.stderr[-5000:]}")
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+
+        with db.connect("app", settings) as conn:
+            statuses = dict(conn.execute("SELECT status, count(*) FROM report_requests "
+                                         "WHERE source = 'statement' GROUP BY 1").fetchall())
+            packs = conn.execute("SELECT count(DISTINCT account_id) FROM report_requests "
+                                 "WHERE source = 'statement' AND status = 'completed'").fetchone()[0]
+            size = conn.execute("SELECT coalesce(sum(file_size_bytes), 0) FROM report_requests "
+                                "WHERE source = 'statement'").fetchone()[0]
+        seconds = result["seconds"]
+        per_pack = seconds / max(packs, 1)
+        projected = per_pack * GOAL_PACKS
+        print(f"runs: {[(r['run_key'], r['success'], r['seconds']) for r in result['runs']]}")
+        print(f"statement files by status: {statuses}; {size / 1e6:.1f} MB stored; "
+              f"{len(smtp_handler.envelopes):,} emails delivered")
+        print(f"end to end: {packs:,} packs in {seconds:.1f} s = {packs / seconds:.2f} packs/s, "
+              f"{per_pack:.3f} s per pack; peak RSS of the rendering process {result['rss_mb']:.0f} MB")
+        print(f"ratio end-to-end / baseline per pack: {per_pack / base:.2f}x")
+        print(f"{GOAL_PACKS:,} packs at this rate: {projected / 60:.1f} min "
+              f"(goal <= {GOAL_SECONDS // 60} min: {'met' if projected <= GOAL_SECONDS else 'NOT met'})"
+              + ("" if packs >= GOAL_PACKS else f"  [extrapolated from {packs:,} packs]"))
+    finally:
+        smtp.stop()
+        embedded.stop(settings)
+        if args.keep:
+            print(f"state kept in {state}")
+        else:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp/runtime-0")
+    main()
