@@ -31,7 +31,7 @@ from exports.errors import InvalidParameter
 from exports.statements.availability import last_closed_month
 from exports.statements.packs import check_accounts_exist, shards_of
 from exports.statements.periods import StatementPeriod, months_between
-from exports.statements.shards import SHARD_COUNT
+from exports.statements.shards import SHARD_COUNT, SHARD_KEYS
 from orchestration.defs.statements.assets import statements
 from orchestration.defs.statements.partitions import partition_key, statement_months
 from orchestration.defs.statements.schedules import run_tags
@@ -51,10 +51,17 @@ class StatementBackfill:
         return len(self.periods) * len(self.shards)
 
 
+@dataclass(frozen=True)
+class BackfillPlan:
+    periods: list[StatementPeriod]
+    shards: list[int]
+    account_ids: list[str]  # empty: every account
+
+
 def plan_backfill(first_month: str, last_month: str, account_ids: Sequence[str] = (), *,
-                  now: datetime | None = None) -> tuple[list[StatementPeriod], list[int], list[str]]:
-    """Validate the range and accounts: (periods, shards, account ids); InvalidParameter names
-    the option at fault."""
+                  now: datetime | None = None) -> BackfillPlan:
+    """Validate the range and accounts (before anything touches Dagster); InvalidParameter
+    names the option at fault."""
     periods = months_between(first_month, last_month)
     newest = last_closed_month(now or datetime.now(timezone.utc))
     if periods[-1].start > newest.start:
@@ -65,14 +72,13 @@ def plan_backfill(first_month: str, last_month: str, account_ids: Sequence[str] 
                                "statement month (PAYREPORTS_STATEMENT_START_MONTH)", param="--from")
     if account_ids:
         accounts = [a.id for a in check_accounts_exist(account_ids)]
-        return periods, shards_of(accounts), accounts
-    return periods, list(range(SHARD_COUNT)), []
+        return BackfillPlan(periods, shards_of(accounts), accounts)
+    return BackfillPlan(periods, list(range(SHARD_COUNT)), [])
 
 
-def submit_backfill(instance: dg.DagsterInstance, first_month: str, last_month: str,
-                    account_ids: Sequence[str] = (), *, now: datetime | None = None) -> StatementBackfill:
+def submit_backfill(instance: dg.DagsterInstance, plan: BackfillPlan) -> StatementBackfill:
     """Add a statements backfill to `instance` (the daemon executes it); returns what it targets."""
-    periods, shards, accounts = plan_backfill(first_month, last_month, account_ids, now=now)
+    periods, shards, accounts = plan.periods, plan.shards, plan.account_ids
     names = [str(partition_key(period, shard)) for period in periods for shard in shards]
     who = f"accounts {', '.join(accounts)}" if accounts else "all accounts"
     backfill = PartitionBackfill.from_asset_partitions(
@@ -106,10 +112,13 @@ def backfill_from_cli(first_month: str, last_month: str, account_ids: Sequence[s
     `wait`, follow it until the daemon has finished it. Returns the backfill id."""
     from exports.dagster_home import prepare_dagster_home
 
+    plan = plan_backfill(first_month, last_month, account_ids)
     prepare_dagster_home()  # the same instance (DAGSTER_HOME, run storage) as the daemon
     with dg.DagsterInstance.get() as instance:
-        submitted = submit_backfill(instance, first_month, last_month, account_ids)
-        who = ", ".join(submitted.account_ids) or "all accounts"
+        submitted = submit_backfill(instance, plan)
+        who = (f"accounts {', '.join(submitted.account_ids)} (shards "
+               f"{', '.join(SHARD_KEYS[s] for s in submitted.shards)})"
+               if submitted.account_ids else "all accounts")
         echo(f"backfill {submitted.backfill_id}: statements {submitted.periods[0].label}.."
              f"{submitted.periods[-1].label}, {submitted.partitions} partition(s) "
              f"({len(submitted.periods)} month(s) x {len(submitted.shards)} shard(s)), {who}; "

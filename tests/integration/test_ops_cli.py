@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from typer.testing import CliRunner
 
-from exports import db
 from exports.cli import app
 from exports.requests import store
 from exports.storage import get_storage
@@ -60,10 +59,21 @@ def test_queue_retry_and_expire(postgres, tmp_path):
     assert not get_storage(settings).exists(key)
 
 
-def test_backfill_rejects_bad_ranges(postgres):
-    result = runner.invoke(app, ["ops", "backfill", "--from", "2024-02-30", "--to", "2024-03-01"])
-    assert result.exit_code == 2 and "--from must be a date" in result.output
-    result = runner.invoke(app, ["ops", "backfill", "--from", "2024-03-02", "--to", "2024-03-01"])
+def test_backfill_rejects_bad_ranges_and_unknown_accounts(postgres):
+    result = runner.invoke(app, ["ops", "backfill", "--from", "2024-02-30", "--to", "2024-03"])
+    assert result.exit_code == 2 and "--from must be a month like 2026-10" in result.output
+    result = runner.invoke(app, ["ops", "backfill", "--from", "2024-03", "--to", "2024-02"])
     assert result.exit_code == 2 and "--to must not be before --from" in result.output
-    with db.connect("app", postgres) as conn:  # nothing was queued anywhere
-        assert conn.execute("SELECT 1").fetchone() == (1,)
+    future = f"{datetime.now(timezone.utc).year + 1}-01"
+    result = runner.invoke(app, ["ops", "backfill", "--from", "2024-03", "--to", future])
+    assert result.exit_code == 2 and "--to must be a month that has ended" in result.output
+    result = runner.invoke(app, ["ops", "backfill", "--from", "2024-03", "--to", "2024-04",
+                                 "--account", "acct_nobody"])
+    assert result.exit_code == 2 and "no such account: acct_nobody" in result.output
+    from dagster import DagsterInstance
+
+    from exports.dagster_home import prepare_dagster_home
+
+    prepare_dagster_home(postgres)
+    with DagsterInstance.get() as instance:  # nothing was submitted
+        assert not [b for b in instance.get_backfills() if b.title and "2024-03" in b.title]
