@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -71,7 +72,9 @@ def render_child() -> None:
                                     raise_on_error=False)
             runs.append({"run_key": request.run_key, "success": result.success,
                          "seconds": round(time.perf_counter() - run_started, 2)})
-    print(json.dumps({"seconds": time.perf_counter() - started, "rss_mb": _vm_hwm_mb(), "runs": runs}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"seconds": time.perf_counter() - started, "rss_mb": _vm_hwm_mb(), "runs": runs,
+                      "cpu_seconds": usage.ru_utime + usage.ru_stime}))
 
 
 def baseline(settings, accounts: list[tuple[str, str]], work: Path) -> float:
@@ -169,8 +172,8 @@ def main() -> None:
                                          "WHERE source = 'statement' GROUP BY 1").fetchall())
             packs = conn.execute("SELECT count(DISTINCT account_id) FROM report_requests "
                                  "WHERE source = 'statement' AND status = 'completed'").fetchone()[0]
-            size = conn.execute("SELECT coalesce(sum(file_size_bytes), 0) FROM report_requests "
-                                "WHERE source = 'statement'").fetchone()[0]
+            size = int(conn.execute("SELECT coalesce(sum(file_size_bytes), 0) FROM report_requests "
+                                    "WHERE source = 'statement'").fetchone()[0])
         seconds = result["seconds"]
         per_pack = seconds / max(packs, 1)
         projected = per_pack * GOAL_PACKS

@@ -95,21 +95,23 @@ class _ProgressReporter:
 
 
 def process_request(request_id: str, settings: Settings | None = None, *, run_id: str | None = None,
-                    max_attempts: int = MAX_ATTEMPTS) -> str:
+                    max_attempts: int = MAX_ATTEMPTS, client=None) -> str:
     """Generate, store and record one request; return its final status.
 
     Re-raises unexpected errors while attempts remain (so the orchestrator retries the run);
     on the last attempt the row is failed with a message and the status is returned.
-    Every log line of the report's life carries its report_id and run_id."""
+    Every log line of the report's life carries its report_id and run_id. `client`: an open
+    warehouse client to render with (a caller rendering many reports), else one is opened."""
     with log_context(report_id=request_id, run_id=run_id):
         log.info("processing report request")
-        status = _process_request(request_id, settings, run_id=run_id, max_attempts=max_attempts)
+        status = _process_request(request_id, settings, run_id=run_id, max_attempts=max_attempts,
+                                  client=client)
         log.info("report request finished with status %s", status)
         return status
 
 
 def _process_request(request_id: str, settings: Settings | None, *, run_id: str | None,
-                     max_attempts: int) -> str:
+                     max_attempts: int, client=None) -> str:
     settings = settings or get_settings()
     row = store.claim_for_processing(request_id, run_id, settings)
     if row is None:  # finished, canceled or expired: a duplicate or late retry is harmless
@@ -123,7 +125,8 @@ def _process_request(request_id: str, settings: Settings | None, *, run_id: str 
         with progress, tempfile.TemporaryDirectory(prefix=f"{request_id}-") as tmp:
             out_path = Path(tmp) / f"{request_id}.{extension_for(row['format'])}"
             manifest = generate_report(row["account_id"], row["report_type"], row["parameters"],
-                                       row["format"], out_path, settings=settings, progress=progress)
+                                       row["format"], out_path, settings=settings, progress=progress,
+                                       client=client)
             if store.status_of(request_id, settings) == "canceled":
                 raise ReportCanceled(request_id)
             extension = extension_for(manifest.format, manifest.compressed)

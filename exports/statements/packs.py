@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,6 +36,13 @@ from exports.statements.shards import SHARD_KEYS, shard_of
 log = logging.getLogger(__name__)
 
 REQUESTED_BY = "statements"
+# A shard's packs share a warehouse client (opening the embedded chdb costs ~0.6 s, more than a
+# small report takes) but hold it at most this long at a time: in embedded mode one process at a
+# time may open the warehouse, and an on-demand report must not wait behind a month-end. Between
+# turns the client is closed and the run pauses long enough for a waiting opener (which polls
+# the lock every 0.2 s, exports/warehouse.py) to take it.
+WAREHOUSE_TURN_SECONDS = 5.0
+WAREHOUSE_YIELD_SECONDS = 0.3
 # Partition metadata lists at most this many failures (every one is in report_requests).
 LISTED_FAILURES = 20
 
@@ -114,9 +123,43 @@ class ShardResult:
         }
 
 
+class WarehouseTurns:
+    """Hands out an open warehouse client, renewed every WAREHOUSE_TURN_SECONDS (see above)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._stack: ExitStack | None = None
+        self._client = None
+        self._since = 0.0
+
+    def client(self):
+        if self._client is not None and time.monotonic() - self._since > WAREHOUSE_TURN_SECONDS \
+                and self.settings.warehouse_is_embedded:
+            self.close()
+            time.sleep(WAREHOUSE_YIELD_SECONDS)
+        if self._client is None:
+            from exports.warehouse import open_warehouse
+
+            self._stack = ExitStack()
+            self._client = self._stack.enter_context(open_warehouse(self.settings, purpose="statements"))
+            self._since = time.monotonic()
+        return self._client
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+        self._stack = self._client = None
+
+    def __enter__(self) -> "WarehouseTurns":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def render_pack(account: StatementAccount, period: StatementPeriod, items: Iterable[StatementItem],
-                *, run_id: str | None = None, settings: Settings | None = None
-                ) -> list[tuple[StatementItem, str, bool]]:
+                *, run_id: str | None = None, settings: Settings | None = None,
+                warehouse: WarehouseTurns | None = None) -> list[tuple[StatementItem, str, bool]]:
     """One account's statements for `period`: (item, report id, rendered by this call) each.
 
     Each row is opened idempotently and the ones this call owns go through process_request. An
@@ -131,7 +174,8 @@ def render_pack(account: StatementAccount, period: StatementPeriod, items: Itera
         if mine:
             # max_attempts=1: an unexpected error fails this file instead of raising, so one
             # account's trouble never stops the other accounts' statements.
-            process_request(request_id, settings, run_id=run_id, max_attempts=1)
+            process_request(request_id, settings, run_id=run_id, max_attempts=1,
+                            client=warehouse.client() if warehouse is not None else None)
         done.append((item, request_id, mine))
     return done
 
@@ -152,8 +196,10 @@ def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[s
     owed = [a for a in accounts_owed(accounts, period, shard) if wanted is None or a.id in wanted]
     result = ShardResult(period, shard)
     result.data_available_end = require_data(period, {a.timezone for a in owed}, settings)
-    done = [(account.id, *entry) for account in owed
-            for entry in render_pack(account, period, items, run_id=run_id, settings=settings)]
+    with WarehouseTurns(settings) as warehouse:
+        done = [(account.id, *entry) for account in owed
+                for entry in render_pack(account, period, items, run_id=run_id, settings=settings,
+                                         warehouse=warehouse)]
     rows = store.statuses([request_id for _, _, request_id, _ in done], settings)
     for account_id, item, request_id, rendered in done:
         row = rows.get(request_id, {})
