@@ -4,7 +4,7 @@ Each command family lives in its own module and is registered here:
   demo / services     exports.cli.platform   (demo platform, embedded services, replication, sql)
   report ...          exports.cli.report     (run a report to a file, list report types)
   api                 exports.cli.api        (serve the Report API)
-  ops ...             exports.cli.ops        (queue status, retry, backfill, expire)
+  ops ...             exports.cli.ops        (queue status, retry, statement backfill, expire)
   ui                  exports.cli.stack      (Dagster webserver + daemon on this project's instance)
 """
 
