@@ -182,6 +182,10 @@ def main() -> None:
               f"{len(smtp_handler.envelopes):,} emails delivered")
         print(f"end to end: {packs:,} packs in {seconds:.1f} s = {packs / seconds:.2f} packs/s, "
               f"{per_pack:.3f} s per pack; peak RSS of the rendering process {result['rss_mb']:.0f} MB")
+        cpu_per_pack = result["cpu_seconds"] / max(packs, 1)
+        print(f"CPU of the rendering process: {result['cpu_seconds']:.1f} s = {cpu_per_pack:.3f} s per "
+              f"pack (wall/CPU {seconds / max(result['cpu_seconds'], 1e-9):.1f}: above ~1.3 the "
+              f"machine was busy with other work; the embedded Postgres' CPU is not included)")
         print(f"ratio end-to-end / baseline per pack: {per_pack / base:.2f}x")
         print(f"{GOAL_PACKS:,} packs at this rate: {projected / 60:.1f} min "
               f"(goal <= {GOAL_SECONDS // 60} min: {'met' if projected <= GOAL_SECONDS else 'NOT met'})"
