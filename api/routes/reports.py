@@ -40,9 +40,12 @@ def create_report(body: CreateReportBody, account_id: Account, settings: Setting
 
     validate_report_request(account_id, body.report_type, body.parameters, body.format,
                             settings=settings, account_timezone=account_timezone(account_id, settings))
+    from exports.scheduling.templates import validate_webhook_url
+
     new = store.NewRequest(account_id=account_id, report_type=body.report_type,
                            parameters=body.parameters, format=body.format,
-                           email_recipients=body.email_to, webhook_url=body.webhook_url,
+                           email_recipients=body.email_to,
+                           webhook_url=validate_webhook_url(body.webhook_url, settings),
                            idempotency_key=idempotency_key, source="api")
     if idempotency_key is None or not _idempotent_replay(new, settings):
         enforce_pending_cap(account_id, settings)

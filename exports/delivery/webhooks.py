@@ -14,11 +14,13 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from exports import db
+from exports.delivery import netguard
 from exports.settings import Settings, get_settings
 
 SIGNATURE_HEADER = "Payreports-Signature"
@@ -34,8 +36,13 @@ def compute_signature(payload: bytes | str, secret: str, timestamp: int) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
 
 
-def signature_header(payload: bytes | str, secret: str, timestamp: int) -> str:
-    return f"t={timestamp},v1={compute_signature(payload, secret, timestamp)}"
+def signature_header(payload: bytes | str, secrets_: str | list[str], timestamp: int) -> str:
+    """`t=<unix>,v1=<hex>[,v1=<hex>...]`: one v1 per secret (newest first), so during a rotation
+    a receiver holding either the old or the new secret can verify."""
+    if isinstance(secrets_, str):
+        secrets_ = [secrets_]
+    return ",".join([f"t={timestamp}"] + [f"v1={compute_signature(payload, s, timestamp)}"
+                                           for s in secrets_])
 
 
 def verify_signature(payload: bytes | str, header: str, secret: str,
@@ -66,7 +73,8 @@ def verify_signature(payload: bytes | str, header: str, secret: str,
 
 def webhook_secret(account_id: str, settings: Settings | None = None, *, rotate: bool = False) -> str:
     """The account's current signing secret (whsec_...), created on first use; `rotate` adds a
-    new one, which signs from then on."""
+    new one, which signs from then on — alongside the previous one for the grace period
+    (settings.webhook_secret_rotation_grace_seconds, see signing_secrets)."""
     with db.connect("app", settings or get_settings(), autocommit=True) as conn:
         if not rotate:
             row = conn.execute("SELECT secret FROM webhook_secrets WHERE account_id = %s"
@@ -87,6 +95,23 @@ def webhook_secret(account_id: str, settings: Settings | None = None, *, rotate:
             return secret
 
 
+def signing_secrets(account_id: str, settings: Settings | None = None) -> list[str]:
+    """The secrets that sign the account's events now, newest first: the current one, plus every
+    older one whose successor was created less than the rotation grace period ago."""
+    settings = settings or get_settings()
+    current = webhook_secret(account_id, settings)
+    with db.connect("app", settings, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT secret, lag(created_at) OVER (ORDER BY created_at DESC, id DESC) AS replaced_at"
+            " FROM webhook_secrets WHERE account_id = %s ORDER BY created_at DESC, id DESC",
+            (account_id,)).fetchall()
+        now = conn.execute("SELECT now()").fetchone()[0]
+    grace = timedelta(seconds=settings.webhook_secret_rotation_grace_seconds)
+    older = [secret for secret, replaced_at in rows[1:] if replaced_at is not None
+             and now - replaced_at < grace]
+    return [current, *older]
+
+
 def event_payload(event_id: str, event_type: str, created: int, report: dict[str, Any]) -> bytes:
     return json.dumps({"id": event_id, "object": "event", "type": event_type, "created": created,
                        "data": {"object": report}}, separators=(",", ":"), default=str).encode()
@@ -102,22 +127,47 @@ class PostResult:
     ok: bool
     status_code: int | None
     error: str | None
+    permanent: bool = False  # retrying cannot help (the target is refused)
 
 
-def post_event(url: str, payload: bytes, secret: str, settings: Settings, *,
+# One reason for every transport failure: telling "refused" from "timed out" or "reset" would let
+# an account map which ports of a host are open.
+CONNECT_FAILED = "no HTTP response (connection failed, timed out or TLS error)"
+
+
+def post_event(url: str, payload: bytes, secrets_: str | list[str], settings: Settings, *,
                timestamp: int | None = None) -> PostResult:
-    """One POST; ok only for a 2xx answer. Never raises for network trouble."""
+    """One POST to the address the URL resolves to, after the SSRF guard (exports/delivery/
+    netguard.py) checked it; the connection is pinned to that address. ok only for a 2xx answer;
+    redirects are not followed; the response body is never read. Never raises for network
+    trouble. `secrets_`: the signing secrets (several during a rotation), newest first."""
     stamp = int(timestamp if timestamp is not None else time.time())
-    headers = {"Content-Type": "application/json", "User-Agent": "payreports-webhooks/1",
-               SIGNATURE_HEADER: signature_header(payload, secret, stamp)}
     try:
-        response = httpx.post(url, content=payload, headers=headers,
-                              timeout=settings.webhook_timeout_seconds, follow_redirects=False)
-    except httpx.TimeoutException:
-        return PostResult(False, None, f"timed out after {settings.webhook_timeout_seconds}s")
-    except httpx.HTTPError as exc:
-        return PostResult(False, None, f"{type(exc).__name__}: {exc}")
+        target, address = netguard.resolve_target(
+            url, allow_private=settings.webhook_allow_private_targets)
+    except netguard.UnsafeTarget as exc:
+        return PostResult(False, None, f"refused: {exc}", permanent=True)
+    except (OSError, UnicodeError):
+        return PostResult(False, None, "could not resolve the webhook host")
+    default_port = 443 if target.scheme == "https" else 80
+    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    ip_text = f"[{address}]" if address.version == 6 else str(address)
+    headers = {"Content-Type": "application/json", "User-Agent": "payreports-webhooks/1",
+               "Host": host_header,
+               SIGNATURE_HEADER: signature_header(payload, secrets_, stamp)}
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    try:
+        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
+                          trust_env=False) as client:
+            request = client.build_request("POST", f"{target.scheme}://{ip_text}:{target.port}{target.path}",
+                                           content=payload, headers=headers, extensions=extensions)
+            response = client.send(request, stream=True)
+            response.close()  # the body is never read: an internal answer cannot leak through it
+    except (httpx.HTTPError, OSError):
+        return PostResult(False, None, CONNECT_FAILED)
     if 200 <= response.status_code < 300:
         return PostResult(True, response.status_code, None)
-    return PostResult(False, response.status_code,
-                      f"HTTP {response.status_code}: {response.text[:200]}")
+    if 300 <= response.status_code < 400:
+        return PostResult(False, response.status_code,
+                          f"HTTP {response.status_code}: redirects are not followed")
+    return PostResult(False, response.status_code, f"HTTP {response.status_code}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -86,15 +85,18 @@ def validate_email_recipients(recipients: Any, param: str = "email_recipients") 
 
 
 def validate_webhook_url(url: Any, settings: Settings, param: str = "webhook_url") -> str | None:
+    """The SSRF guard's create-time rules (exports/delivery/netguard.py); send time checks the
+    resolved address again."""
+    from exports.delivery import netguard
+
     if url is None or url == "":
         return None
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidParameter("webhook_url must be an absolute http(s) URL", param=param)
-    if settings.environment == "production" and parts.scheme != "https":
+    try:
+        target = netguard.check_webhook_url(url, allow_private=settings.webhook_allow_private_targets)
+    except netguard.UnsafeTarget as exc:
+        raise InvalidParameter(str(exc), param=param) from None
+    if settings.environment == "production" and target.scheme != "https":
         raise InvalidParameter("webhook_url must use https", param=param)
-    if len(url) > 500:
-        raise InvalidParameter("webhook_url must be at most 500 characters", param=param)
     return url
 
 
