@@ -18,7 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from psycopg.types.json import Jsonb
 
 from exports import db
-from exports.errors import InvalidParameter, NotFound
+from exports.errors import InvalidParameter, LimitReached, NotFound
 from exports.scheduling.scheduler import next_due_time
 from exports.settings import Settings, get_settings
 
@@ -100,6 +100,19 @@ def validate_webhook_url(url: Any, settings: Settings, param: str = "webhook_url
     return url
 
 
+def validate_schedule_interval(cron: str, settings: Settings, param: str = "schedule_cron") -> None:
+    """A schedule may not fire more often than settings.min_schedule_interval_seconds."""
+    from exports.scheduling.scheduler import shortest_interval
+
+    shortest = shortest_interval(cron)
+    minimum = settings.min_schedule_interval_seconds
+    if shortest is not None and shortest.total_seconds() < minimum:
+        raise InvalidParameter(
+            f"schedule_cron {cron!r} runs every {int(shortest.total_seconds() // 60)} minutes at its "
+            f"most frequent; schedules may run at most once every {minimum // 60} minutes",
+            param=param, code="schedule_too_frequent")
+
+
 def _validate_report(account_id: str, fields: dict[str, Any], settings: Settings, now: datetime) -> None:
     """The report type, format and parameters must make a valid request as the scheduler will
     build it: defaults + the relative range resolved at the next due time (or now, unscheduled)."""
@@ -136,6 +149,7 @@ def validate_template(account_id: str, fields: dict[str, Any], settings: Setting
     clean["timezone"] = validate_timezone(clean.get("timezone") or "UTC")
     if clean.get("schedule_cron") is not None or clean.get("schedule_enabled"):
         clean["schedule_cron"] = validate_cron(clean.get("schedule_cron"))
+        validate_schedule_interval(clean["schedule_cron"], settings)
     clean["schedule_enabled"] = bool(clean.get("schedule_enabled", clean.get("schedule_cron") is not None))
     clean["catch_up"] = clean.get("catch_up") or "latest"
     if clean["catch_up"] not in CATCH_UP_POLICIES:
@@ -175,7 +189,14 @@ def create_template(account_id: str, body: dict[str, Any], *, settings: Settings
     if unknown:
         raise InvalidParameter(f"Received unknown parameter: {unknown[0]}", param=unknown[0])
     fields = validate_template(account_id, body, settings, now)
-    with _conn(settings) as conn:
+    with _conn(settings) as conn, conn.transaction():
+        # Counted under a per-account lock so parallel creates cannot all see room.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('payreports.templates:' || %s))", (account_id,))
+        count = conn.execute("SELECT count(*) AS n FROM report_templates WHERE account_id = %s AND enabled",
+                             (account_id,)).fetchone()["n"]
+        if count >= settings.max_templates_per_account:
+            raise LimitReached(f"This account already has {count} report templates (limit "
+                               f"{settings.max_templates_per_account}); delete one to create another.")
         return conn.execute(
             "INSERT INTO report_templates (id, account_id, name, description, report_type,"
             " default_parameters, format, schedule_enabled, schedule_cron, timezone, relative_range,"
@@ -271,6 +292,8 @@ def to_api(row: dict) -> dict:
         "timezone": row["timezone"], "relative_range": row["relative_range"],
         "catch_up": row["catch_up"], "email_recipients": list(row["email_recipients"] or []),
         "webhook_url": row["webhook_url"], "next_run_at": ts(row["next_run_at"]),
+        # Set while the next run waits for the account's pending reports to drop below the cap.
+        "deferred_reason": row.get("deferred_reason"),
         "last_scheduled_for": ts(row["last_scheduled_for"]), "created": ts(row["created_at"]),
         "updated": ts(row["updated_at"]),
     }
