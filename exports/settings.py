@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         return self.state_dir / "dagster"
 
     @property
+    def logs_dir(self) -> Path:
+        """Logs of `payreports ui`'s processes. Not $DAGSTER_HOME/logs: Dagster's telemetry
+        uploader uses that as its spool and deletes it."""
+        return self.state_dir / "logs"
+
+    @property
     def files_dir(self) -> Path:
         return self.storage_dir or (self.state_dir / "files")
 
