@@ -1,8 +1,8 @@
 """Which webhook targets payreports may connect to (the SSRF guard), checked twice.
 
 At create time (`check_webhook_url`, called by the report API and by template validation) the URL
-itself is checked: http(s) only, a host, no user-info, no backslashes or control characters, no
-non-ASCII host, an IP literal only in canonical dotted-decimal / bracketed IPv6 form (the
+itself is checked: http(s) only, a host, no user-info, no fragment, no backslashes, spaces or
+control characters, no non-ASCII host, an IP literal only in canonical dotted-decimal / bracketed IPv6 form (the
 `0x7f000001`, `2130706433`, `0177.0.0.1`, `127.1` spellings libc also accepts are refused), and
 that literal must be a public address; `localhost` and `*.localhost` are refused by name.
 

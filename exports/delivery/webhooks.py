@@ -150,13 +150,17 @@ def post_event(url: str, payload: bytes, secrets_: str | list[str], settings: Se
     except (OSError, UnicodeError):
         return PostResult(False, None, "could not resolve the webhook host")
     default_port = 443 if target.scheme == "https" else 80
-    host_header = target.host if target.port == default_port else f"{target.host}:{target.port}"
+    literal = netguard.literal_address(target.host)
+    host = f"[{target.host}]" if literal is not None and literal.version == 6 else target.host
+    host_header = host if target.port == default_port else f"{host}:{target.port}"
     ip_text = f"[{address}]" if address.version == 6 else str(address)
     headers = {"Content-Type": "application/json", "User-Agent": "payreports-webhooks/1",
                "Host": host_header,
                SIGNATURE_HEADER: signature_header(payload, secrets_, stamp)}
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+    # TLS: SNI and certificate check against the name, although we connect to the address.
+    extensions = {"sni_hostname": target.host} if target.scheme == "https" and literal is None else {}
     try:
+        # trust_env=False: an HTTP(S)_PROXY from the environment would connect by name itself.
         with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
                           trust_env=False) as client:
             request = client.build_request("POST", f"{target.scheme}://{ip_text}:{target.port}{target.path}",

@@ -202,3 +202,55 @@ def test_both_secrets_sign_during_a_rotation_and_only_the_new_one_after(dev_sett
     header = webhooks.signature_header(b"{}", webhooks.signing_secrets(account, dev_settings), 1)
     with pytest.raises(webhooks.SignatureVerificationError):
         webhooks.verify_signature(b"{}", header, old, tolerance=0)
+
+
+def test_https_is_pinned_with_sni_and_the_certificate_checked_against_the_name(
+        dev_settings, tmp_path, monkeypatch):
+    """Connecting to the checked IP must not weaken TLS: the certificate is verified for the
+    URL's host name (sent as SNI), so a name the certificate does not cover fails."""
+    import functools
+    import http.server
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=hooks.pinned.test", "-addext", "subjectAltName=DNS:hooks.pinned.test",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    seen: list[str] = []  # Host headers of the requests that arrived
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            seen.append(self.headers["Host"])
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    sni_names: list[str | None] = []
+    server_context.sni_callback = lambda sock, name, ctx: sni_names.append(name)
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    real_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real_getaddrinfo(
+        "127.0.0.1" if host.endswith(".pinned.test") else host, *a, **k))
+    client_context = ssl.create_default_context(cafile=str(cert))
+    monkeypatch.setattr(webhooks.httpx, "Client", functools.partial(httpx.Client, verify=client_context))
+    try:
+        ok = webhooks.post_event(f"https://hooks.pinned.test:{port}/tls", b"{}", "s", dev_settings)
+        assert (ok.ok, ok.status_code) == (True, 204), ok
+        assert sni_names == ["hooks.pinned.test"]
+        assert seen == [f"hooks.pinned.test:{port}"]
+        wrong = webhooks.post_event(f"https://other.pinned.test:{port}/tls", b"{}", "s", dev_settings)
+        assert (wrong.ok, wrong.error) == (False, webhooks.CONNECT_FAILED)
+        assert len(seen) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
