@@ -181,3 +181,43 @@ def test_connect_timeout_bounds_a_stalled_server(postgres):
     finally:
         proxy.close()
     assert time.monotonic() - started < QUICK_SECONDS
+
+
+def test_sigstopped_embedded_postgres_answers_503_quickly_and_recovers(postgres, tmp_path):
+    """Development mode: a dedicated embedded server, frozen with SIGSTOP, then thawed."""
+    import os
+    import shutil
+    import signal
+    import tempfile
+    from pathlib import Path
+
+    from exports.requests import store
+    from exports.settings import Settings
+    from tests.fixtures.services import free_port
+
+    # Outside pytest's 0700 temp tree, like the session's state dir (tests/fixtures/services.py):
+    # the embedded server runs as its own system user.
+    state = Path(tempfile.mkdtemp(prefix="payreports-test-stall-"))
+    state.chmod(0o755)
+    env = {"PAYREPORTS_STATE_DIR": str(state), "PAYREPORTS_EMBEDDED_POSTGRES_PORT": str(free_port())}
+    dedicated = Settings(state_dir=state, embedded_postgres_port=int(env["PAYREPORTS_EMBEDDED_POSTGRES_PORT"]),
+                         environment="test")
+    proc, base_url = start_api(env, str(tmp_path / "api.log"))
+    postmaster = int((dedicated.embedded_postgres_dir / "postmaster.pid").read_text().split()[0])
+    try:
+        key, _ = store.create_api_key("acct_dbf" + secrets.token_hex(4), "test", dedicated)
+        with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=15) as client:
+            report_id = client.post("/v1/reports", json=BODY).json()["id"]
+            os.kill(postmaster, signal.SIGSTOP)
+            try:
+                assert_quick_503(*timed(client, "GET", f"/v1/reports/{report_id}"))
+                ready, elapsed = timed(client, "GET", "/readyz")
+                assert ready.status_code == 503 and elapsed < QUICK_SECONDS, (ready.text, elapsed)
+            finally:
+                os.kill(postmaster, signal.SIGCONT)
+            assert client.get(f"/v1/reports/{report_id}").status_code == 200
+            assert client.get("/readyz").status_code == 200
+    finally:
+        stop_api(proc)
+        embedded.stop(dedicated)
+        shutil.rmtree(state, ignore_errors=True)
