@@ -2,8 +2,10 @@
 
 The body is JSON `{"id", "object": "event", "type", "created", "data": {"object": <report>}}`;
 the header `Payreports-Signature: t=<unix>,v1=<hex>` carries
-`HMAC-SHA256(secret, f"{t}.{body}")`. Receivers check it with `verify_signature` (see
+`HMAC-SHA256(secret, f"{t}.{body}")` — one `v1=` per signing secret, two during a rotation's
+grace period (`signing_secrets`). Receivers check it with `verify_signature` (see
 docs/webhooks.md). The event id is stable across retries, so a receiver can drop duplicates.
+Targets pass the SSRF guard (exports/delivery/netguard.py) before every attempt.
 """
 
 from __future__ import annotations
