@@ -22,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 PENDING_CAP = 5
 TEMPLATE_CAP = 3
+RATE_BURST = 40  # creations per account before the token bucket (0.01/s refill) says 429
 REPORT_BODY = {"report_type": "balance.summary.1", "format": "csv",
                "parameters": {"interval_start": 1714521600, "interval_end": 1717200000}}
 TEMPLATE_BODY = {"name": "Daily", "report_type": "balance_change_from_activity.itemized",
@@ -37,7 +38,8 @@ def limited_api(postgres, tmp_path_factory) -> Iterator[RunningApi]:
     log_path = str(tmp_path_factory.mktemp("limited-api") / "uvicorn.log")
     proc, base_url = start_api({"PAYREPORTS_MAX_PENDING_PER_ACCOUNT": str(PENDING_CAP),
                                 "PAYREPORTS_MAX_TEMPLATES_PER_ACCOUNT": str(TEMPLATE_CAP),
-                                "PAYREPORTS_API_RATE_BURST": "100"}, log_path)
+                                "PAYREPORTS_API_RATE_BURST": str(RATE_BURST),
+                                "PAYREPORTS_API_RATE_PER_SECOND": "0.01"}, log_path)
     yield RunningApi(base_url, log_path)
     stop_api(proc)
 
@@ -92,6 +94,13 @@ def test_template_cap_holds_under_parallel_creates(limited_api, create_api_key):
         template_id = client.get("/v1/report_templates").json()["data"][0]["id"]
         assert client.delete(f"/v1/report_templates/{template_id}").status_code == 200
         assert client.post("/v1/report_templates", json=TEMPLATE_BODY).status_code == 200
+
+
+def test_template_creation_spends_the_accounts_rate_budget(limited_api, create_api_key):
+    with limited_api.client(create_api_key(new_account())) as client:
+        statuses = [client.post("/v1/report_templates", json=TEMPLATE_BODY).status_code
+                    for _ in range(RATE_BURST + 1)]
+    assert statuses == [200] * TEMPLATE_CAP + [409] * (RATE_BURST - TEMPLATE_CAP) + [429]
 
 
 @pytest.mark.parametrize("cron", ["* * * * *", "*/5 * * * *", "0,30 * * * *", "0,59 6 * * *"])
