@@ -173,14 +173,6 @@ def list_requests(account_id: str, *, limit: int = 10, starting_after: str | Non
     return rows[:limit], len(rows) > limit
 
 
-def count_pending(account_id: str, settings: Settings | None = None) -> int:
-    with _conn(settings) as conn:
-        return conn.execute(
-            "SELECT count(*) AS n FROM report_requests WHERE account_id = %s "
-            "AND status IN ('pending', 'processing')", (account_id,),
-        ).fetchone()["n"]
-
-
 def list_pending(limit: int = 50, settings: Settings | None = None) -> list[dict]:
     """Oldest pending requests first (the sensor's work list)."""
     with _conn(settings) as conn:
