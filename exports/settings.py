@@ -180,6 +180,12 @@ def production_problems(settings: Settings) -> list[tuple[str, str]]:
     elif len(secret.encode()) < MIN_SECRET_BYTES:
         problems.append(("PAYREPORTS_SIGNING_SECRET",
                          f"must be at least {MIN_SECRET_BYTES} bytes (got {len(secret.encode())})"))
+    if settings.uses_embedded_postgres:
+        missing = [f"PAYREPORTS_{name.upper()}" for name in
+                   ("source_database_url", "app_database_url", "dagster_database_url")
+                   if not getattr(settings, name)]
+        problems.append((", ".join(missing), "must be set: the embedded Postgres accepts every local "
+                         "connection as superuser without a password"))
     if settings.webhook_allow_private_targets:
         problems.append(("PAYREPORTS_WEBHOOK_ALLOW_PRIVATE_TARGETS",
                          "lets accounts make the workers POST to internal services; unset it"))

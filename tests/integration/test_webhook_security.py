@@ -19,15 +19,13 @@ from exports import db
 from exports.delivery import notify_report_finished, webhooks
 from exports.delivery.dispatch import list_deliveries
 from exports.settings import Settings, get_settings
-from tests.fixtures.api import start_api, stop_api
+from tests.fixtures.api import production_env, start_api, stop_api
 from tests.fixtures.services import free_port
 from tests.integration.test_delivery import completed_request
 
 pytestmark = pytest.mark.integration
 
 STRONG_SECRET = secrets.token_hex(32)
-PRODUCTION_ENV = {"PAYREPORTS_ENVIRONMENT": "production", "PAYREPORTS_SIGNING_SECRET": STRONG_SECRET,
-                  "PAYREPORTS_WEBHOOK_ALLOW_PRIVATE_TARGETS": "false"}
 
 
 def new_account() -> str:
@@ -72,7 +70,7 @@ def test_loopback_receiver_is_refused_at_send_time_without_the_development_setti
 
 def test_production_api_refuses_internal_webhook_urls_for_reports_and_templates(
         postgres, create_api_key, webhook_receiver, tmp_path):
-    proc, base_url = start_api(PRODUCTION_ENV, str(tmp_path / "api.log"))
+    proc, base_url = start_api(production_env(postgres), str(tmp_path / "api.log"))
     try:
         headers = {"Authorization": f"Bearer {create_api_key(new_account())}"}
         report_body = {"report_type": "balance_change_from_activity.itemized", "format": "csv",
@@ -96,7 +94,8 @@ def test_production_api_refuses_internal_webhook_urls_for_reports_and_templates(
 def test_production_refuses_to_start_with_private_targets_allowed():
     with pytest.raises(ValidationError, match="PAYREPORTS_WEBHOOK_ALLOW_PRIVATE_TARGETS"):
         Settings(environment="production", signing_secret=STRONG_SECRET,
-                 webhook_allow_private_targets=True)
+                 webhook_allow_private_targets=True,
+                 **{f"{n}_database_url": f"postgresql://db/{n}" for n in ("source", "app", "dagster")})
 
 
 def test_a_name_resolving_to_loopback_is_refused_and_connections_are_pinned(

@@ -13,9 +13,13 @@ from exports.settings import DEFAULT_SIGNING_SECRET, Settings
 GOOD = secrets.token_hex(32)
 
 
+DATABASES = {f"{name}_database_url": f"postgresql://payreports:{secrets.token_urlsafe(18)}@db/{name}"
+             for name in ("source", "app", "dagster")}
+
+
 def production(**overrides) -> Settings:
     return Settings(**{"environment": "production", "signing_secret": GOOD,
-                       "public_base_url": "https://reports.example.com", **overrides})
+                       "public_base_url": "https://reports.example.com", **DATABASES, **overrides})
 
 
 def test_a_strong_secret_and_https_start():
@@ -40,6 +44,7 @@ def test_default_placeholder_or_short_signing_secrets_are_refused(secret):
      "PAYREPORTS_APP_DATABASE_URL"),
     ({"clickhouse_url": "http://u:change-me@ch:8123"}, "PAYREPORTS_CLICKHOUSE_URL"),
     ({"s3_secret_access_key": "payreports-dev-password"}, "PAYREPORTS_S3_SECRET_ACCESS_KEY"),
+    ({"dagster_database_url": None}, "PAYREPORTS_DAGSTER_DATABASE_URL"),  # the embedded server
 ])
 def test_other_insecure_settings_are_refused_by_name(overrides, variable):
     with pytest.raises(ValidationError, match=variable):
