@@ -19,6 +19,9 @@ REFUSED = [
     "http://168.63.129.16/", "http://[fe80::1]/", "http://[fc00::1]/", "http://[ff02::1]/",
     "http://[::ffff:127.0.0.1]/", "http://[::ffff:7f00:1]/", "http://[::ffff:169.254.169.254]/",
     "http://[64:ff9b::a9fe:a9fe]/", "http://[2002:7f00:1::]/", "http://[::127.0.0.1]/",
+    "http://[::ffff:0:7f00:1]/", "http://[0:0:0:0:0:ffff:127.0.0.1]/", "http://[64:ff9b:1::a00:1]/",
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "http://LOCALHOST/", "http://foo.localhost./",
+    "http://%31%32%37.0.0.1/", "http://127.0.0.1%2f@x/", "http://0300.0250.0.1/",
     # hex, decimal, octal and short spellings libc's inet_aton accepts
     "http://0x7f000001/", "http://2130706433/", "http://0177.0.0.1/", "http://0x7f.0.0.1/",
     "http://127.1/", "http://017700000001/", "http://0/", "http://127.0.0.1./",
