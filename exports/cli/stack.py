@@ -42,6 +42,26 @@ def _signal_group(pgid: int, sig: int) -> bool:
         return False
 
 
+def _group_has_live_members(pgid: int) -> bool:
+    """Whether a process group still has a running member. Zombies do not count: an orphan that
+    died is reparented to PID 1, which in a container may never reap it."""
+    if not _signal_group(pgid, 0):
+        return False
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:  # no /proc (not Linux): trust the signal check
+        return True
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
 def _stop_group(proc: subprocess.Popen, deadline: float, *, interrupt: bool = True) -> None:
     """SIGINT the process's whole group (Dagster shuts down its gRPC code servers and run
     workers on it) — also when the leader already died, so its children do not linger — then
@@ -52,10 +72,10 @@ def _stop_group(proc: subprocess.Popen, deadline: float, *, interrupt: bool = Tr
         proc.wait(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         pass
-    while _signal_group(proc.pid, 0) and time.monotonic() < deadline:
+    while _group_has_live_members(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _signal_group(proc.pid, signal.SIGKILL):
-        time.sleep(0.2)
+    if _group_has_live_members(proc.pid):
+        _signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
 
 
