@@ -49,6 +49,10 @@ _HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*
 MAX_URL_LENGTH = 500
 
 
+# Does not say which address a name resolved to: the account learns nothing about internal addressing.
+NOT_PUBLIC_BY_NAME = "webhook_url host does not resolve to a public internet address"
+
+
 class UnsafeTarget(ValueError):
     """The URL or the address it leads to may not be used as a webhook target."""
 
@@ -169,7 +173,9 @@ def resolve_target(url: str, *, allow_private: bool) -> tuple[Target, IPAddress]
     addresses = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         resolved = ipaddress.ip_address(sockaddr[0].split("%")[0])
-        check_address(resolved, allow_private=allow_private)  # every answer, not just the first
+        # Every answer, not just the first (the connection could otherwise pick the private one).
+        if not allow_private and not is_public(resolved):
+            raise UnsafeTarget(NOT_PUBLIC_BY_NAME)
         addresses.append(resolved)
     if not addresses:
         raise OSError("no addresses")

@@ -150,7 +150,7 @@ def post_event(url: str, payload: bytes, secrets_: str | list[str], settings: Se
     except netguard.UnsafeTarget as exc:
         return PostResult(False, None, f"refused: {exc}", permanent=True)
     except (OSError, UnicodeError):
-        return PostResult(False, None, "could not resolve the webhook host")
+        return PostResult(False, None, netguard.NOT_PUBLIC_BY_NAME + " (retried: lookup failed)")
     default_port = 443 if target.scheme == "https" else 80
     literal = netguard.literal_address(target.host)
     host = f"[{target.host}]" if literal is not None and literal.version == 6 else target.host
