@@ -10,15 +10,20 @@ Targets pass the SSRF guard (exports/delivery/netguard.py) before every attempt.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
+import socket
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpcore
 import httpx
 
 from exports import db
@@ -141,7 +146,8 @@ def post_event(url: str, payload: bytes, secrets_: str | list[str], settings: Se
                timestamp: int | None = None) -> PostResult:
     """One POST to the address the URL resolves to, after the SSRF guard (exports/delivery/
     netguard.py) checked it; the connection is pinned to that address. ok only for a 2xx answer;
-    redirects are not followed; the response body is never read. Never raises for network
+    redirects are not followed; the response body is never read; the whole attempt (connect to
+    response headers) takes at most settings.webhook_timeout_seconds. Never raises for network
     trouble. `secrets_`: the signing secrets (several during a rotation), newest first."""
     stamp = int(timestamp if timestamp is not None else time.time())
     try:
@@ -156,21 +162,76 @@ def post_event(url: str, payload: bytes, secrets_: str | list[str], settings: Se
     host = f"[{target.host}]" if literal is not None and literal.version == 6 else target.host
     host_header = host if target.port == default_port else f"{host}:{target.port}"
     ip_text = f"[{address}]" if address.version == 6 else str(address)
-    headers = {"Content-Type": "application/json", "User-Agent": "payreports-webhooks/1",
-               "Host": host_header,
+    headers = {"Host": host_header, "Content-Type": "application/json",
+               "Content-Length": str(len(payload)), "User-Agent": "payreports-webhooks/1",
                SIGNATURE_HEADER: signature_header(payload, secrets_, stamp)}
     # TLS: SNI and certificate check against the name, although we connect to the address.
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" and literal is None else {}
+    extensions: dict[str, Any] = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"),
+                                                           settings.webhook_timeout_seconds)}
+    if target.scheme == "https" and literal is None:
+        extensions["sni_hostname"] = target.host
+    url = f"{target.scheme}://{ip_text}:{target.port}{target.path}"
     try:
-        # trust_env=False: an HTTP(S)_PROXY from the environment would connect by name itself.
-        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False,
-                          trust_env=False) as client:
-            request = client.build_request("POST", f"{target.scheme}://{ip_text}:{target.port}{target.path}",
-                                           content=payload, headers=headers, extensions=extensions)
-            response = client.send(request, stream=True)
-            response.close()  # the body is never read: an internal answer cannot leak through it
-    except (httpx.HTTPError, OSError):
+        status = _post_within(url, payload, headers, extensions, settings.webhook_timeout_seconds)
+    except _TRANSPORT_ERRORS:
         return PostResult(False, None, CONNECT_FAILED)
+    if 200 <= status < 300:
+        return PostResult(True, status, None)
+    if 300 <= status < 400:
+        return PostResult(False, status, f"HTTP {status}: redirects are not followed")
+    return PostResult(False, status, f"HTTP {status}")
+
+
+_TRANSPORT_ERRORS = (httpcore.TimeoutException, httpcore.NetworkError, httpcore.ProtocolError,
+                     httpcore.UnsupportedProtocol, OSError)  # OSError includes ssl.SSLError
+
+
+def tls_context() -> ssl.SSLContext:
+    """Certificate verification for webhook endpoints (httpx's defaults: certifi's roots)."""
+    return httpx.create_ssl_context()
+
+
+class _AbortableBackend(httpcore.SyncBackend):
+    """Keeps a duplicate of every socket it opens so a watchdog can shut it down: httpx/httpcore
+    time each read separately, so an endpoint trickling one byte at a time would otherwise hold
+    the worker for hours."""
+
+    def __init__(self) -> None:
+        self.sockets: list[socket.socket] = []
+
+    def connect_tcp(self, *args, **kwargs):
+        stream = super().connect_tcp(*args, **kwargs)
+        self.sockets.append(stream.get_extra_info("socket").dup())
+        return stream
+
+    def abort(self) -> None:
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv, also through TLS
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def _post_within(url: str, payload: bytes, headers: dict[str, str], extensions: dict[str, Any],
+                 deadline_seconds: float) -> int:
+    """POST and return the response status, all within `deadline_seconds`; the body is never
+    read (an internal service's answer cannot leak through it), redirects are not followed,
+    proxies from the environment are not used (they would connect by name)."""
+    backend = _AbortableBackend()
+    watchdog = threading.Timer(deadline_seconds, backend.abort)
+    watchdog.daemon = True
+    try:
+        with httpcore.ConnectionPool(ssl_context=tls_context(), network_backend=backend,
+                                     max_connections=1) as pool:
+            watchdog.start()
+            with pool.stream("POST", url, headers=list(headers.items()), content=payload,
+                             extensions=extensions) as response:
+                return response.status
+    finally:
+        watchdog.cancel()
+        backend.close()
     if 200 <= response.status_code < 300:
         return PostResult(True, response.status_code, None)
     if 300 <= response.status_code < 400:

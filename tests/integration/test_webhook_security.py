@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import socket
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -179,6 +180,43 @@ def test_no_redirects_no_response_bodies_and_one_reason_for_every_connection_fai
             server.close()
 
 
+class TricklingServer(OneShotServer):
+    """Answers one byte of a valid status line every 0.2 s, forever (slowloris)."""
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            threading.Thread(target=self._trickle, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _trickle(conn):
+        try:
+            conn.recv(65536)
+            for byte in b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 100_000:
+                conn.sendall(bytes([byte]))
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+
+@pytest.mark.timeout(30)  # the per-read timeouts alone would let this run for hours
+def test_a_trickling_endpoint_cannot_hold_the_sender_past_the_timeout(dev_settings):
+    settings = dev_settings.model_copy(update={"webhook_timeout_seconds": 1.0})
+    server = TricklingServer(None)
+    try:
+        started = time.monotonic()
+        result = webhooks.post_event(f"http://127.0.0.1:{server.port}/", b"{}", "s", settings)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert (result.ok, result.error) == (False, webhooks.CONNECT_FAILED)
+    assert elapsed < 3, elapsed
+
+
 def test_both_secrets_sign_during_a_rotation_and_only_the_new_one_after(dev_settings, webhook_receiver,
                                                                        tmp_path):
     account = new_account()
@@ -207,7 +245,6 @@ def test_https_is_pinned_with_sni_and_the_certificate_checked_against_the_name(
         dev_settings, tmp_path, monkeypatch):
     """Connecting to the checked IP must not weaken TLS: the certificate is verified for the
     URL's host name (sent as SNI), so a name the certificate does not cover fails."""
-    import functools
     import http.server
     import ssl
     import subprocess
@@ -240,8 +277,7 @@ def test_https_is_pinned_with_sni_and_the_certificate_checked_against_the_name(
     real_getaddrinfo = socket.getaddrinfo
     monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real_getaddrinfo(
         "127.0.0.1" if host.endswith(".pinned.test") else host, *a, **k))
-    client_context = ssl.create_default_context(cafile=str(cert))
-    monkeypatch.setattr(webhooks.httpx, "Client", functools.partial(httpx.Client, verify=client_context))
+    monkeypatch.setattr(webhooks, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
     try:
         ok = webhooks.post_event(f"https://hooks.pinned.test:{port}/tls", b"{}", "s", dev_settings)
         assert (ok.ok, ok.status_code) == (True, 204), ok
