@@ -201,9 +201,9 @@ def production_problems(settings: Settings) -> list[tuple[str, str]]:
         url = getattr(settings, name)
         password = urlsplit(url).password if url else None
         if password and _is_placeholder(password):
-            problems.append((f"PAYREPORTS_{name.upper()}", "carries a placeholder password"))
+            problems.append((f"PAYREPORTS_{name.upper()}", "carries a placeholder or trivial password"))
     if settings.s3_secret_access_key and _is_placeholder(settings.s3_secret_access_key):
-        problems.append(("PAYREPORTS_S3_SECRET_ACCESS_KEY", "is a placeholder"))
+        problems.append(("PAYREPORTS_S3_SECRET_ACCESS_KEY", "is a placeholder or trivial"))
     return problems
 
 
