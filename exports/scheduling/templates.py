@@ -255,14 +255,15 @@ def update_template(template_id: str, account_id: str, changes: dict[str, Any], 
             # A changed schedule owes nothing before now: re-anchor and recompute the next run.
             " last_scheduled_for = CASE WHEN %s THEN GREATEST(last_scheduled_for, %s)"
             "   ELSE last_scheduled_for END,"
-            " next_run_at = CASE WHEN %s THEN %s ELSE next_run_at END"
+            " next_run_at = CASE WHEN %s THEN %s ELSE next_run_at END,"
+            " deferred_reason = CASE WHEN %s THEN NULL ELSE deferred_reason END"
             " WHERE id = %s AND account_id = %s RETURNING *",
             (fields["name"].strip(), fields.get("description"), fields["report_type"],
              Jsonb(fields["parameters"]), fields["format"], fields["schedule_enabled"],
              fields.get("schedule_cron"), fields["timezone"], fields["relative_range"],
              fields["catch_up"], fields["email_recipients"], fields["webhook_url"], now,
              schedule_changed, now, schedule_changed,
-             _next_run(fields, max(now, current["last_scheduled_for"] or now)),
+             _next_run(fields, max(now, current["last_scheduled_for"] or now)), schedule_changed,
              template_id, account_id),
         ).fetchone()
 
