@@ -5,7 +5,8 @@ mode 0700, refused if another user owns it) and is named `<prefix>.p<pid>.s<star
 the owning process id and its start time (so a recycled pid is not mistaken for the owner).
 A worker removes its dir when it finishes; one that is SIGKILLed or OOM-killed cannot, so the
 first scratch dir a process creates first sweeps the root (`clean_stale`): dirs whose owner is
-gone, and any older than settings.stale_temp_max_age_hours. The retention job sweeps too.
+gone, and any older than settings.stale_temp_max_age_hours — plus, once that old, the dirs earlier
+versions left directly in the system temp dir. The retention job sweeps too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from exports.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^(?P<prefix>.*)\.p(?P<pid>\d+)\.s(?P<start>\d+|x)\.[0-9a-f]+$")
+# What versions before this module left directly in the system temp dir (owner unknown: removed
+# once older than the maximum age).
+_LEGACY_NAME = re.compile(r"^(rpt_[A-Za-z0-9]{24}-|payreports-csv-)[a-z0-9_]{8}$")
 _swept_roots: set[Path] = set()
 
 
@@ -106,6 +110,16 @@ def clean_stale(settings: Settings | None = None, *, now: float | None = None) -
         else:
             entry.unlink(missing_ok=True)
         removed.append(entry)
+    system_temp = Path(tempfile.gettempdir())
+    for entry in system_temp.iterdir() if system_temp != root else ():
+        try:
+            info = entry.lstat()
+        except FileNotFoundError:
+            continue
+        if (_LEGACY_NAME.match(entry.name) and stat.S_ISDIR(info.st_mode)
+                and info.st_uid == os.getuid() and now - info.st_mtime > max_age):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
     if removed:
-        log.info("removed %d stale scratch dirs under %s", len(removed), root)
+        log.info("removed %d stale scratch dirs (%s)", len(removed), root)
     return removed

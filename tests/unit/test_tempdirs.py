@@ -7,10 +7,22 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+
+import pytest
 
 from exports import tempdirs
 from exports.settings import REPO_ROOT, Settings
+
+@pytest.fixture(autouse=True)
+def private_system_temp(tmp_path, monkeypatch):
+    """clean_stale also sweeps the system temp dir: never let a test sweep the machine's /tmp."""
+    system_temp = tmp_path / "system-tmp"
+    system_temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_temp))
+    return system_temp
+
 
 KILLED_WORKER = """
 import os, signal
@@ -23,7 +35,8 @@ with work_dir("rpt_killed") as path:
 
 
 def run_killed_worker(temp_root) -> str:
-    env = {**os.environ, "PAYREPORTS_TEMP_DIR": str(temp_root), "PYTHONPATH": str(REPO_ROOT)}
+    env = {**os.environ, "PAYREPORTS_TEMP_DIR": str(temp_root), "PYTHONPATH": str(REPO_ROOT),
+           "TMPDIR": tempfile.gettempdir()}  # the test's private one (see private_system_temp)
     proc = subprocess.run([sys.executable, "-c", KILLED_WORKER], env=env, capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
@@ -61,3 +74,19 @@ def test_live_dirs_stay_and_dead_reused_or_old_ones_go(tmp_path):
     assert sorted(removed) == sorted([reused, dead, old])
     assert live.is_dir()
     assert tempdirs.clean_stale(settings, now=time.time() + 25 * 3600) == [live]
+
+
+def test_dirs_left_in_the_system_temp_dir_by_earlier_versions_go_once_old(tmp_path, private_system_temp):
+    system_temp = private_system_temp
+    settings = Settings(temp_dir=tmp_path / "scratch")
+    old_run = system_temp / "rpt_abcdefghijklmnopqrstuvwx-k2j4_9zq"
+    old_fifo = system_temp / "payreports-csv-a1b2c3d4"
+    recent_run = system_temp / "rpt_ABCDEFGHIJKLMNOPQRSTUVWX-aaaaaaaa"
+    unrelated = system_temp / "someone-elses-dir"
+    for path in (old_run, old_fifo, recent_run, unrelated):
+        path.mkdir()
+    two_days_ago = time.time() - 48 * 3600
+    for path in (old_run, old_fifo, unrelated):
+        os.utime(path, (two_days_ago, two_days_ago))
+    assert sorted(tempdirs.clean_stale(settings)) == sorted([old_run, old_fifo])
+    assert recent_run.is_dir() and unrelated.is_dir()
