@@ -53,7 +53,7 @@ from clickhouse_connect.driver.client import Client
 from exports.reports.query import Manifest, ReportQuery
 from exports.writers.manifest import (Digest, HashingFile, Progress, QueryFacts, atomic_output,
                                       build_manifest, money_indexes)
-from exports.writers.sqlformat import CSV_FIELD_SETTINGS, csv_field, ident
+from exports.writers.sqlformat import CSV_FIELD_SETTINGS, csv_field, ident, sql_string
 
 try:  # the embedded backend's client class (absent from clickhouse-connect builds without chdb)
     from clickhouse_connect.driver._chdbclient import ChdbClient as _EmbeddedClient
@@ -216,10 +216,6 @@ def private_fifo() -> Iterator[str]:
         yield path
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def sql_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class RowsWorker:

@@ -39,6 +39,12 @@ def ident(name: str) -> str:
     return quote_identifier(name)
 
 
+def sql_string(text: str) -> str:
+    """A ClickHouse string literal (for the project's own constants and paths, never for
+    request values, which are bound parameters)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def money_major(minor_sql: str, exponent_sql: str = ident(EXPONENT_COLUMN),
                 exponents: Iterable[int] | None = None) -> str:
     """Exact major-unit text of an Int64 minor amount.
