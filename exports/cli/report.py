@@ -71,7 +71,12 @@ def run_command(
     fmt: str = typer.Option("csv", "--format", help="csv, xlsx, pdf or parquet."),
     output: Path = typer.Option(..., "-o", "--output", help="File to write."),
     gzip: bool = typer.Option(False, "--gzip", help="Gzip the CSV."),
-    minor_units: bool = typer.Option(False, "--minor-units", help="Money as integer minor units."),
+    minor_units: bool = typer.Option(False, "--minor-units",
+                                     help="Money as integer minor units (columns named <name>_minor)."),
+    bom: bool = typer.Option(False, "--bom", help="CSV: start with a UTF-8 byte order mark (Excel on Windows)."),
+    timestamps: str = typer.Option("stripe", "--timestamps",
+                                   help="CSV timestamps: stripe (YYYY-MM-DD HH:MM:SS, Stripe's) or "
+                                        "iso8601 (with the UTC offset: unambiguous across DST)."),
 ) -> None:
     """Run one report into a file and print its manifest."""
     from exports.money import exponent_of, format_minor
@@ -94,7 +99,8 @@ def run_command(
             manifest = generate_report(
                 account, report_type, parameters, fmt, output,
                 progress=lambda rows: progress.update(task, completed=rows),
-                gzip=gzip, money_format="minor" if minor_units else "major", account_timezone=tz)
+                gzip=gzip, money_format="minor" if minor_units else "major", account_timezone=tz,
+                csv_bom=bom, timestamp_format=timestamps)
     except InvalidParameter as exc:
         _fail(exc)
         return

@@ -147,7 +147,7 @@ def generate_report(
     account_id: str, report_type: str, parameters: dict, fmt: str, out_path: Path, *,
     settings: Settings | None = None, progress: Callable[[int], None] | None = None, client=None,
     gzip: bool = False, money_format: str = "major", now: datetime | None = None,
-    account_timezone: str | None = None,
+    account_timezone: str | None = None, csv_bom: bool = False, timestamp_format: str = "stripe",
 ) -> Manifest:
     """Validate, query the warehouse and write the file; returns the writer's Manifest with the
     interval, timezone and data version added to `extra`."""
@@ -161,7 +161,8 @@ def generate_report(
         query = build_report_query(open_client, validated, settings=settings)
         manifest = write_report(open_client, query, validated.format, Path(out_path),
                                 progress=progress, gzip=gzip, money_format=money_format,
-                                settings=settings)
+                                settings=settings, csv_bom=csv_bom,
+                                timestamp_format=timestamp_format)
         manifest.extra.update({
             "account_id": query.account_id,
             "interval_start": query.interval_start.isoformat() if query.interval_start else None,

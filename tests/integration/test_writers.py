@@ -181,7 +181,7 @@ def test_single_currency_csv_prints_typed_money(client, tmp_path, currency):
         assert_digest(out, manifest)
     assert outputs[0] == outputs[1] == outputs[2]
     first = next(r for r in rows if r["fee"] is None)
-    line = next(line for line in outputs[0].decode().splitlines() if line.startswith(f'"{first["id"]}"'))
+    line = next(line for line in outputs[0].decode().splitlines() if line.startswith(f'{first["id"]},'))
     exponent = EXPONENTS[currency]
     assert f',{format_minor(first["amount"], exponent)},,' in line  # bare amount, empty NULL fee
 
@@ -196,9 +196,74 @@ def test_csv_gzip_and_minor_units(client, tmp_path):
     assert_digest(zipped, manifest)
 
     minor = tmp_path / "minor.csv"
-    write_report(client, itemized_query(), "csv", minor, money_format="minor")
+    manifest = write_report(client, itemized_query(), "csv", minor, money_format="minor")
     records = list(csv.DictReader(minor.open(newline="", encoding="utf-8")))
-    assert [int(r["amount"]) for r in records] == [r["amount"] for r in ROWS]
+    # Integer minor units, and the header says so.
+    assert [int(r["amount_minor"]) for r in records] == [r["amount"] for r in ROWS]
+    assert "amount" not in records[0] and manifest.columns[3:5] == ["amount_minor", "fee_minor"]
+
+
+def test_csv_quotes_only_what_needs_quoting_and_every_reader_agrees(client, tmp_path):
+    """Stripe's files quote a field only when it holds a comma, quote or line break; the csv
+    module, polars and DuckDB must all read back exactly the expected values."""
+    import duckdb
+
+    out = tmp_path / "report.csv"
+    manifest = write_report(client, itemized_query(), "csv", out)
+    text = out.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    assert lines[0] == ",".join(c.name for c in COLUMNS)  # a bare header, like Stripe's
+    # IDs, times, dates and amounts bare; the description quoted only because it holds quotes.
+    assert lines[1] == 'txn_000,2024-03-09 18:30:00,2024-03-01,600.00,,"\'=HYPERLINK(""http://x"")",charge,-10,true,usd'
+    assert lines[3] == "txn_002,2024-03-10 09:30:02,2024-03-03,-44.162,-0.027,'+1,fee,-8,true,kwd"
+    assert '"plain, with comma"' in text and '"say ""hi"""' in text and '"line one\nline two"' in text
+    expected = [expected_csv_row(r) for r in ROWS]
+    assert list(csv.reader(io.StringIO(text, newline="")))[1:] == expected
+    frame = pl.read_csv(out, infer_schema=False)
+    assert frame.columns == [c.name for c in COLUMNS]
+    assert [[v if v is not None else "" for v in row] for row in frame.rows()] == expected
+    rows = duckdb.sql(f"SELECT * FROM read_csv('{out}', header = true, all_varchar = true, "
+                      "quote = '\"', escape = '\"', delim = ',', null_padding = false)").fetchall()
+    assert [[v if v is not None else "" for v in row] for row in rows] == expected
+    # DuckDB sums the money text exactly as the manifest does.
+    sums = duckdb.sql(f"SELECT currency, sum(amount::DECIMAL(38, 3)) FROM read_csv('{out}', header = true, "
+                      "all_varchar = true) GROUP BY currency").fetchall()
+    assert {cur: int(Decimal(total).scaleb(EXPONENTS[cur])) for cur, total in sums} == \
+        manifest.totals_minor["amount"]
+
+
+def test_csv_bom_is_opt_in_and_adds_only_the_bom(client, tmp_path):
+    plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
+    write_report(client, itemized_query(), "csv", plain)
+    manifest = write_report(client, itemized_query(), "csv", bom, csv_bom=True)
+    assert not plain.read_bytes().startswith(b"\xef\xbb\xbf")  # the default bytes are unchanged
+    assert bom.read_bytes() == b"\xef\xbb\xbf" + plain.read_bytes()
+    assert_digest(bom, manifest)
+    assert manifest.extra["bom"] is True
+    # Readers that know the BOM read the same table; "Zoë" stays "Zoë".
+    records = list(csv.reader(io.StringIO(bom.read_text(encoding="utf-8-sig"), newline="")))
+    assert records[0][0] == "id" and any("Zoë ünïcødé 日本" in r for r in records)
+    assert pl.read_csv(bom, infer_schema=False).columns[0] == "id"
+    gz = tmp_path / "bom.csv.gz"
+    write_report(client, itemized_query(), "csv", gz, csv_bom=True, gzip=True)
+    assert gzip.decompress(gz.read_bytes()) == bom.read_bytes()
+    with pytest.raises(InvalidParameter) as info:
+        write_report(client, itemized_query(), "xlsx", tmp_path / "r.xlsx", csv_bom=True)
+    assert info.value.param == "csv_bom"
+
+
+def test_csv_iso8601_timestamps_carry_their_offset(client, tmp_path):
+    out = tmp_path / "iso.csv"
+    manifest = write_report(client, itemized_query(), "csv", out, timestamp_format="iso8601")
+    records = list(csv.DictReader(out.open(newline="", encoding="utf-8")))
+    got = [datetime.fromisoformat(r["created"]) for r in records]
+    assert got == [r["created"] for r in ROWS]  # the same instants, offsets included
+    assert {g.utcoffset() for g in got} == {timedelta(hours=-5), timedelta(hours=-4)}  # across DST
+    assert records[0]["created"] == ROWS[0]["created"].astimezone(ZoneInfo(TZ)).isoformat()
+    assert manifest.extra["timestamp_format"] == "iso8601"
+    with pytest.raises(InvalidParameter) as info:
+        write_report(client, itemized_query(), "csv", out, timestamp_format="rfc2822")
+    assert info.value.param == "timestamp_format"
 
 
 def test_xlsx_typed_cells_and_sheet_split(client, tmp_path):
