@@ -82,3 +82,15 @@ def validate_timestamp_style(style: str) -> str:
             "('iso8601' adds the UTC offset, e.g. 2024-11-03T01:30:00-04:00).",
             param="timestamp_format")
     return style
+
+
+def parquet_type(kind: str, *, money_format: str = "major", timezone: str = "UTC"):
+    """The Arrow type of a column kind in Parquet files: the same for every currency mix and
+    for an empty file, so one report type and options always give one schema."""
+    import pyarrow as pa
+
+    if kind == "money":
+        return (pa.int64() if money_format == "minor"
+                else pa.decimal128(PARQUET_MONEY_PRECISION, MAX_CURRENCY_EXPONENT))
+    return {"timestamp": pa.timestamp("us", tz=timezone), "date": pa.date32(),
+            "integer": pa.int64(), "boolean": pa.bool_()}.get(kind, pa.string())

@@ -309,6 +309,14 @@ def test_xlsx_exactly_full_sheet_makes_no_empty_sheet(client, tmp_path):
     assert openpyxl.load_workbook(tmp_path / "r.xlsx").worksheets[0].max_row == N_ROWS + 1
 
 
+def currency_query(currency: str | None) -> ReportQuery:
+    """The test query over one currency's rows, every row (None) or none ("none")."""
+    if currency is None:
+        return itemized_query()
+    return itemized_query(sql=itemized_query().sql.replace("WHERE", "WHERE currency = {cur:String} AND"),
+                          parameters={"tz": TZ, "account": "acct_1", "cur": currency})
+
+
 def test_parquet_types_and_money_rule(client, tmp_path):
     out = tmp_path / "multi.parquet"
     manifest = write_report(client, itemized_query(), "parquet", out)
@@ -317,7 +325,7 @@ def test_parquet_types_and_money_rule(client, tmp_path):
     schema = table.schema
     assert str(schema.field("created").type) == f"timestamp[us, tz={TZ}]"
     assert str(schema.field("day").type) == "date32[day]"
-    assert str(schema.field("amount_minor").type) == "int64" and "amount" not in schema.names
+    assert str(schema.field("amount").type) == "decimal128(38, 4)"
     assert str(schema.field("quantity").type) == "int64"
     assert str(schema.field("currency_exponent").type) == "int8"
     rows = table.to_pylist()
@@ -325,21 +333,40 @@ def test_parquet_types_and_money_rule(client, tmp_path):
     assert [r["description"] for r in rows] == [r["description"] for r in ROWS]
     totals: dict[str, dict[str, int]] = {"amount": {}, "fee": {}}
     for r in rows:
+        assert r["currency_exponent"] == EXPONENTS[r["currency"]]
         for col in ("amount", "fee"):
-            totals[col][r["currency"]] = totals[col].get(r["currency"], 0) + (r[f"{col}_minor"] or 0)
-    assert totals == manifest.totals_minor
+            minor = 0 if r[col] is None else int(r[col].scaleb(r["currency_exponent"]))
+            assert r[col] is None or minor == r[col].scaleb(r["currency_exponent"])  # exact
+            totals[col][r["currency"]] = totals[col].get(r["currency"], 0) + minor
+    assert totals == manifest.totals_minor == expected_totals()
 
-    # One currency: money is decimal128(38, exponent) in major units under its own name.
-    kwd = itemized_query(sql=itemized_query().sql.replace("WHERE", "WHERE currency = {cur:String} AND"),
-                         parameters={"tz": TZ, "account": "acct_1", "cur": "kwd"})
-    out = tmp_path / "kwd.parquet"
-    manifest = write_report(client, kwd, "parquet", out)
-    table = pq.read_table(out)
-    assert str(table.schema.field("amount").type) == "decimal128(38, 3)"
-    amounts = table.column("amount").to_pylist()
-    expected = [r["amount"] for r in ROWS if r["currency"] == "kwd"]
-    assert [int(a.scaleb(3)) for a in amounts] == expected
-    assert sum(int(a.scaleb(3)) for a in amounts) == manifest.totals_minor["amount"]["kwd"]
+    minor = tmp_path / "minor.parquet"
+    write_report(client, itemized_query(), "parquet", minor, money_format="minor")
+    table = pq.read_table(minor)
+    assert str(table.schema.field("amount_minor").type) == "int64" and "amount" not in table.schema.names
+    assert table.column("amount_minor").to_pylist() == [r["amount"] for r in ROWS]
+
+
+@pytest.mark.parametrize("money_format", ["major", "minor"])
+def test_parquet_schema_is_the_same_for_every_currency_mix_and_an_empty_file(client, tmp_path, money_format):
+    """A nightly load must not break on a quiet day: usd, jpy, kwd, all of them and zero rows
+    give one schema (money used to switch from decimal128 to *_minor int64 for several currencies
+    or none)."""
+    schemas = {}
+    for case in ("usd", "jpy", "kwd", None, "none"):
+        out = tmp_path / f"{case}.parquet"
+        manifest = write_report(client, currency_query(case), "parquet", out, money_format=money_format)
+        table = pq.read_table(out)
+        schemas[case] = table.schema
+        rows = [r for r in ROWS if case in (None, r["currency"])]
+        assert table.num_rows == manifest.row_count == len(rows)
+        column = "amount" if money_format == "major" else "amount_minor"
+        got = [int(v.scaleb(e)) if money_format == "major" else v
+               for v, e in zip(table.column(column).to_pylist(), table.column("currency_exponent").to_pylist())]
+        assert got == [r["amount"] for r in rows]
+    first = schemas["usd"]
+    for case, schema in schemas.items():
+        assert schema.equals(first), case
 
 
 def pdf_text(path: Path) -> str:
