@@ -97,7 +97,9 @@ def formatted_select(query: ReportQuery, facts: QueryFacts, *,
         field = csv_field(facts.column_sql(index), column, facts.column_types[index],
                           money_format=money_format, row_exponents=facts.row_exponents,
                           check_exponent=bool(money) and index == money[0],
-                          timestamp_style=timestamp_style, only_field=len(query.columns) == 1)
+                          timestamp_style=timestamp_style, only_field=len(query.columns) == 1,
+                          quote=None if column.user_text or facts.quoted_codes is None
+                          else index in facts.quoted_codes)
         exprs.append(f"{field} AS {ident(f'c{index}')}")
     label = f", log_comment = {sql_string(log_comment)}" if log_comment else ""
     return f"SELECT {', '.join(exprs)} FROM ({query.sql}) SETTINGS {CSV_FIELD_SETTINGS}{label}"

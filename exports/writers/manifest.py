@@ -14,6 +14,7 @@ cent.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -26,7 +27,8 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from exports.reports.query import Manifest, ReportQuery
-from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, ident, sql_string
+from exports.writers.sqlformat import (CURRENCY_COLUMN, EXPONENT_COLUMN, ident, needs_csv_quotes,
+                                       sql_string)
 
 PROGRESS_MIN_INTERVAL_SECONDS = 0.25
 PROGRESS_ROW_STEP = 50_000
@@ -45,6 +47,9 @@ class QueryFacts:
     # Every `_exponent` the rows have, rows without a currency (exponent 0) included: when it is
     # one value, the CSV writer can print money as a typed Decimal of that scale.
     row_exponents: frozenset[int] = frozenset()
+    # Indexes of platform-code string columns (IDs, statuses: not user text) where some value
+    # holds a character a CSV field must quote; None = not looked at (quote every one).
+    quoted_codes: frozenset[int] | None = None
 
     def column_sql(self, index: int) -> str:
         return ident(self.column_names[index])
@@ -87,13 +92,31 @@ def inspect_query(client: Client, query: ReportQuery) -> QueryFacts:
     """Read the query's shape (LIMIT 0) and its totals; both before any stream is opened, since
     an embedded engine serves one call at a time."""
     names, types = query_columns(client, query)
-    sums = "".join(f", sum(toInt128({expr}))" for expr in figure_row_sql(query, names))
+    figures = figure_row_sql(query, names)
+    codes = code_indexes(query)
+    sums = "".join(f", sum(toInt128({expr}))" for expr in figures)
+    # The code columns' quoting check rides along: aggregation runs on every core, the CSV
+    # fields after the report's ORDER BY on one.
+    checks = "".join(f", max({needs_csv_quotes(code_text(names[i]))})" for i in codes)
     result = client.query(
-        f"SELECT {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}, count(){sums} "
+        f"SELECT {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}, count(){sums}{checks} "
         f"FROM ({query.sql}) GROUP BY {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)} "
         f"ORDER BY {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}",
         parameters=query.parameters)
-    return _facts(query, names, types, result.result_rows)
+    width = 3 + len(figures)
+    quoted = frozenset(i for n, i in enumerate(codes)
+                       if any(row[width + n] for row in result.result_rows))
+    facts = _facts(query, names, types, [row[:width] for row in result.result_rows])
+    return dataclasses.replace(facts, quoted_codes=quoted)
+
+
+def code_text(name: str) -> str:
+    return f"ifNull(toString({ident(name)}), '')"
+
+
+def code_indexes(query: ReportQuery) -> list[int]:
+    """Platform-code string columns (not user text)."""
+    return [i for i, c in enumerate(query.columns) if c.kind in ("string", "json") and not c.user_text]
 
 
 def facts_from_rows(query: ReportQuery, names: tuple[str, ...], types: tuple[str, ...],

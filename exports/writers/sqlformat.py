@@ -41,7 +41,10 @@ def ident(name: str) -> str:
 def sql_string(text: str) -> str:
     """A ClickHouse string literal (for the project's own constants and paths, never for
     request values, which are bound parameters)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+    for char, escape in (("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"), ("\0", "\\0")):
+        escaped = escaped.replace(char, escape)
+    return "'" + escaped + "'"
 
 
 def money_major(minor_sql: str, exponent_sql: str = ident(EXPONENT_COLUMN),
@@ -116,12 +119,16 @@ def boolean_text(sql: str) -> str:
     return f"if({sql}, {sql_string(true)}, {sql_string(false)})"
 
 
+def needs_csv_quotes(text_sql: str) -> str:
+    """SQL: the String holds a character that makes its CSV field need quotes."""
+    return f"multiSearchAny({text_sql}, [{', '.join(sql_string(c) for c in CSV_SPECIAL_CHARS)}])"
+
+
 def csv_quote(text_sql: str) -> str:
     """The CSV field of a String: as is, or double-quoted with quotes doubled when it holds a
     delimiter, quote or line break (RFC 4180 minimal quoting, as Stripe's files and Python's
     csv.QUOTE_MINIMAL)."""
-    specials = ", ".join(sql_string(c) for c in CSV_SPECIAL_CHARS)
-    return (f"if(multiSearchAny({text_sql}, [{specials}]), "
+    return (f"if({needs_csv_quotes(text_sql)}, "
             f"concat('\"', replaceAll({text_sql}, '\"', '\"\"'), '\"'), {text_sql})")
 
 
@@ -183,7 +190,7 @@ def single_exponent(row_exponents: Iterable[int]) -> int | None:
 def csv_field(column_sql: str, column: Column, type_name: str, *, money_format: str = "major",
               row_exponents: Iterable[int] = (), exponent_sql: str = ident(EXPONENT_COLUMN),
               check_exponent: bool = True, timestamp_style: str = DEFAULT_TIMESTAMP_STYLE,
-              only_field: bool = False) -> str:
+              only_field: bool = False, quote: bool | None = None) -> str:
     """One CSV field under CSV_FIELD_SETTINGS, its final text: typed where ClickHouse's own
     text for the type already is our format (integers; money when every row has one exponent),
     formatted text otherwise, strings quoted only when they need it. Formula guard only on
@@ -192,27 +199,34 @@ def csv_field(column_sql: str, column: Column, type_name: str, *, money_format: 
     `type_name`: the column's ClickHouse type; `row_exponents`: QueryFacts.row_exponents;
     `check_exponent`: typed money verifies the row's exponent (see money_typed). The check is per
     row, so one typed money column per row is enough to carry it. `only_field`: the report has
-    this one column, so an empty value must be written `""` (an empty line is no row at all)."""
+    this one column, so an empty value must be written `""` (an empty line is no row at all).
+    `quote`: whether a string field may need quotes; by default user text may and platform codes
+    (IDs, currencies, statuses: fixed alphabets) may not. The CSV writer passes what the totals
+    query found for codes (QueryFacts.quoted_codes), so the quoting work, which runs after the
+    report's ORDER BY on one thread, is spent only on columns that can need it."""
     nullable = "Nullable(" in type_name
     exponents = sorted({int(e) for e in row_exponents})
+    if quote is None:
+        quote = column.user_text
     if only_field:
         text = format_column(column_sql, column.kind, guard_formulas=column.user_text,
                              exponent_sql=exponent_sql, exponents=exponents, nullable=nullable,
                              timestamp_style=timestamp_style)
         if column.kind == "money" and money_format == "minor":
             text = f"ifNull(toString({column_sql}), '')"
-        quoted = csv_quote(text) if column.kind in ("string", "json") else text
+        quoted = csv_quote(text) if column.kind in ("string", "json") and quote else text
         return f"if({text} = '', '\"\"', {quoted})"
     if column.kind == "integer" or (column.kind == "money" and money_format == "minor"):
         return column_sql
     if column.kind == "money" and (exponent := single_exponent(exponents)) is not None:
         return money_typed(column_sql, exponent, check_sql=exponent_sql if check_exponent else None)
     if column.kind in ("string", "json") and type_name in ("String", "LowCardinality(String)"):
-        return csv_quote(formula_guard(column_sql) if column.user_text else column_sql)
+        text = formula_guard(column_sql) if column.user_text else column_sql
+        return csv_quote(text) if quote else text
     text = format_column(column_sql, column.kind, guard_formulas=column.user_text,
                          exponent_sql=exponent_sql, exponents=exponents, nullable=nullable,
                          timestamp_style=timestamp_style)
-    return csv_quote(text) if column.kind in ("string", "json") else text
+    return csv_quote(text) if column.kind in ("string", "json") and quote else text
 
 
 def xml_escape(text_sql: str) -> str:

@@ -232,6 +232,24 @@ def test_csv_quotes_only_what_needs_quoting_and_every_reader_agrees(client, tmp_
         manifest.totals_minor["amount"]
 
 
+def test_csv_quotes_a_code_column_only_when_its_values_need_it(client, tmp_path):
+    """Platform codes (IDs, categories) skip the per-cell quoting work after the totals query
+    found no value needing quotes; one that does is quoted like any text."""
+    codes = tuple(dataclasses.replace(c, user_text=False) if c.name in ("id", "category") else c
+                  for c in COLUMNS)
+    plain = itemized_query(columns=codes)
+    facts = inspect_query(client, plain)
+    assert facts.quoted_codes == frozenset()
+    odd = itemized_query(columns=codes, sql=plain.sql.replace("category,", "concat(category, ', \"x\"') AS category,"))
+    facts = inspect_query(client, odd)
+    assert facts.quoted_codes == frozenset({6})
+    out = tmp_path / "odd.csv"
+    write_report(client, odd, "csv", out)
+    records = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+    assert [r[6] for r in records[1:]] == [f'{r["category"]}, "x"' for r in ROWS]
+    assert [r[0] for r in records[1:]] == [r["id"] for r in ROWS]
+
+
 def test_csv_bom_is_opt_in_and_adds_only_the_bom(client, tmp_path):
     plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
     write_report(client, itemized_query(), "csv", plain)
