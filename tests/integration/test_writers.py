@@ -310,7 +310,8 @@ def test_xlsx_typed_cells_and_sheet_split(client, tmp_path):
         assert values[1] == r["created"].astimezone(ZoneInfo(TZ)).replace(tzinfo=None)
         assert cells[1].number_format == "yyyy-mm-dd hh:mm:ss" and cells[2].number_format == "yyyy-mm-dd"
         assert values[2] == datetime.combine(r["day"], datetime.min.time())
-        assert cells[3].number_format == {0: "#,##0", 2: "#,##0.00", 3: "#,##0.000"}[exp]
+        # The currency shows in every amount, whether or not its column is selected.
+        assert cells[3].number_format == {0: '#,##0 "JPY"', 2: '#,##0.00 "USD"', 3: '#,##0.000 "KWD"'}[exp]
         assert isinstance(values[3], int | float)
         assert values[5] == r["description"] and values[7] == r["quantity"] and values[8] is r["live"]
         for index, col in ((3, "amount"), (4, "fee")):
@@ -318,6 +319,73 @@ def test_xlsx_typed_cells_and_sheet_split(client, tmp_path):
             assert minor == r[col]
             totals[col][r["currency"]] = totals[col].get(r["currency"], 0) + (minor or 0)
     assert totals == manifest.totals_minor == expected_totals()
+
+
+def long_id_query() -> ReportQuery:
+    """IDs as long as Stripe's (30 characters), beside a 3-letter currency."""
+    query = itemized_query()
+    return dataclasses.replace(query, sql=query.sql.replace(
+        "SELECT id,", "SELECT concat(id, '_', repeat('x', 22)) AS id,"))
+
+
+def test_xlsx_widths_from_content_and_print_setup(client, tmp_path):
+    out = tmp_path / "report.xlsx"
+    write_report(client, long_id_query(), "xlsx", out)
+    sheet = openpyxl.load_workbook(out).worksheets[0]
+    width = {c.name: sheet.column_dimensions[chr(65 + i)].width for i, c in enumerate(COLUMNS)}
+    assert width["id"] >= 30 + 1  # the whole ID shows (it was clipped to the kind's 22)
+    assert width["currency"] < 15 < width["id"]  # a 3-letter code is not as wide as an ID
+    assert width["description"] >= len("plain, with comma") and width["created"] >= 19
+    assert width["amount"] >= len("-44,162.000 KWD") - 4  # the widest amount, separators included
+    assert sheet.freeze_panes == "A2"
+    setup = sheet.page_setup
+    assert setup.orientation == "landscape" and setup.fitToWidth == 1 and setup.fitToHeight == 0
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert sheet.print_title_rows == "$1:$1"  # the header repeats on every printed page
+    assert "Page &P of &N" in sheet.oddFooter.right.text
+
+    minor = tmp_path / "minor.xlsx"
+    manifest = write_report(client, itemized_query(), "xlsx", minor, money_format="minor")
+    header = [c.value for c in next(openpyxl.load_workbook(minor).worksheets[0].iter_rows())]
+    assert header[3:5] == ["amount_minor", "fee_minor"] == manifest.columns[3:5]
+
+
+def soffice(*args: str, cwd: Path) -> None:
+    """LibreOffice headless with a private profile (tests run beside each other)."""
+    assert shutil.which("soffice"), "LibreOffice (soffice) is required"
+    profile = cwd / "lo-profile"
+    subprocess.run(["soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless", *args],
+                   cwd=cwd, check=True, capture_output=True, timeout=120)
+
+
+def test_xlsx_round_trips_through_libreoffice(client, tmp_path):
+    """LibreOffice opens the workbook and saves it again with every value and format intact;
+    its CSV export of the raw values sums to the manifest's totals."""
+    out = tmp_path / "report.xlsx"
+    manifest = write_report(client, long_id_query(), "xlsx", out)
+    converted = tmp_path / "lo"
+    converted.mkdir()
+    soffice("--convert-to", "xlsx", "--outdir", str(converted), str(out), cwd=tmp_path)
+    again = openpyxl.load_workbook(converted / "report.xlsx").worksheets[0]
+    original = openpyxl.load_workbook(out).worksheets[0]
+    # LibreOffice writes booleans as TRUE()/FALSE() formulas (cached value kept): same value.
+    as_value = {"=TRUE()": True, "=FALSE()": False}
+    assert [[as_value.get(c.value, c.value) if isinstance(c.value, str) else c.value for c in row]
+            for row in again.iter_rows()] == [[c.value for c in row] for row in original.iter_rows()]
+    def shown(fmt: str) -> str:  # LibreOffice re-escapes the same format: yyyy\-mm, " USD"
+        return re.sub(r'[\\"\s]', "", fmt)
+
+    assert [shown(c.number_format) for c in next(again.iter_rows(min_row=2))][1:4] == \
+        ["yyyy-mm-ddhh:mm:ss", "yyyy-mm-dd", "#,##0.00USD"]
+    # Raw values (not "as shown"): token 9 of the CSV filter options.
+    soffice("--convert-to", 'csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false',
+            "--outdir", str(converted), str(out), cwd=tmp_path)
+    records = list(csv.DictReader((converted / "report.csv").open(newline="", encoding="utf-8")))
+    assert [r["id"] for r in records] == [f"{r['id']}_{'x' * 22}" for r in ROWS]
+    totals: dict[str, int] = {}
+    for r in records:
+        totals[r["currency"]] = totals.get(r["currency"], 0) + parse_major(r["amount"], EXPONENTS[r["currency"]])
+    assert totals == manifest.totals_minor["amount"]
 
 
 def test_xlsx_exactly_full_sheet_makes_no_empty_sheet(client, tmp_path):
