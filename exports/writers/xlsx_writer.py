@@ -66,6 +66,9 @@ def _money_style_sql(currencies: list[str]) -> str:
                    f"{MAX_MONEY_EXPONENT}))")
     if not currencies:
         return f"toString({by_exponent})"
+    if len(currencies) == 1:  # the typical account: one constant, no per-cell lookup
+        return (f"if({ident(CURRENCY_COLUMN)} = {sql_string(currencies[0])}, "
+                f"'{STYLE_CURRENCY_BASE}', toString({by_exponent}))")
     codes = ", ".join(sql_string(c) for c in currencies)
     styles = ", ".join(str(STYLE_CURRENCY_BASE + i) for i in range(len(currencies)))
     return f"toString(transform({ident(CURRENCY_COLUMN)}, [{codes}], [{styles}], {by_exponent}))"
@@ -119,13 +122,12 @@ def content_widths(client: Client, query: ReportQuery, facts: QueryFacts, money_
     for index, column in enumerate(query.columns):
         ref = facts.column_sql(index)
         if column.kind in ("string", "json"):
-            # The first line of a multi-line text: Excel shows that much without wrapping.
-            exprs.append(f"max(lengthUTF8(splitByChar('\\n', ifNull(toString({ref}), ''))[1]))")
+            exprs.append(f"max(lengthUTF8(ifNull(toString({ref}), '')))")
         elif column.kind == "money":
             # Digits of the largest amount (in minor units when the file is in minor units).
-            exprs.append(f"max(lengthUTF8(toString(abs(toInt128(ifNull({ref}, 0))))))")
+            exprs.append(f"max(abs(toInt128(ifNull({ref}, 0))))")
         elif column.kind == "integer":
-            exprs.append(f"max(lengthUTF8(toString(ifNull({ref}, 0))))")
+            exprs.append(f"max(abs(toInt128(ifNull({ref}, 0))))")
         else:
             exprs.append("0")
     row = client.query(f"SELECT {', '.join(exprs)} FROM ({query.sql})",
@@ -133,7 +135,7 @@ def content_widths(client: Client, query: ReportQuery, facts: QueryFacts, money_
     exponent = max(facts.exponents.values(), default=0)
     widths = []
     for column, name, longest in zip(query.columns, names, row, strict=True):
-        longest = int(longest or 0)
+        longest = len(str(int(longest or 0))) if column.kind in ("money", "integer") else int(longest or 0)
         if column.kind == "money":
             if money_format == "minor":
                 content = longest + 1 + (longest - 1) // 3  # sign, thousands separators
