@@ -101,6 +101,17 @@ def test_stripe_column_order_and_defaults():
     assert REPORT_TYPES["payout_reconciliation.summary"].interval == "required_unless_payout"
 
 
+def test_catalog_entries_describe_totals_and_metadata_columns():
+    balance = describe(REPORT_TYPES["balance.summary"])
+    assert [t["name"] for t in balance["totals"]] == ["starting_balance", "activity", "payouts",
+                                                       "ending_balance"]
+    assert balance["totals"][-1]["where"] == {"category": "ending_balance"}
+    activity = describe(REPORT_TYPES["balance_change_from_activity.itemized"])
+    assert [t["name"] for t in activity["totals"]] == ["gross", "fee", "net"]  # not customer_facing_amount
+    assert activity["column_patterns"] == ["payment_metadata[<key>]"]
+    assert describe(REPORT_TYPES["payouts.itemized"])["column_patterns"] == []
+
+
 def test_activity_types_offer_no_payout_categories():
     """Payouts are their own section in Stripe's reports (payouts.*), not activity."""
     for report_id in ("balance_change_from_activity.itemized", "balance_change_from_activity.summary",
