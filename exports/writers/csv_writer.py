@@ -55,7 +55,7 @@ from clickhouse_connect.driver.client import Client
 from exports.reports.query import Manifest, ReportQuery
 from exports.writers.manifest import (Digest, HashingFile, Progress, QueryFacts, atomic_output,
                                       build_manifest, money_indexes)
-from exports.writers.formatting import DEFAULT_TIMESTAMP_STYLE, minor_units_name
+from exports.writers.formatting import DEFAULT_TIMESTAMP_STYLE, column_headers
 from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, CSV_OUTPUT_FORMAT, csv_field, ident,
                                        sql_string)
 
@@ -111,10 +111,7 @@ def header_line(names: list[str]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def header_names(query: ReportQuery, money_format: str) -> list[str]:
-    """The report's column names; money in minor units says so (`gross_minor`)."""
-    return [minor_units_name(c.name) if c.kind == "money" and money_format == "minor" else c.name
-            for c in query.columns]
+
 
 
 def default_transport(client: Client, *, gzip: bool = False) -> Transport:
@@ -195,7 +192,7 @@ def write_csv(client: Client, query: ReportQuery, facts: QueryFacts, out_path: P
     log_comment = f"payreports-export {uuid.uuid4().hex}"
     sql = formatted_select(query, facts, money_format=money_format,
                            timestamp_style=timestamp_style, log_comment=log_comment)
-    names = header_names(query, money_format)
+    names = column_headers(query.columns, money_format)
     header = (UTF8_BOM if bom else b"") + header_line(names)
     with atomic_output(out_path) as tmp:
         if transport == "file":

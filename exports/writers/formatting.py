@@ -68,6 +68,12 @@ def minor_units_name(column: str) -> str:
     return f"{column}_minor"
 
 
+def column_headers(columns, money_format: str) -> list[str]:
+    """A file's header: the report's column names; money in minor units says so."""
+    return [minor_units_name(c.name) if c.kind == "money" and money_format == "minor" else c.name
+            for c in columns]
+
+
 def excel_money_format(exponent: int) -> str:
     """'#,##0' for JPY, '#,##0.00' for USD, '#,##0.000' for KWD."""
     return "#,##0" + ("." + "0" * exponent if exponent else "")

@@ -36,7 +36,7 @@ from clickhouse_connect.driver.client import Client
 
 from exports.reports.query import Column, Manifest, ReportQuery
 from exports.writers.formatting import (DATE_EXCEL_FORMAT, DEFAULT_TIMESTAMP_STYLE,
-                                        TIMESTAMP_STYLES, excel_money_format, minor_units_name)
+                                        TIMESTAMP_STYLES, column_headers, excel_money_format)
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
                                       check_row_count, file_digest)
 from exports.writers.sqlformat import (CURRENCY_COLUMN, EXPONENT_COLUMN, ident, money_major,
@@ -107,11 +107,6 @@ def rows_select(query: ReportQuery, facts: QueryFacts, money_format: str) -> str
                                 currencies)
                       for i, c in enumerate(query.columns))
     return f"SELECT concat('<row>', {cells}, '</row>') FROM ({query.sql})"
-
-
-def header_names(query: ReportQuery, money_format: str) -> list[str]:
-    return [minor_units_name(c.name) if c.kind == "money" and money_format == "minor" else c.name
-            for c in query.columns]
 
 
 def content_widths(client: Client, query: ReportQuery, facts: QueryFacts, money_format: str,
@@ -282,7 +277,7 @@ def write_xlsx(client: Client, query: ReportQuery, facts: QueryFacts, out_path: 
                max_rows_per_sheet: int = EXCEL_MAX_DATA_ROWS) -> Manifest:
     columns = query.columns
     sql = rows_select(query, facts, money_format)
-    names = header_names(query, money_format)
+    names = column_headers(query.columns, money_format)
     widths = content_widths(client, query, facts, money_format, names)
     total_rows = 0
     sheet_count = 0
