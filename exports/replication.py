@@ -180,10 +180,13 @@ def _add_new_columns(client: Client, table: str, columns: list[tuple[str, str]],
     have = {row[0] for row in client.query(
         "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
         parameters={"db": settings.warehouse_raw_database, "t": table}).result_rows}
+    previous = None
     for name, ctype in columns:
-        if name not in have:
+        if name not in have:  # in source order, before _synced_at (ClickHouse has no BEFORE)
+            place = f"AFTER `{previous}`" if previous else "FIRST"
             client.command(f"ALTER TABLE {raw_table(table, settings)} "
-                           f"ADD COLUMN IF NOT EXISTS `{name}` {ctype} BEFORE `_synced_at`")
+                           f"ADD COLUMN IF NOT EXISTS `{name}` {ctype} {place}")
+        previous = name
 
 
 def sync_table(client: Client, table: str, settings: Settings | None = None) -> SyncResult:

@@ -127,3 +127,28 @@ def test_every_format_for_every_currency_mix(demo_platform, accounts, tmp_path, 
             assert file_figures(query, rows, exponents) == expected, (name, "parquet")
     first = schemas["usd"]
     assert all(schema.equals(first) for schema in schemas.values()), {k: str(v) for k, v in schemas.items()}
+
+
+def test_replication_adds_columns_a_later_source_migration_added(demo_platform):
+    """A warehouse replicated before 0002_stripe_report_columns gains invoice_id on its raw
+    payments table on the next sync, instead of the pull failing on an unknown column."""
+    from exports import replication
+
+    settings = demo_platform.settings.model_copy(update={"warehouse_raw_database": "raw_before_0002"})
+    with open_warehouse(settings, purpose="test raw column upgrade") as client:
+        columns = replication.source_columns(client, "payments", settings)
+        assert "invoice_id" in dict(columns)
+        old = [(n, t) for n, t in columns if n != "invoice_id"]
+        client.command("CREATE DATABASE IF NOT EXISTS raw_before_0002")
+        client.command("DROP TABLE IF EXISTS raw_before_0002.payments")
+        client.command("CREATE TABLE raw_before_0002.payments ("
+                       + ", ".join(f"`{n}` {t}" for n, t in old)
+                       + ", `_synced_at` DateTime64(6, 'UTC')) ENGINE = ReplacingMergeTree(updated_at) ORDER BY id")
+        try:
+            replication._add_new_columns(client, "payments", columns, settings)
+            have = [r[0] for r in client.query(
+                "SELECT name FROM system.columns WHERE database = 'raw_before_0002' AND table = 'payments' "
+                "ORDER BY position").result_rows]
+            assert have == [n for n, _ in columns] + ["_synced_at"]
+        finally:
+            client.command("DROP DATABASE IF EXISTS raw_before_0002")
