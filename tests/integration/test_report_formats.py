@@ -152,3 +152,40 @@ def test_replication_adds_columns_a_later_source_migration_added(demo_platform):
             assert have == [n for n, _ in columns] + ["_synced_at"]
         finally:
             client.command("DROP DATABASE IF EXISTS raw_before_0002")
+
+
+def test_new_stripe_columns_carry_the_source_values(demo_platform, accounts):
+    """invoice_id, customer_facing_amount/currency and payment_metadata[key] on the dbt-built
+    marts, checked against the source Postgres."""
+    settings = demo_platform.settings
+    now, end = demo_platform.data_available_end, demo_platform.end
+    account = accounts["multi"]
+    columns = ["balance_transaction_id", "reporting_category", "currency", "gross", "source_id",
+               "customer_facing_amount", "customer_facing_currency", "invoice_id", "charge_id",
+               "payment_metadata[order_id]"]
+    params = {"interval_start": (end - timedelta(days=31)).isoformat(), "interval_end": end.isoformat(),
+              "columns": columns}
+    with open_warehouse(settings, purpose="test new columns") as client:
+        validated = validate_report_request(account, "balance_change_from_activity.itemized", params, "csv",
+                                            settings=settings, now=now, data_available_end=now)
+        query = build_report_query(client, validated, settings=settings)
+        rows = [dict(zip(columns, r)) for r in
+                client.query(query.sql, parameters=query.parameters).result_rows]
+    with db.connect("source", settings) as conn:
+        invoices = dict(conn.execute("SELECT id, invoice_id FROM payments WHERE account_id = %s", (account,)))
+        refunds = dict(conn.execute("SELECT id, amount FROM refunds WHERE account_id = %s", (account,)))
+        orders = dict(conn.execute("SELECT id, metadata->>'order_id' FROM payments WHERE account_id = %s",
+                                   (account,)))
+    charges = [r for r in rows if r["reporting_category"] == "charge"]
+    assert charges and {r["currency"] for r in charges} == {"eur", "gbp"}
+    for r in charges:
+        assert (r["customer_facing_amount"], r["customer_facing_currency"]) == (r["gross"], r["currency"])
+        assert r["invoice_id"] == (invoices[r["source_id"]] or "")
+        assert r["payment_metadata[order_id]"] == orders[r["source_id"]]
+    assert any(r["invoice_id"].startswith("in_") for r in charges)
+    assert any(r["invoice_id"] == "" for r in charges)
+    for r in rows:
+        if r["reporting_category"] == "refund":
+            assert r["customer_facing_amount"] == refunds[r["source_id"]] == -r["gross"]
+        elif r["reporting_category"] not in ("charge", "refund"):
+            assert r["customer_facing_amount"] is None and r["customer_facing_currency"] == ""
