@@ -173,6 +173,22 @@ def _utc_text(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime(_TIME_FORMAT)
 
 
+def _add_new_columns(client: Client, table: str, columns: list[tuple[str, str]],
+                     settings: Settings) -> None:
+    """Columns a later source migration added (e.g. 0002's invoice_id) join the raw table; rows
+    pulled before read them as NULL until they change and are pulled again."""
+    have = {row[0] for row in client.query(
+        "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+        parameters={"db": settings.warehouse_raw_database, "t": table}).result_rows}
+    previous = None
+    for name, ctype in columns:
+        if name not in have:  # in source order, before _synced_at (ClickHouse has no BEFORE)
+            place = f"AFTER `{previous}`" if previous else "FIRST"
+            client.command(f"ALTER TABLE {raw_table(table, settings)} "
+                           f"ADD COLUMN IF NOT EXISTS `{name}` {ctype} {place}")
+        previous = name
+
+
 def sync_table(client: Client, table: str, settings: Settings | None = None) -> SyncResult:
     """Pull one table's new and changed rows into raw.<table>, then advance its watermark."""
     settings = settings or get_settings()
@@ -193,7 +209,9 @@ def sync_table(client: Client, table: str, settings: Settings | None = None) -> 
         low = previous_watermark - timedelta(seconds=settings.replication_overlap_seconds)
         parameters["low"] = _utc_text(low)
         window = "updated_at > {low:DateTime64(6, 'UTC')} AND " + window
-    names = [name for name, _ in source_columns(client, table, settings)]
+    columns = source_columns(client, table, settings)
+    _add_new_columns(client, table, columns, settings)
+    names = [name for name, _ in columns]
     column_list = ", ".join(f"`{n}`" for n in names)
     client.command(
         f"INSERT INTO {raw_table(table, settings)} ({column_list}, `_synced_at`) "

@@ -18,7 +18,7 @@ from exports.errors import InvalidParameter
 from exports.reports.catalog import data_available_end as _data_available_end
 from exports.reports.catalog import get_report_type
 from exports.reports.params import ValidatedReport, validate_parameters
-from exports.reports.query import Manifest, ReportQuery
+from exports.reports.query import Figure, Manifest, ReportQuery
 from exports.reports.types.base import QueryContext
 from exports.settings import Settings, get_settings
 
@@ -117,9 +117,19 @@ def build_report_query(client, validated: ValidatedReport, *,
         filters=dict(validated.filters),
         chart_label_column=report.chart_label_column if report.chart_label_column in selected else None,
         chart_value_column=report.chart_value_column if report.chart_value_column in selected else None,
-        totals_are_additive=report.totals_are_additive,
+        totals=_figures(report, context.columns),
         identity=report.identity if {report.chart_label_column, report.chart_value_column} <= selected else None,
     )
+
+
+def _figures(report, columns) -> tuple[Figure, ...]:
+    """The report's declared figures, or each selected summable money column summed over all
+    rows; a figure needs its columns in the file (totals always describe the file's rows)."""
+    selected = {c.name for c in columns}
+    if report.totals is None:
+        return tuple(Figure(c.name, c.name) for c in columns if c.kind == "money" and c.summable)
+    return tuple(f for f in report.totals
+                 if f.column in selected and (f.label_column is None or f.label_column in selected))
 
 
 def _data_version(client, settings: Settings) -> str | None:
@@ -137,7 +147,7 @@ def generate_report(
     account_id: str, report_type: str, parameters: dict, fmt: str, out_path: Path, *,
     settings: Settings | None = None, progress: Callable[[int], None] | None = None, client=None,
     gzip: bool = False, money_format: str = "major", now: datetime | None = None,
-    account_timezone: str | None = None,
+    account_timezone: str | None = None, csv_bom: bool = False, timestamp_format: str = "stripe",
 ) -> Manifest:
     """Validate, query the warehouse and write the file; returns the writer's Manifest with the
     interval, timezone and data version added to `extra`."""
@@ -151,7 +161,8 @@ def generate_report(
         query = build_report_query(open_client, validated, settings=settings)
         manifest = write_report(open_client, query, validated.format, Path(out_path),
                                 progress=progress, gzip=gzip, money_format=money_format,
-                                settings=settings)
+                                settings=settings, csv_bom=csv_bom,
+                                timestamp_format=timestamp_format)
         manifest.extra.update({
             "account_id": query.account_id,
             "interval_start": query.interval_start.isoformat() if query.interval_start else None,

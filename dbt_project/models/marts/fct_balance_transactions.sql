@@ -42,6 +42,8 @@ linked as (
         txn.created_at as created_at,
         txn.updated_at as updated_at,
         refunds.refund_id as refund_id,
+        refunds.amount_minor as refund_amount_minor,
+        refunds.currency as refund_currency,
         disputes.dispute_id as dispute_id,
         disputes.reason as dispute_reason,
         multiIf(
@@ -87,6 +89,18 @@ select
     payments.statement_descriptor as statement_descriptor,
     nullIf(linked.dispute_reason, '') as dispute_reason,
     nullIf(payments.payment_metadata, '') as payment_metadata,
+    payments.invoice_id as invoice_id,
+    -- Stripe's customer_facing_*: the charge's or refund's own amount, for their transactions.
+    multiIf(
+        linked.refund_id != '', toNullable({{ minor('linked.refund_amount_minor') }}),
+        linked.source_id = linked.charge_id and payments.payment_id != '', toNullable({{ minor('payments.amount_minor') }}),
+        null
+    ) as customer_facing_amount_minor,
+    multiIf(
+        linked.refund_id != '', toNullable(linked.refund_currency),
+        linked.source_id = linked.charge_id and payments.payment_id != '', toNullable(payments.currency),
+        null
+    ) as customer_facing_currency,
     linked.updated_at as updated_at
 from linked
 inner join {{ ref('stg_currencies') }} as currencies on currencies.currency = linked.currency

@@ -2,8 +2,9 @@
 
 balance.summary, per currency (Stripe's rows):
   starting_balance = net of every transaction created before interval_start
-  activity         = net of the interval's transactions except reporting_category `payout`
-  payouts          = net of the interval's `payout` transactions (negative: money sent out)
+  activity         = net of the interval's transactions except payouts and payout reversals
+                     (base.is_activity: exactly balance_change_from_activity's rows)
+  payouts          = net of the interval's payouts and payout reversals (negative: money sent out)
   ending_balance   = net of every transaction created before interval_end
 so ending = starting + activity + payouts holds by construction, and with payouts shown as a
 positive amount it reads ending = starting + activity − payouts.
@@ -17,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
-    END, START, ColumnSpec, QueryContext, ReportType, code, filter_conditions, money,
-    select_list,
+    END, START, ColumnSpec, QueryContext, ReportType, code, filter_conditions, is_activity,
+    is_payout, labelled_figures, money, select_list, total_row_figures,
 )
 
 
@@ -40,8 +41,8 @@ FROM (
     SELECT toString(bt.currency) AS s_currency,
            any(bt.currency_exponent) AS s_exponent,
            sumIf(bt.net_minor, bt.created_at < {START}) AS s_starting,
-           sumIf(bt.net_minor, bt.created_at >= {START} AND bt.reporting_category != 'payout') AS s_activity,
-           sumIf(bt.net_minor, bt.created_at >= {START} AND bt.reporting_category = 'payout') AS s_payouts,
+           sumIf(bt.net_minor, bt.created_at >= {START} AND {is_activity('bt.reporting_category')}) AS s_activity,
+           sumIf(bt.net_minor, bt.created_at >= {START} AND {is_payout('bt.reporting_category')}) AS s_payouts,
            sum(bt.net_minor) AS s_ending
     FROM {ctx.marts}.fct_balance_transactions AS bt
     WHERE {' AND '.join(where)}
@@ -58,6 +59,8 @@ ORDER BY s_currency, r.1"""
     params["start_label"], params["end_label"] = _day_label(ctx)
     return sql, params
 
+
+BALANCE_ROWS = ("starting_balance", "activity", "payouts", "ending_balance")
 
 BALANCE_SUMMARY_COLUMNS = (
     code("category",
@@ -77,7 +80,7 @@ def _ending_balance_reconciliation(ctx: QueryContext) -> tuple[str, dict[str, An
     # awaiting payout" and each one cancels exactly the transactions it settled, so they are left
     # out; the total therefore equals the ending balance.
     where = ["bt.account_id = {account_id:String}", f"bt.created_at < {END}",
-             "bt.reporting_category != 'payout'",
+             is_activity("bt.reporting_category"),
              f"(ifNull(bt.automatic_payout_id, '') = '' OR po.created_at >= {END})",
              *filter_conditions(ctx, {"currency": "bt.currency"})]
     from_where = (f"FROM {ctx.marts}.fct_balance_transactions AS bt "
@@ -100,7 +103,7 @@ REPORT_TYPES = (
         filters=frozenset({"currency"}),
         chart_label_column="category",
         chart_value_column="net_amount",
-        totals_are_additive=False,
+        totals=labelled_figures("category", "net_amount", BALANCE_ROWS),
         identity=("ending_balance", ("starting_balance", "activity", "payouts")),
     ),
     ReportType(
@@ -110,7 +113,7 @@ REPORT_TYPES = (
                     "then, by reporting category and currency: what the ending balance is made of.",
         shape="summary",
         columns=SUMMARY_COLUMNS,
-        totals_are_additive=False,  # the rows include a `total` per currency
+        totals=total_row_figures(),  # the rows include a `total` per currency
         build=_ending_balance_reconciliation,
         filters=frozenset({"currency"}),
         interval="end_only",
