@@ -89,7 +89,9 @@ def _check_belongs(client, settings: Settings, validated: ValidatedReport) -> No
 
 
 def build_report_query(client, validated: ValidatedReport, *,
-                       settings: Settings | None = None) -> ReportQuery:
+                       settings: Settings | None = None, preaggregated: bool = True) -> ReportQuery:
+    """`preaggregated=False`: summaries scan the fact instead of the 15-minute marts (the
+    baseline they equal; benchmarks and tests compare the two)."""
     settings = settings or get_settings()
     account_name, account_tz = _account(client, settings, validated.account_id)
     if validated.timezone_source == "default" and account_tz != validated.timezone:
@@ -106,6 +108,7 @@ def build_report_query(client, validated: ValidatedReport, *,
         timezone=validated.timezone, interval_start=validated.interval_start,
         interval_end=validated.interval_end, filters=dict(validated.filters),
         columns=tuple(report.column(name) for name in validated.columns),
+        preaggregated=preaggregated,
     )
     sql, parameters = report.build(context)
     selected = {c.name for c in context.columns}

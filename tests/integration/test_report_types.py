@@ -141,7 +141,8 @@ MART_DDL = {
                     " payment_method_type Nullable(String), card_brand Nullable(String),"
                     " card_funding Nullable(String), card_country Nullable(String),"
                     " statement_descriptor Nullable(String), dispute_reason Nullable(String),"
-                    " payment_metadata Nullable(String), updated_at DateTime64(6, 'UTC')",
+                    " payment_metadata Nullable(String), updated_at DateTime64(6, 'UTC'),"
+                    " mart_loaded_at DateTime64(6, 'UTC') DEFAULT now64(6, 'UTC')",
 }
 
 
@@ -218,6 +219,18 @@ def platform(postgres):
     _write_source(settings)
     with open_warehouse(settings, purpose="test_report_types setup") as client:
         _write_marts(client, settings.warehouse_marts_database)
+        client.command(f"DROP TABLE IF EXISTS {CATALOG_MARTS}.balance_transactions_15m")
+    # The summaries' pre-aggregates, built from the marts above by the real dbt model.
+    import os
+    import subprocess
+    import sys
+
+    from tests.fixtures.platform import DBT_LAUNCHER
+    built = subprocess.run(
+        [sys.executable, str(DBT_LAUNCHER), "run", "--select", "balance_transactions_15m"],
+        cwd=DBT_LAUNCHER.parent, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PAYREPORTS_WAREHOUSE_MARTS_DATABASE": CATALOG_MARTS})
+    assert built.returncode == 0, built.stdout[-4000:]
     return settings
 
 

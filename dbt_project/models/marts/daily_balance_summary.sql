@@ -1,3 +1,7 @@
+{#
+  Balance transactions per account, UTC day, currency and reporting category: the 15-minute
+  mart rolled up to days (its totals equal the fact's: tests/assert_daily_balance_summary_matches_fact.sql).
+#}
 {{ config(
     engine='MergeTree()',
     order_by='(account_id, day, currency, reporting_category)',
@@ -6,13 +10,13 @@
 
 select
     account_id,
-    {{ utc_day('created_at') }} as day,
+    day,
     currency,
     reporting_category,
-    count() as transaction_count,
-    sum(gross_minor) as gross_minor,
-    sum(fee_minor) as fee_minor,
-    sum(net_minor) as net_minor,
+    toUInt64(sum(transaction_count)) as transaction_count,
+    toInt64(sum(gross_minor)) as gross_minor,
+    toInt64(sum(fee_minor)) as fee_minor,
+    toInt64(sum(net_minor)) as net_minor,
     any(currency_exponent) as currency_exponent
-from {{ ref('fct_balance_transactions') }}
+from {{ ref('balance_transactions_15m') }}
 group by account_id, day, currency, reporting_category

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from exports import reporting_categories
 from exports.reports.query import Column, ColumnKind, ReportShape
 
 IntervalRule = Literal["required", "end_only", "required_unless_payout"]
 
-REPORTING_CATEGORIES: tuple[str, ...] = (
-    "charge", "charge_failure", "refund", "refund_failure", "dispute", "dispute_reversal", "fee",
-    "other_adjustment", "payout", "payout_reversal", "tax", "topup", "topup_reversal",
-)
+REPORTING_CATEGORIES: tuple[str, ...] = reporting_categories.names()  # the dbt seed's rows
 PAYMENT_STATUSES: tuple[str, ...] = ("succeeded", "failed", "pending", "refunded", "disputed")
 FILTERS: tuple[str, ...] = ("currency", "reporting_category", "status", "payout", "customer")
 
@@ -58,6 +56,9 @@ class QueryContext:
     interval_end: datetime | None  # aware
     filters: dict[str, Any]
     columns: tuple[ColumnSpec, ...]  # selected, in output order
+    # Summaries read the 15-minute pre-aggregates (True) or scan the fact (False: the baseline
+    # they must equal, see exports/reports/types/buckets.py).
+    preaggregated: bool = True
 
     def base_parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {"account_id": self.account_id, "tz": self.timezone}

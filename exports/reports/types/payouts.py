@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
+from exports import reporting_categories as categories
+from exports.reports.types.activity import LEDGER_FILTER_COLUMNS, SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
     ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
     local_ts, money, select_list, text, utc_ts,
 )
+from exports.reports.types.buckets import ledger_rows
 
-PAYOUT_CATEGORIES = ("payout", "payout_reversal")
+PAYOUT_CATEGORIES = categories.payout_categories()  # payout, payout_reversal
 _JOINED = "po.payout_id != ''"  # left join: ClickHouse fills a missing payout with defaults
 
 COLUMNS = (
@@ -67,8 +69,14 @@ ORDER BY bt.created_at, bt.balance_transaction_id"""
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    from_where = f"FROM {ctx.marts}.fct_balance_transactions AS bt WHERE {' AND '.join(_where(ctx))}"
-    return category_summary_sql(ctx, from_where), ctx.base_parameters()
+    # One payout (the `payout` filter is a source_id) is a fact lookup; the pre-aggregates hold
+    # categories, not ids.
+    assert ctx.interval_start is not None and ctx.interval_end is not None
+    where = (f"reporting_category IN {categories.sql_list(PAYOUT_CATEGORIES)}",
+             *filter_conditions(ctx, {**LEDGER_FILTER_COLUMNS, "payout": "source_id"}))
+    rows, params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end],
+                               fact_only="payout" in ctx.filters, where=where)
+    return category_summary_sql(ctx, f"FROM {rows} AS bt"), {**ctx.base_parameters(), **params}
 
 
 _FILTERS = frozenset({"currency", "reporting_category", "payout"})
