@@ -9,6 +9,11 @@ only exports the profile's connection variables and runs plain dbt.
 
 Dagster's DbtCliResource uses this file as its `dbt_executable`, so it must stay executable and
 behave like the `dbt` command (same arguments, same stdout, exit code 0/1/2).
+
+Every path that builds the marts runs through here, so this is also where "data available up
+to" moves: a `build`/`run` that succeeds and (re)builds every model reports read, not limited to
+an old day window (catch_up=false), records the replication watermark it consumed — read before
+dbt starts — as the marts' built-through time (exports.replication.record_marts_build).
 """
 
 from __future__ import annotations
@@ -22,7 +27,46 @@ PROJECT_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(PROJECT_DIR.parent))  # run as a script from anywhere
 
 # Commands that never open a connection: no lock, no chdb.
-_OFFLINE_COMMANDS = {"parse", "deps", "clean", "list", "ls", "compile", "--version", "--help", "debug"}
+_OFFLINE_COMMANDS = {"parse", "deps", "clean", "list", "ls", "compile", "--version", "--help", "debug",
+                    "serve"}
+_BUILDING_COMMANDS = {"build", "run"}
+# The models report queries read (exports/reports/types/*): the marts are "built through T"
+# only when an invocation rebuilt all of them from raw tables replicated through T.
+REPORT_MODELS = frozenset({"dim_accounts", "fct_balance_transactions", "fct_payments", "fct_payouts",
+                           "balance_transactions_15m"})
+
+
+def _vars(argv: list[str]) -> dict:
+    import yaml
+
+    for i, arg in enumerate(argv):
+        if arg == "--vars" and i + 1 < len(argv):
+            return yaml.safe_load(argv[i + 1]) or {}
+        if arg.startswith("--vars="):
+            return yaml.safe_load(arg.split("=", 1)[1]) or {}
+    return {}
+
+
+def _built_models(result) -> set[str]:
+    """Names of the models an invocation built successfully."""
+    built = set()
+    for item in getattr(result.result, "results", None) or []:
+        node = getattr(item, "node", None)
+        if node is not None and node.resource_type == "model" and str(item.status) == "success":
+            built.add(node.name)
+    return built
+
+
+def _record_marts_build(argv: list[str], result, consumed, settings) -> None:
+    from exports import replication
+
+    if consumed is None or not result.success or _vars(argv).get("catch_up", True) is False:
+        return
+    if not REPORT_MODELS <= _built_models(result):
+        return
+    through = replication.record_marts_build(consumed, settings, invocation=getattr(
+        getattr(result.result, "args", None), "invocation_id", None))
+    print(f"payreports: marts built through {through.isoformat()}", file=sys.stderr, flush=True)
 
 
 def _export_server_profile(url: str) -> None:
@@ -61,11 +105,20 @@ def run(argv: list[str]) -> int:
     os.environ.setdefault("PAYREPORTS_WAREHOUSE_RAW_DATABASE", settings.warehouse_raw_database)
     os.environ.setdefault("PAYREPORTS_WAREHOUSE_MARTS_DATABASE", settings.warehouse_marts_database)
     command = next((a for a in argv if not a.startswith("-")), argv[0] if argv else "--help")
+    if argv[:2] == ["docs", "serve"]:
+        command = "serve"  # serves target/ files; must not hold the warehouse while it runs
 
     def invoke() -> int:
+        consumed = None
+        if command in _BUILDING_COMMANDS:
+            from exports import replication
+
+            consumed = replication.replicated_through(settings)  # before dbt reads a raw row
         result = dbtRunner().invoke(argv)
         if result.exception is not None and result.success is False and result.result is None:
             return 2  # dbt's own convention: 2 = dbt could not run, 1 = something failed
+        if command in _BUILDING_COMMANDS:
+            _record_marts_build(argv, result, consumed, settings)
         return 0 if result.success else 1
 
     if not settings.warehouse_is_embedded:

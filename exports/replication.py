@@ -7,8 +7,12 @@ Each table's window is (last watermark - overlap, high mark], where the high mar
 older `updated_at`; raw tables are `ReplacingMergeTree(updated_at)`, so re-pulled and updated
 rows collapse to their newest version under `FINAL`. A table without a watermark is loaded in full.
 
-The watermark of each table lives in the app database (`replication_watermarks`), so the API can
-tell "data available up to" without opening the warehouse (`data_available_end`).
+The watermark of each table lives in the app database (`replication_watermarks`). Replication
+alone does not make data reportable: "data available up to T" means the marts reports read were
+built through T, so after every successful dbt build the launcher (dbt_project/chdb_dbt.py, used by
+Dagster, the CLI and the tests alike) records the oldest watermark that build consumed
+(`record_marts_build`, table `marts_builds`), and `data_available_end` reads that — without
+opening the warehouse.
 
 Pure Python: Dagster assets and the CLI both call `sync_table` with a client from
 `exports.warehouse.open_warehouse()`.
@@ -149,15 +153,52 @@ def get_watermarks(settings: Settings | None = None) -> dict[str, tuple[datetime
     return {name: (mark, pulled, synced) for name, mark, pulled, synced in rows}
 
 
-def data_available_end(settings: Settings | None = None) -> datetime | None:
-    """Reports may cover time strictly before this: the oldest watermark over all replicated
-    tables, or None while any table has never been synced. Reads Postgres only."""
+def replicated_through(settings: Settings | None = None) -> datetime | None:
+    """The raw tables hold every source change before this: the oldest watermark over all
+    replicated tables, or None while any table has never been synced. Reads Postgres only."""
     with db.connect("app", settings) as conn:
         count, oldest = conn.execute(
             "SELECT count(*), min(watermark) FROM replication_watermarks WHERE table_name = ANY(%s)",
             (list(REPLICATED_TABLES),),
         ).fetchone()
     return oldest if count == len(REPLICATED_TABLES) else None
+
+
+def record_marts_build(built_through: datetime, settings: Settings | None = None, *,
+                       invocation: str | None = None) -> datetime:
+    """After a successful dbt build that read raw tables replicated through `built_through`:
+    the marts are built through it. Never moves backwards (a slow build finishing after a newer
+    one). Returns the recorded value."""
+    settings = settings or get_settings()
+    with db.connect("app", settings) as conn:
+        recorded = conn.execute(
+            "INSERT INTO marts_builds (marts_database, built_through, built_at, dbt_invocation) "
+            "VALUES (%s, %s, now(), %s) ON CONFLICT (marts_database) DO UPDATE SET "
+            "built_through = GREATEST(marts_builds.built_through, EXCLUDED.built_through), "
+            "built_at = now(), dbt_invocation = EXCLUDED.dbt_invocation RETURNING built_through",
+            (settings.warehouse_marts_database, built_through, invocation),
+        ).fetchone()[0]
+        conn.commit()
+    return recorded
+
+
+def marts_built_through(settings: Settings | None = None) -> datetime | None:
+    settings = settings or get_settings()
+    with db.connect("app", settings) as conn:
+        row = conn.execute("SELECT built_through FROM marts_builds WHERE marts_database = %s",
+                           (settings.warehouse_marts_database,)).fetchone()
+    return row[0] if row else None
+
+
+def data_available_end(settings: Settings | None = None) -> datetime | None:
+    """Reports may cover time strictly before this: when the marts were last built through
+    (never past what is replicated now, should the raw tables have been reset), or None before
+    the first build. The report's data version. Reads Postgres only."""
+    settings = settings or get_settings()
+    built, replicated = marts_built_through(settings), replicated_through(settings)
+    if built is None or replicated is None:
+        return None
+    return min(built, replicated)
 
 
 def _raw_is_empty(client: Client, table: str, settings: Settings) -> bool:

@@ -240,6 +240,11 @@ def register(app: typer.Typer) -> None:
             table.add_row(r.table, f"{r.rows_pulled:,}", "full" if r.full_load else "incremental",
                           r.watermark.isoformat(), f"{r.seconds:.2f}")
         console.print(table)
+        # Reports read the marts: replicated rows become reportable when dbt rebuilds them.
+        end = replication.data_available_end(settings)
+        console.print(f"Replicated through {replication.replicated_through(settings)}; data available "
+                      f"to reports up to {end or 'nothing yet'} (the marts). Run `payreports dbt build` "
+                      "(or the platform_refresh job) to make the replicated rows reportable.")
 
     @app.command()
     def sql(query: str = typer.Argument(..., help="A SELECT on the marts, e.g. "

@@ -125,17 +125,6 @@ def build_report_query(client, validated: ValidatedReport, *,
     )
 
 
-def _data_version(client, settings: Settings) -> str | None:
-    """When the marts were last changed (max updated_at of the fact table), for the manifest."""
-    try:
-        value = client.query(
-            f"SELECT max(updated_at) FROM {settings.warehouse_marts_database}.fct_balance_transactions"
-        ).result_rows[0][0]
-    except Exception:  # noqa: BLE001 - informational only; never fail a report over it
-        return None
-    return value.isoformat() if value else None
-
-
 def generate_report(
     account_id: str, report_type: str, parameters: dict, fmt: str, out_path: Path, *,
     settings: Settings | None = None, progress: Callable[[int], None] | None = None, client=None,
@@ -143,12 +132,18 @@ def generate_report(
     account_timezone: str | None = None,
 ) -> Manifest:
     """Validate, query the warehouse and write the file; returns the writer's Manifest with the
-    interval, timezone and data version added to `extra`."""
+    interval, timezone and data version added to `extra`.
+
+    The data version is the time the marts were built through when the request was validated
+    (exports.replication.data_available_end): the same value bounds the interval and is
+    recorded, in the manifest and on the request row (exports.requests.processing)."""
     from exports.writers import write_report  # the writers' package; imported when needed
 
     settings = settings or get_settings()
+    data_version = _data_available_end(settings)
     validated = validate_report_request(account_id, report_type, parameters, fmt, settings=settings,
-                                        now=now, account_timezone=account_timezone)
+                                        now=now, account_timezone=account_timezone,
+                                        data_available_end=data_version)
 
     def run(open_client) -> Manifest:
         query = build_report_query(open_client, validated, settings=settings)
@@ -162,7 +157,7 @@ def generate_report(
             "timezone": query.timezone,
             "relative_range": validated.relative_range,
             "filters": query.filters,
-            "data_version": _data_version(open_client, settings),
+            "data_version": data_version.isoformat() if data_version else None,
         })
         return manifest
 

@@ -44,7 +44,7 @@ def test_full_replication_equals_source(demo_platform):
     assert set(watermarks) == set(replication.REPLICATED_TABLES)
     # Live, not the fixture's snapshot: other tests (a dg.materialize run) may re-sync the
     # session's platform and advance the watermarks.
-    assert replication.data_available_end(settings) == min(mark for mark, _, _ in watermarks.values())
+    assert replication.replicated_through(settings) == min(mark for mark, _, _ in watermarks.values())
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +111,10 @@ def test_second_run_pulls_only_changed_rows_and_final_shows_new_versions(private
         for table in replication.REPLICATED_TABLES:
             rec = replication.reconcile_table(client, table, settings)
             assert rec.matches, (table, rec.differences)
-    assert replication.data_available_end(settings) == min(r.watermark for r in third.values())
+    assert replication.replicated_through(settings) == min(r.watermark for r in third.values())
 
 
-def test_data_available_end_is_none_until_every_table_synced(private_source):
+def test_replicated_through_is_none_until_every_table_synced(private_source):
     settings = Settings(state_dir=private_source.state_dir, embedded_postgres_port=private_source.embedded_postgres_port)
     with db.connect("app", settings) as conn:
         saved = conn.execute("SELECT table_name, watermark, rows_pulled, synced_at FROM replication_watermarks "
@@ -122,6 +122,7 @@ def test_data_available_end_is_none_until_every_table_synced(private_source):
         conn.execute("DELETE FROM replication_watermarks WHERE table_name = 'disputes'")
         conn.commit()
     try:
+        assert replication.replicated_through(settings) is None
         assert replication.data_available_end(settings) is None
     finally:
         if saved:
