@@ -14,12 +14,22 @@ Dagster, the CLI and the tests alike) records the oldest watermark that build co
 (`record_marts_build`, table `marts_builds`), and `data_available_end` reads that — without
 opening the warehouse.
 
+Source session timezone: ClickHouse's postgresql() reads timestamptz values as the wall-clock
+text of its Postgres session (dropping the offset) and sends the window bounds as zone-less text,
+so both are right only in a session whose TimeZone is UTC — a source database or role set to
+e.g. Asia/Kolkata would shift every timestamp by 5:30 and pull the wrong window. The session
+TimeZone comes from libpq's PGTZ: for the embedded engine (chdb runs libpq in this process)
+`sync_table` sets PGTZ=UTC; a ClickHouse server needs PGTZ=UTC in its environment or the
+replication role pinned (`ALTER ROLE <user> SET timezone = 'UTC'`). Every sync verifies it
+(`check_source_session_timezone`) and refuses to pull through a shifted session.
+
 Pure Python: Dagster assets and the CLI both call `sync_table` with a client from
 `exports.warehouse.open_warehouse()`.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -214,11 +224,44 @@ def _utc_text(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime(_TIME_FORMAT)
 
 
+class SourceSessionTimezoneError(RuntimeError):
+    """ClickHouse's Postgres session is not in UTC: timestamps would be shifted."""
+
+
+def pin_source_session_timezone(settings: Settings) -> None:
+    """Make the embedded engine's Postgres sessions UTC (libpq reads PGTZ when it connects)."""
+    if settings.warehouse_is_embedded:
+        os.environ["PGTZ"] = "UTC"
+
+
+def check_source_session_timezone(client: Client, table: str, settings: Settings | None = None) -> None:
+    """Read the newest and the oldest row's timestamps through ClickHouse and through psycopg;
+    if they differ, ClickHouse's session shifts timestamps: raise, naming the fix."""
+    settings = settings or get_settings()
+    key = _PRIMARY_KEY.get(_check_table(table), "id")
+    with db.connect("source", settings) as conn:
+        probes = conn.execute(
+            f"(SELECT {key}, updated_at FROM {table} ORDER BY updated_at DESC LIMIT 1) UNION ALL "
+            f"(SELECT {key}, created_at FROM {table} ORDER BY created_at LIMIT 1)").fetchall()
+        source_tz = conn.execute("SHOW TimeZone").fetchone()[0]
+    for (pk, expected), column in zip(probes, ("updated_at", "created_at")):
+        got = client.query(f"SELECT {column} FROM {_postgresql(table)} WHERE {key} = {{pk:String}}",
+                           parameters={**_source_parameters(settings), "pk": pk}).result_rows
+        if got and got[0][0].replace(tzinfo=None) != expected.astimezone(timezone.utc).replace(tzinfo=None):
+            raise SourceSessionTimezoneError(
+                f"ClickHouse reads {table}.{column} of {pk} as {got[0][0]} but it is "
+                f"{expected.astimezone(timezone.utc)} UTC: its Postgres session is not in UTC "
+                f"(the source database defaults to {source_tz}). Set PGTZ=UTC in the ClickHouse "
+                "server's environment or run ALTER ROLE <replication user> SET timezone = 'UTC'.")
+
+
 def sync_table(client: Client, table: str, settings: Settings | None = None) -> SyncResult:
     """Pull one table's new and changed rows into raw.<table>, then advance its watermark."""
     settings = settings or get_settings()
     _check_table(table)
     started = time.monotonic()
+    pin_source_session_timezone(settings)
+    check_source_session_timezone(client, table, settings)
     ensure_raw_tables(client, settings)
     previous = get_watermarks(settings).get(table)
     previous_watermark = previous[0] if previous else None
