@@ -89,6 +89,7 @@ linked as (
         refunds.updated_at as refund_updated_at,
         disputes.dispute_id as dispute_id,
         disputes.reason as dispute_reason,
+        disputes.status as dispute_status,
         disputes.updated_at as dispute_updated_at,
         multiIf(
             startsWith(txn.source_id, 'ch_') or startsWith(txn.source_id, 'py_'), txn.source_id,
@@ -132,6 +133,7 @@ select
     payments.card_country as card_country,
     payments.statement_descriptor as statement_descriptor,
     nullIf(linked.dispute_reason, '') as dispute_reason,
+    nullIf(linked.dispute_status, '') as dispute_status,
     nullIf(payments.payment_metadata, '') as payment_metadata,
     linked.updated_at as updated_at,
     greatest(linked.updated_at, linked.refund_updated_at, linked.dispute_updated_at,
