@@ -11,9 +11,9 @@ Dagster's DbtCliResource uses this file as its `dbt_executable`, so it must stay
 behave like the `dbt` command (same arguments, same stdout, exit code 0/1/2).
 
 Every path that builds the marts runs through here, so this is also where "data available up
-to" moves: a `build`/`run` that succeeds and (re)builds every model reports read, not limited to
-an old day window (catch_up=false), records the replication watermark it consumed — read before
-dbt starts — as the marts' built-through time (exports.replication.record_marts_build).
+to" moves: each model a `build`/`run` builds successfully records the replication watermark the
+invocation consumed — read before dbt starts — capped by its parents' (exports.replication.
+record_model_builds); data_available_end is the oldest over the models reports read.
 """
 
 from __future__ import annotations
@@ -30,10 +30,6 @@ sys.path.insert(0, str(PROJECT_DIR.parent))  # run as a script from anywhere
 _OFFLINE_COMMANDS = {"parse", "deps", "clean", "list", "ls", "compile", "--version", "--help", "debug",
                     "serve"}
 _BUILDING_COMMANDS = {"build", "run"}
-# The models report queries read (exports/reports/types/*): the marts are "built through T"
-# only when an invocation rebuilt all of them from raw tables replicated through T.
-REPORT_MODELS = frozenset({"dim_accounts", "fct_balance_transactions", "fct_payments", "fct_payouts",
-                           "balance_transactions_15m"})
 
 
 def _vars(argv: list[str]) -> dict:
@@ -47,26 +43,38 @@ def _vars(argv: list[str]) -> dict:
     return {}
 
 
-def _built_models(result) -> set[str]:
-    """Names of the models an invocation built successfully."""
-    built = set()
-    for item in getattr(result.result, "results", None) or []:
-        node = getattr(item, "node", None)
-        if node is not None and node.resource_type == "model" and str(item.status) == "success":
-            built.add(node.name)
-    return built
-
-
-def _record_marts_build(argv: list[str], result, consumed, settings) -> None:
+def _record_model_builds(argv: list[str], result, consumed, settings) -> None:
+    """Each model built successfully is built through the replication watermark read before
+    dbt started, capped by its parent models' times (a parent built earlier, from older raw
+    rows, caps what its children can claim). A partitioned run of old days only
+    (catch_up=false) rebuilt a window, not every change: it records nothing."""
     from exports import replication
 
-    if consumed is None or not result.success or _vars(argv).get("catch_up", True) is False:
+    if consumed is None or _vars(argv).get("catch_up", True) is False:
         return
-    if not REPORT_MODELS <= _built_models(result):
-        return
-    through = replication.record_marts_build(consumed, settings, invocation=getattr(
-        getattr(result.result, "args", None), "invocation_id", None))
-    print(f"payreports: marts built through {through.isoformat()}", file=sys.stderr, flush=True)
+    known = replication.model_built_through(settings)
+    now_built: dict[str, object] = {}
+    for item in getattr(result.result, "results", None) or []:  # in execution order
+        node = getattr(item, "node", None)
+        if node is None or node.resource_type != "model" or str(item.status) != "success":
+            continue
+        through = consumed
+        for parent in node.depends_on.nodes:
+            if parent.startswith("model."):
+                name = parent.rsplit(".", 1)[-1]
+                parent_time = now_built.get(name, known.get(name))
+                if parent_time is None:
+                    through = None
+                    break
+                through = min(through, parent_time)
+        if through is not None:
+            now_built[node.name] = through
+    if now_built:
+        replication.record_model_builds(now_built, settings, invocation=getattr(
+            getattr(result.result, "args", None), "invocation_id", None))
+        through = replication.marts_built_through(settings)
+        print(f"payreports: {len(now_built)} models recorded; reports' data available up to {through}",
+              file=sys.stderr, flush=True)
 
 
 def _export_server_profile(url: str) -> None:
@@ -118,7 +126,7 @@ def run(argv: list[str]) -> int:
         if result.exception is not None and result.success is False and result.result is None:
             return 2  # dbt's own convention: 2 = dbt could not run, 1 = something failed
         if command in _BUILDING_COMMANDS:
-            _record_marts_build(argv, result, consumed, settings)
+            _record_model_builds(argv, result, consumed, settings)
         return 0 if result.success else 1
 
     if not settings.warehouse_is_embedded:

@@ -9,10 +9,10 @@ rows collapse to their newest version under `FINAL`. A table without a watermark
 
 The watermark of each table lives in the app database (`replication_watermarks`). Replication
 alone does not make data reportable: "data available up to T" means the marts reports read were
-built through T, so after every successful dbt build the launcher (dbt_project/chdb_dbt.py, used by
-Dagster, the CLI and the tests alike) records the oldest watermark that build consumed
-(`record_marts_build`, table `marts_builds`), and `data_available_end` reads that — without
-opening the warehouse.
+built through T, so after every successful dbt model build the launcher (dbt_project/chdb_dbt.py,
+used by Dagster, the CLI and the tests alike) records the oldest watermark that build consumed
+(`record_model_builds`, table `marts_builds`), and `data_available_end` reads the oldest over the
+models reports read (`REPORT_MODELS`) — without opening the warehouse.
 
 Source session timezone: ClickHouse's postgresql() reads timestamptz values as the wall-clock
 text of its Postgres session (dropping the offset) and sends the window bounds as zone-less text,
@@ -174,30 +174,43 @@ def replicated_through(settings: Settings | None = None) -> datetime | None:
     return oldest if count == len(REPLICATED_TABLES) else None
 
 
-def record_marts_build(built_through: datetime, settings: Settings | None = None, *,
-                       invocation: str | None = None) -> datetime:
-    """After a successful dbt build that read raw tables replicated through `built_through`:
-    the marts are built through it. Never moves backwards (a slow build finishing after a newer
-    one). Returns the recorded value."""
+# The marts report queries read (exports/reports/types/*): data is reportable up to the oldest
+# time any of them is built through.
+REPORT_MODELS: tuple[str, ...] = ("dim_accounts", "fct_balance_transactions", "fct_payments",
+                                  "fct_payouts", "balance_transactions_15m")
+
+
+def record_model_builds(built_through: dict[str, datetime], settings: Settings | None = None, *,
+                        invocation: str | None = None) -> None:
+    """After dbt built `model` from raw tables replicated through `built_through[model]`. A
+    model's time never moves backwards (a slow build finishing after a newer one)."""
     settings = settings or get_settings()
     with db.connect("app", settings) as conn:
-        recorded = conn.execute(
-            "INSERT INTO marts_builds (marts_database, built_through, built_at, dbt_invocation) "
-            "VALUES (%s, %s, now(), %s) ON CONFLICT (marts_database) DO UPDATE SET "
-            "built_through = GREATEST(marts_builds.built_through, EXCLUDED.built_through), "
-            "built_at = now(), dbt_invocation = EXCLUDED.dbt_invocation RETURNING built_through",
-            (settings.warehouse_marts_database, built_through, invocation),
-        ).fetchone()[0]
+        for model, through in built_through.items():
+            conn.execute(
+                "INSERT INTO marts_builds (marts_database, model, built_through, built_at, dbt_invocation) "
+                "VALUES (%s, %s, %s, now(), %s) ON CONFLICT (marts_database, model) DO UPDATE SET "
+                "built_through = GREATEST(marts_builds.built_through, EXCLUDED.built_through), "
+                "built_at = now(), dbt_invocation = EXCLUDED.dbt_invocation",
+                (settings.warehouse_marts_database, model, through, invocation))
         conn.commit()
-    return recorded
+
+
+def model_built_through(settings: Settings | None = None) -> dict[str, datetime]:
+    """model -> the replication time its last build consumed, for this marts database."""
+    settings = settings or get_settings()
+    with db.connect("app", settings) as conn:
+        rows = conn.execute("SELECT model, built_through FROM marts_builds WHERE marts_database = %s",
+                            (settings.warehouse_marts_database,)).fetchall()
+    return dict(rows)
 
 
 def marts_built_through(settings: Settings | None = None) -> datetime | None:
-    settings = settings or get_settings()
-    with db.connect("app", settings) as conn:
-        row = conn.execute("SELECT built_through FROM marts_builds WHERE marts_database = %s",
-                           (settings.warehouse_marts_database,)).fetchone()
-    return row[0] if row else None
+    """The oldest built-through time over REPORT_MODELS, or None while one was never built."""
+    built = model_built_through(settings)
+    if not all(model in built for model in REPORT_MODELS):
+        return None
+    return min(built[model] for model in REPORT_MODELS)
 
 
 def data_available_end(settings: Settings | None = None) -> datetime | None:

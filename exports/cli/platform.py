@@ -95,10 +95,13 @@ def run_platform_refresh(settings: Settings) -> tuple[str, bool]:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.defs.platform.partitions import latest_partition_key
 
     job = defs().resolve_job_def("platform_refresh")
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        # Today's partition: it applies every change since the last build (partitions.py).
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        partition_key=latest_partition_key())
     return result.run_id, result.success
 
 
