@@ -20,13 +20,30 @@ pytestmark = pytest.mark.integration
 UTC = timezone.utc
 SUMMARY_TYPES = [t for t in REPORT_TYPES.values() if t.shape == "summary"]
 TIMEZONES = ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "Europe/Berlin", "Australia/Lord_Howe")
-# (timezone, start, end): ragged edges spanning DST changes (Europe 2026-10-25, Lord Howe's
-# half-hour shift 10-04, America 11-01), bucket-aligned edges, and an interval inside one bucket.
-CASES = [(tz, datetime(2026, 9, 14, 4, 44, 1, 7, tzinfo=UTC), datetime(2026, 11, 1, 13, 7, 11, 123456, tzinfo=UTC))
-         for tz in TIMEZONES] + [
-    ("America/New_York", datetime(2026, 10, 1, 4, tzinfo=UTC), datetime(2026, 11, 2, 5, 15, tzinfo=UTC)),
-    ("Asia/Kathmandu", datetime(2026, 10, 20, 10, 1, 2, tzinfo=UTC), datetime(2026, 10, 20, 10, 13, 59, tzinfo=UTC)),
-]
+
+
+def _ragged_edges(client, account: str) -> tuple[datetime, datetime]:
+    """Interval edges that cut a 15-minute bucket between two of the account's transactions (one
+    each side), early and late in the demo period: a bucket counted whole at an edge, or a fact
+    remainder lost, changes the figures."""
+    times = [r[0].replace(tzinfo=UTC) for r in client.query(
+        "SELECT created_at FROM analytics.fct_balance_transactions WHERE account_id = {a:String} "
+        "ORDER BY created_at", parameters={"a": account}).result_rows]
+    cuts = [b for a, b in zip(times, times[1:])
+            if a < b and a.replace(minute=a.minute // 15 * 15, second=0, microsecond=0)
+            == b.replace(minute=b.minute // 15 * 15, second=0, microsecond=0)]
+    early = next(c for c in cuts if c >= datetime(2026, 9, 12, tzinfo=UTC))
+    late = next(c for c in reversed(cuts) if c < datetime(2026, 10, 31, tzinfo=UTC))
+    return early, late
+
+
+def _cases(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    """(timezone, start, end): ragged edges spanning DST changes (Europe 2026-10-25, Lord Howe's
+    half-hour shift 10-04, America 11-01), bucket-aligned edges, and an interval inside one bucket."""
+    return [(tz, start, end) for tz in TIMEZONES] + [
+        ("America/New_York", datetime(2026, 10, 1, 4, tzinfo=UTC), datetime(2026, 11, 2, 5, 15, tzinfo=UTC)),
+        ("Asia/Kathmandu", end - timedelta(microseconds=1), end + timedelta(microseconds=1)),
+    ]
 
 
 def _busiest_account(settings) -> str:
@@ -41,7 +58,7 @@ def test_summaries_from_preaggregates_equal_the_fact_for_every_type_currency_and
     now = demo_platform.data_available_end + timedelta(days=60)
     compared = currencies = 0
     with open_warehouse(settings, purpose="test preaggregates") as client:
-        for tz, start, end in CASES:
+        for tz, start, end in _cases(*_ragged_edges(client, account)):
             for report in SUMMARY_TYPES:
                 params = {"interval_end": end.isoformat(), "timezone": tz, "columns": report.column_names}
                 if report.interval != "end_only":
