@@ -177,7 +177,7 @@ def replicated_through(settings: Settings | None = None) -> datetime | None:
 # The marts report queries read (exports/reports/types/*): data is reportable up to the oldest
 # time any of them is built through.
 REPORT_MODELS: tuple[str, ...] = ("dim_accounts", "fct_balance_transactions", "fct_payments",
-                                  "fct_payouts", "balance_transactions_15m")
+                                  "fct_payouts", "balance_transactions_15m", "balance_transactions_1d")
 
 
 def record_model_builds(built_through: dict[str, datetime], settings: Settings | None = None, *,

@@ -219,7 +219,8 @@ def platform(postgres):
     _write_source(settings)
     with open_warehouse(settings, purpose="test_report_types setup") as client:
         _write_marts(client, settings.warehouse_marts_database)
-        client.command(f"DROP TABLE IF EXISTS {CATALOG_MARTS}.balance_transactions_15m")
+        for table in ("balance_transactions_15m", "balance_transactions_1d"):
+            client.command(f"DROP TABLE IF EXISTS {CATALOG_MARTS}.{table}")
     # The summaries' pre-aggregates, built from the marts above by the real dbt model.
     import os
     import subprocess
@@ -227,7 +228,7 @@ def platform(postgres):
 
     from tests.fixtures.platform import DBT_LAUNCHER
     built = subprocess.run(
-        [sys.executable, str(DBT_LAUNCHER), "run", "--select", "balance_transactions_15m"],
+        [sys.executable, str(DBT_LAUNCHER), "run", "--select", "balance_transactions_15m", "balance_transactions_1d"],
         cwd=DBT_LAUNCHER.parent, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PAYREPORTS_WAREHOUSE_MARTS_DATABASE": CATALOG_MARTS})
     assert built.returncode == 0, built.stdout[-4000:]

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 UTC = timezone.utc
 SUMMARY_TYPES = [t for t in REPORT_TYPES.values() if t.shape == "summary"]
+LOCAL_DAY_TYPES = {"fees.summary", "revenue.summary"}  # rows per day in the report timezone
 TIMEZONES = ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "Europe/Berlin", "Australia/Lord_Howe")
 
 
@@ -67,9 +68,11 @@ def test_summaries_from_preaggregates_equal_the_fact_for_every_type_currency_and
                                                     now=now, data_available_end=None)
                 fast = build_report_query(client, validated, settings=settings)
                 slow = build_report_query(client, validated, settings=settings, preaggregated=False)
-                assert "balance_transactions_15m" not in slow.sql
-                if (end - start) > timedelta(days=1):
+                assert "balance_transactions_15m" not in slow.sql and "balance_transactions_1d" not in slow.sql
+                if (end - start) > timedelta(days=2):
                     assert "balance_transactions_15m" in fast.sql, (report.id, tz)
+                    # whole UTC days from the daily rollup unless the report splits local days
+                    assert ("balance_transactions_1d" in fast.sql) == (report.id not in LOCAL_DAY_TYPES)
                 got = client.query(fast.sql, parameters=fast.parameters).result_rows
                 expected = client.query(slow.sql, parameters=slow.parameters).result_rows
                 assert got == expected, (report.id, tz, start, end)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from exports.reports.types.buckets import _segments, local_days_align
+from exports.reports.types.buckets import _segments, _split_days, local_days_align
 
 UTC = timezone.utc
 
@@ -48,3 +48,12 @@ def test_local_days_align_with_15_minute_buckets_in_every_modern_zone_but_not_lm
     # Kolkata kept local mean time (+5:53:20) until 1941: its midnights were not on the grid.
     assert not local_days_align("Asia/Kolkata", t("1900-01-01 00:00"), t("1900-01-03 00:00"))
     assert local_days_align("UTC", start, start + timedelta(minutes=1))
+
+
+def test_whole_utc_days_are_split_off_the_bucket_ranges():
+    days, rest = _split_days([(t("2026-10-01 04:45"), t("2026-10-04 13:00")), (None, t("2026-09-01 00:15"))])
+    assert days == [(t("2026-10-02 00:00"), t("2026-10-04 00:00")), (None, t("2026-09-01 00:00"))]
+    assert rest == [(t("2026-10-01 04:45"), t("2026-10-02 00:00")), (t("2026-10-04 00:00"), t("2026-10-04 13:00")),
+                    (t("2026-09-01 00:00"), t("2026-09-01 00:15"))]
+    assert _split_days([(t("2026-10-01 04:45"), t("2026-10-01 23:00"))]) == (
+        [], [(t("2026-10-01 04:45"), t("2026-10-01 23:00"))])

@@ -8,8 +8,9 @@ the same columns whichever table a row comes from:
     payout_effective_at  Nullable: when the settling payout took effect (NULL: unsettled)
     transaction_count, gross_minor, fee_minor, net_minor, fee_count (rows with a fee != 0)
 
-Rows come from `balance_transactions_15m` for every whole 15-minute bucket between two cut points
-and from `fct_balance_transactions` for the ragged rest (a report interval may start at any
+Rows come from `balance_transactions_1d` for every whole UTC day between two cut points (when the
+caller does not group by local day), from `balance_transactions_15m` for every other whole
+15-minute bucket, and from `fct_balance_transactions` for the ragged rest (a report interval may start at any
 microsecond), so a condition `t < cut` is exact for every cut point the caller declares, and
 sums equal the fact's cent for cent. A builder that groups by local day also declares its
 timezone: 15-minute buckets align with every UTC offset in use (+5:30, +5:45, DST), and if a
@@ -57,6 +58,15 @@ def local_days_align(tz_name: str, start: datetime, end: datetime) -> bool:
     return False
 
 
+def _day_floor(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _day_ceil(value: datetime) -> datetime:
+    floor = _day_floor(value)
+    return floor if floor == value else floor + timedelta(days=1)
+
+
 def _segments(cuts: list[datetime], open_start: bool) -> tuple[list, list]:
     """(bucket ranges, fact ranges) covering (-inf or cuts[0], cuts[-1]) split at every cut;
     a range is (lo | None, hi)."""
@@ -74,6 +84,23 @@ def _segments(cuts: list[datetime], open_start: bool) -> tuple[list, list]:
         else:
             facts.append((lo, hi))
     return buckets, facts
+
+
+def _split_days(buckets: list) -> tuple[list, list]:
+    """(whole UTC day ranges, remaining 15-minute ranges) of bucket-aligned ranges."""
+    days, rest = [], []
+    for lo, hi in buckets:
+        day_lo = None if lo is None else _day_ceil(lo)
+        day_hi = _day_floor(hi)
+        if day_lo is None or day_lo < day_hi:
+            days.append((day_lo, day_hi))
+            if lo is not None and lo < day_lo:
+                rest.append((lo, day_lo))
+            if day_hi < hi:
+                rest.append((day_hi, hi))
+        else:
+            rest.append((lo, hi))
+    return days, rest
 
 
 def _ranges_sql(column: str, ranges: list, prefix: str, params: dict[str, Any]) -> str:
@@ -101,12 +128,21 @@ def ledger_rows(ctx: QueryContext, *, cuts: list[datetime], open_start: bool = F
     params: dict[str, Any] = {}
     use_buckets = ctx.preaggregated and not fact_only and not (
         local_days and not local_days_align(ctx.timezone, cuts[0], cuts[-1]))
+    days: list = []
     if use_buckets:
         buckets, facts = _segments(cuts, open_start)
+        if not local_days:  # no per-local-day split: whole UTC days come from the daily rollup
+            days, buckets = _split_days(buckets)
     else:
         buckets, facts = [], [(None if open_start else cuts[0], cuts[-1])]
     extra = "".join(f" AND {w}" for w in where)
     parts = []
+    if days:
+        parts.append(f"""SELECT toDateTime64(day, 6, 'UTC') AS t, currency, currency_exponent,
+           reporting_category, payout_effective_at, transaction_count, gross_minor, fee_minor,
+           net_minor, fee_count
+    FROM {ctx.marts}.balance_transactions_1d
+    WHERE account_id = {{account_id:String}} AND {_ranges_sql("toDateTime64(day, 6, 'UTC')", days, 'd', params)}{extra}""")
     if buckets:
         parts.append(f"""SELECT toDateTime64(bucket_start, 6, 'UTC') AS t, currency, currency_exponent,
            reporting_category, payout_effective_at, transaction_count, gross_minor, fee_minor,
