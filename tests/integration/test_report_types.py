@@ -145,7 +145,8 @@ MART_DDL = {
                     " statement_descriptor Nullable(String), dispute_reason Nullable(String),"
                     " payment_metadata Nullable(String), invoice_id Nullable(String),"
                     " customer_facing_amount_minor Nullable(Int64),"
-                    " customer_facing_currency Nullable(String), updated_at DateTime64(6, 'UTC')",
+                    " customer_facing_currency Nullable(String), updated_at DateTime64(6, 'UTC'),"
+                    " mart_loaded_at DateTime64(6, 'UTC') DEFAULT now64(6, 'UTC')",
 }
 
 
@@ -224,6 +225,19 @@ def platform(postgres):
     _write_source(settings)
     with open_warehouse(settings, purpose="test_report_types setup") as client:
         _write_marts(client, settings.warehouse_marts_database)
+        for table in ("balance_transactions_15m", "balance_transactions_1d"):
+            client.command(f"DROP TABLE IF EXISTS {CATALOG_MARTS}.{table}")
+    # The summaries' pre-aggregates, built from the marts above by the real dbt model.
+    import os
+    import subprocess
+    import sys
+
+    from tests.fixtures.platform import DBT_LAUNCHER
+    built = subprocess.run(
+        [sys.executable, str(DBT_LAUNCHER), "run", "--select", "balance_transactions_15m", "balance_transactions_1d"],
+        cwd=DBT_LAUNCHER.parent, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PAYREPORTS_WAREHOUSE_MARTS_DATABASE": CATALOG_MARTS})
+    assert built.returncode == 0, built.stdout[-4000:]
     return settings
 
 

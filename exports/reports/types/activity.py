@@ -11,8 +11,11 @@ from exports.reports.types.base import (
     interval_conditions, is_activity, local_ts, money, select_list, text, total_row_figures,
     utc_ts,
 )
+from exports.reports.types.buckets import ledger_rows
 
 BT_FILTER_COLUMNS = {"currency": "bt.currency", "reporting_category": "bt.reporting_category"}
+# The same filters on exports.reports.types.buckets.ledger_rows' columns (summaries).
+LEDGER_FILTER_COLUMNS = {"currency": "currency", "reporting_category": "reporting_category"}
 
 
 def _optional_ts(expr: str, present: str, local: bool) -> str:
@@ -141,8 +144,9 @@ SUMMARY_COLUMNS = (
 
 def category_summary_sql(ctx: QueryContext, from_where: str) -> str:
     """Per currency: one row per reporting category, then a `total` row (Stripe's layout).
-    `from_where` is the FROM ... WHERE ... selecting `bt` rows."""
-    aggregates = ("any(bt.currency_exponent) AS s_exponent, count() AS s_count, "
+    `from_where` is the FROM ... [WHERE ...] selecting `bt` rows of
+    exports.reports.types.buckets.ledger_rows (groups of transactions, not single ones)."""
+    aggregates = ("any(bt.currency_exponent) AS s_exponent, sum(bt.transaction_count) AS s_count, "
                   "sum(bt.gross_minor) AS s_gross, sum(bt.fee_minor) AS s_fee, "
                   "sum(bt.net_minor) AS s_net")
     return f"""SELECT
@@ -161,9 +165,10 @@ ORDER BY s_currency, s_is_total, s_category"""
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    where = _activity_where(ctx)
-    from_where = f"FROM {ctx.marts}.fct_balance_transactions AS bt WHERE {' AND '.join(where)}"
-    return category_summary_sql(ctx, from_where), ctx.base_parameters()
+    assert ctx.interval_start is not None and ctx.interval_end is not None
+    where = (is_activity("reporting_category"), *filter_conditions(ctx, LEDGER_FILTER_COLUMNS))
+    rows, params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end], where=where)
+    return category_summary_sql(ctx, f"FROM {rows} AS bt"), {**ctx.base_parameters(), **params}
 
 
 REPORT_TYPES = (

@@ -15,18 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from exports import reporting_categories
 from exports.reports.query import Column, ColumnKind, Figure, ReportShape
 
 IntervalRule = Literal["required", "end_only", "required_unless_payout"]
 
-REPORTING_CATEGORIES: tuple[str, ...] = (
-    "charge", "charge_failure", "refund", "refund_failure", "dispute", "dispute_reversal", "fee",
-    "other_adjustment", "payout", "payout_reversal", "tax", "topup", "topup_reversal",
-)
+REPORTING_CATEGORIES: tuple[str, ...] = reporting_categories.names()  # the dbt seed's rows
 # Stripe's split of a balance: payouts (and their reversals) are their own section; everything
 # else is "activity". balance_change_from_activity.* and balance.summary's activity row use the
 # same condition, so the activity report's total net equals the balance summary's activity.
-PAYOUT_CATEGORIES: tuple[str, ...] = ("payout", "payout_reversal")
+PAYOUT_CATEGORIES: tuple[str, ...] = reporting_categories.payout_categories()
 ACTIVITY_CATEGORIES: tuple[str, ...] = tuple(c for c in REPORTING_CATEGORIES
                                              if c not in PAYOUT_CATEGORIES)
 
@@ -104,6 +102,9 @@ class QueryContext:
     interval_end: datetime | None  # aware
     filters: dict[str, Any]
     columns: tuple[ColumnSpec, ...]  # selected, in output order
+    # Summaries read the 15-minute pre-aggregates (True) or scan the fact (False: the baseline
+    # they must equal, see exports/reports/types/buckets.py).
+    preaggregated: bool = True
 
     def base_parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {"account_id": self.account_id, "tz": self.timezone}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
+from exports.reports.types.activity import LEDGER_FILTER_COLUMNS, SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
     PAYOUT_CATEGORIES, ColumnSpec, QueryContext, ReportType, code, filter_conditions,
     interval_conditions, is_payout, local_ts, money, select_list, text, total_row_figures, utc_ts,
 )
+from exports.reports.types.buckets import ledger_rows
+
 _JOINED = "po.payout_id != ''"  # left join: ClickHouse fills a missing payout with defaults
 
 COLUMNS = (
@@ -72,8 +74,14 @@ ORDER BY bt.created_at, bt.balance_transaction_id"""
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    from_where = f"FROM {ctx.marts}.fct_balance_transactions AS bt WHERE {' AND '.join(_where(ctx))}"
-    return category_summary_sql(ctx, from_where), ctx.base_parameters()
+    # One payout (the `payout` filter is a source_id) is a fact lookup; the pre-aggregates hold
+    # categories, not ids.
+    assert ctx.interval_start is not None and ctx.interval_end is not None
+    where = (is_payout("reporting_category"),
+             *filter_conditions(ctx, {**LEDGER_FILTER_COLUMNS, "payout": "source_id"}))
+    rows, params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end],
+                               fact_only="payout" in ctx.filters, where=where)
+    return category_summary_sql(ctx, f"FROM {rows} AS bt"), {**ctx.base_parameters(), **params}
 
 
 _FILTERS = frozenset({"currency", "reporting_category", "payout"})
