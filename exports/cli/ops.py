@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
 
 import typer
 
 from exports.errors import InvalidParameter, ReportingError
-from exports.settings import get_settings
+from exports.settings import REPO_ROOT, get_settings
 
 app = typer.Typer(no_args_is_help=True, help="Operate the reporting system: queue, retry, "
-                  "statement backfills, retention.")
+                  "statement backfills, platform refreshes, retention.")
 
 
 def _fail(message: str) -> None:
@@ -79,6 +84,36 @@ def retry(report_id: str = typer.Argument(..., metavar="REPORT_ID",
     typer.echo(f"{row['id']} is pending again ({row['report_type']}, {row['format']})")
 
 
+def _parse_day(value: str, param: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidParameter(f"{param} must be a date like 2024-01-31, got {value!r}",
+                               param=param) from None
+
+
+def backfill_launch_command(start: str, end: str, settings=None) -> list[str]:
+    """The `dagster job launch` command that queues platform_refresh for [start, end]."""
+    first, last = _parse_day(start, "--from"), _parse_day(end, "--to")
+    if last < first:
+        raise InvalidParameter("--to must not be before --from", param="--to")
+    if last > date.today():
+        raise InvalidParameter("--to must not be in the future", param="--to")
+    settings = settings or get_settings()
+    tags = {
+        "warehouse": "embedded" if settings.warehouse_is_embedded else "server",
+        "payreports/backfill_from": first.isoformat(),
+        "payreports/backfill_to": last.isoformat(),
+        # platform_refresh is day-partitioned: one run over the range (its BackfillPolicy batches).
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+        "payreports/source": "ops-backfill",
+    }
+    dagster = Path(sys.executable).parent / "dagster"
+    return [str(dagster), "job", "launch", "-w", str(REPO_ROOT / "workspace.yaml"),
+            "-l", "platform", "-j", "platform_refresh", "--tags", json.dumps(tags)]
+
+
 @app.command()
 def backfill(start: str = typer.Option(..., "--from", help="First month (YYYY-MM), inclusive."),
              end: str = typer.Option(..., "--to", help="Last month (YYYY-MM), inclusive."),
@@ -95,6 +130,25 @@ def backfill(start: str = typer.Option(..., "--from", help="First month (YYYY-MM
         backfill_from_cli(start, end, accounts, wait=wait, echo=typer.echo)
     except ReportingError as exc:
         _fail(exc.message)
+
+
+@app.command()
+def refresh(start: str = typer.Option(..., "--from", help="First day (YYYY-MM-DD), inclusive."),
+            end: str = typer.Option(..., "--to", help="Last day (YYYY-MM-DD), inclusive.")) -> None:
+    """Queue a platform_refresh run (replication + the marts' day partitions) for a date range
+    through Dagster. The Dagster daemon (`payreports ui`, or the stack's dagster-daemon) starts it."""
+    from exports.dagster_home import prepare_dagster_home
+
+    try:
+        command = backfill_launch_command(start, end)
+    except ReportingError as exc:
+        _fail(exc.message)
+    env = prepare_dagster_home()  # the same instance (Postgres run storage) as the daemon
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True,
+                            env={**os.environ, **env})
+    if result.returncode != 0:
+        _fail(f"dagster could not queue platform_refresh:\n{result.stdout}{result.stderr}")
+    typer.echo(result.stdout.strip() or f"queued platform_refresh for {start}..{end}")
 
 
 @app.command("expire-now")

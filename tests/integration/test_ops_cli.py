@@ -70,6 +70,9 @@ def test_backfill_rejects_bad_ranges_and_unknown_accounts(postgres):
     result = runner.invoke(app, ["ops", "backfill", "--from", "2024-03", "--to", "2024-04",
                                  "--account", "acct_nobody"])
     assert result.exit_code == 2 and "no such account: acct_nobody" in result.output
+    # `ops refresh` (platform_refresh over days) keeps its own range checks.
+    result = runner.invoke(app, ["ops", "refresh", "--from", "2024-03-02", "--to", "2024-03-01"])
+    assert result.exit_code == 2 and "--to must not be before --from" in result.output
     from dagster import DagsterInstance
 
     from exports.dagster_home import prepare_dagster_home
