@@ -1,8 +1,10 @@
-"""Server-side inline SVG charts for the web pages (no JavaScript, no chart library at run time).
+"""Server-side charts for the web pages (no JavaScript, no chart library at run time).
 
-One horizontal bar chart per currency of a summary's chart value by its label, like the summary
-PDF. Kept to one function with plain inputs so it can be swapped for the shared presentation
-module the PDFs use once that exists.
+A horizontal bar chart of a summary's chart value by its label, one per currency, like the
+summary PDF. Labels and values are HTML text (legible at any width); each bar is a small inline
+SVG stretched to its grid cell, with the zero line where positive and negative bars meet. Kept
+to one function with plain inputs so it can be swapped for the shared presentation module the
+PDFs use once that exists.
 """
 
 from __future__ import annotations
@@ -10,37 +12,27 @@ from __future__ import annotations
 from decimal import Decimal
 from html import escape
 
-ROW_HEIGHT = 26
-LABEL_WIDTH = 190
-VALUE_WIDTH = 110
-BAR_AREA = 380
-
 
 def bar_chart(title: str, bars: list[tuple[str, Decimal, str]]) -> str:
-    """bars: (label, value, value shown). Negative values grow left of the zero line."""
+    """bars: (label, value, value as shown). Negative values grow left of the zero line."""
     if not bars:
         return ""
     values = [v for _, v, _ in bars]
     low, high = min(min(values), Decimal(0)), max(max(values), Decimal(0))
     span = (high - low) or Decimal(1)
-    zero_x = LABEL_WIDTH + float((0 - low) / span) * BAR_AREA
-    width = LABEL_WIDTH + BAR_AREA + VALUE_WIDTH
-    height = ROW_HEIGHT * len(bars) + 12
-    out = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
-           f'aria-label="{escape(title)}" preserveAspectRatio="xMinYMin meet" '
-           f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>']
-    for i, (label, value, shown) in enumerate(bars):
-        y = 6 + i * ROW_HEIGHT
-        bar = float(abs(value) / span) * BAR_AREA
-        x = zero_x - bar if value < 0 else zero_x
+    zero = float((0 - low) / span) * 100
+    rows = []
+    for label, value, shown in bars:
+        width = float(abs(value) / span) * 100
+        x = zero - width if value < 0 else zero
         kind = "neg" if value < 0 else "pos"
-        short = label if len(label) <= 26 else label[:25] + "…"
-        out.append(f'<text class="chart-label" x="{LABEL_WIDTH - 8}" y="{y + 17}" text-anchor="end">'
-                   f'<title>{escape(label)}</title>{escape(short)}</text>')
-        out.append(f'<rect class="bar {kind}" x="{x:.1f}" y="{y + 4}" width="{max(bar, 1):.1f}" '
-                   f'height="{ROW_HEIGHT - 8}" rx="2"/>')
-        out.append(f'<text class="chart-value" x="{LABEL_WIDTH + BAR_AREA + 6}" y="{y + 17}">'
-                   f'{escape(shown)}</text>')
-    out.append(f'<line class="axis" x1="{zero_x:.1f}" x2="{zero_x:.1f}" y1="2" y2="{height - 2}"/>')
-    out.append("</svg>")
-    return "".join(out)
+        rows.append(
+            f'<span class="bc-label" title="{escape(label)}">{escape(label)}</span>'
+            f'<svg class="bc-bar" viewBox="0 0 100 10" preserveAspectRatio="none" aria-hidden="true">'
+            f'<rect class="bar {kind}" x="{x:.2f}" y="1.5" width="{max(width, 0.4):.2f}" height="7"/>'
+            f'<line class="axis" x1="{zero:.2f}" x2="{zero:.2f}" y1="0" y2="10"/></svg>'
+            f'<span class="bc-value">{escape(shown)}</span>')
+    listing = "; ".join(f"{label}: {shown}" for label, _, shown in bars)
+    return (f'<figure class="barchart"><figcaption>{escape(title)}</figcaption>'
+            f'<div class="bc-grid" role="img" aria-label="{escape(title)}. {escape(listing)}">'
+            + "".join(rows) + "</div></figure>")

@@ -408,8 +408,25 @@ def _date_text(value: Any, key: str, tz: str | None) -> str:
     return day.isoformat()
 
 
+def _check_custom_dates(values: dict[str, Any]) -> None:
+    """The form's dates in its own words: the engine would describe the (exclusive) end it was
+    given, a day after the inclusive date the user typed."""
+    if values.get("period") != "custom":
+        return
+    try:
+        first = date.fromisoformat(values.get("interval_start") or "")
+        last = date.fromisoformat(values.get("interval_end") or "")
+    except ValueError:
+        return  # missing or unreadable: the engine's message names the field
+    if last < first:
+        raise InvalidParameter(f"The last day ({last:%d %b %Y}) is before the first day "
+                               f"({first:%d %b %Y}).", param="parameters.interval_end")
+
+
 def _parameters(values: dict[str, Any], tz: str) -> dict[str, Any]:
     report = get_report_type(values["report_type"])
+    if report.interval != "end_only":
+        _check_custom_dates(values)
     params: dict[str, Any] = {"timezone": tz}
     if values.get("period") == "custom":
         if report.interval != "end_only" and values.get("interval_start"):
@@ -514,6 +531,8 @@ def _describe_period(start: datetime | None, end: datetime | None, tz: str) -> s
     start_local = start.astimezone(zone)
     if start_local.time() == end_local.time() == datetime.min.time():
         last = (end_local - timedelta(days=1)).date()
+        if last == start_local.date():
+            return f"{last:%a %d %b %Y} ({tz})"
         return f"{start_local:%d %b %Y} – {last:%d %b %Y} ({tz})"
     return f"{start_local:%Y-%m-%d %H:%M} – {end_local:%Y-%m-%d %H:%M} ({tz}, end exclusive)"
 

@@ -30,6 +30,20 @@ class SummaryFigures:
     charts: list[str] = field(default_factory=list)  # inline SVG, one per currency
     truncated: bool = False
 
+    @property
+    def display_rows(self) -> list[list[str]]:
+        """Rows with money shown with thousands separators (the file keeps its own format)."""
+        money = [i for i, c in enumerate(self.columns) if c in self.money_columns]
+        out = []
+        for row in self.rows:
+            shown = list(row)
+            for i in money:
+                amount = _decimal(row[i]) if i < len(row) else None
+                if amount is not None:
+                    shown[i] = format_amount(amount)
+            out.append(shown)
+        return out
+
 
 def _text(value) -> str:
     if value is None:
@@ -74,6 +88,10 @@ def _decimal(text: str) -> Decimal | None:
         return None
 
 
+def _human(name: str) -> str:
+    return name.replace("_", " ")
+
+
 def format_amount(value: Decimal) -> str:
     exponent = max(0, -value.as_tuple().exponent) if isinstance(value.as_tuple().exponent, int) else 2
     return f"{value:,.{exponent}f}"
@@ -101,8 +119,8 @@ def load_figures(row: dict, settings: Settings) -> SummaryFigures | None:
             if amount is None:
                 continue
             currency = r[ci].upper() if ci is not None else ""
-            by_currency.setdefault(currency, []).append((r[li], amount, format_amount(amount)))
+            by_currency.setdefault(currency, []).append((_human(r[li]), amount, format_amount(amount)))
         for currency, bars in sorted(by_currency.items()):
-            title = f"{value} by {label}" + (f", {currency}" if currency else "")
+            title = f"{_human(value).capitalize()} by {_human(label)}" + (f", {currency}" if currency else "")
             figures.charts.append(bar_chart(title, bars[:40]))
     return figures

@@ -62,13 +62,13 @@ def test_sign_in_request_watch_download(browser, web_app, shoot):
     page.get_by_label("To (last day, included)").fill("2026-10-01")
     page.get_by_role("button", name="Request report").click()
     # The engine's message, next to the field it names.
-    assert "must be after interval_start" in page.locator("#err-interval_end").inner_text()
+    assert "is before the first day" in page.locator("#err-interval_end").inner_text()
     shoot(page, "new_report")
 
     summary_id = _request_report(page, "/reports", "Balance summary", "csv")
     page.locator("#report-status").wait_for()
     _wait_completed(page)
-    page.locator("svg.chart").first.wait_for()  # figures and a chart in the page
+    page.locator(".barchart svg.bc-bar").first.wait_for()  # figures and a chart in the page
     assert page.locator("table.figures tbody tr").count() > 0
     shoot(page, "report_summary")
 
