@@ -132,6 +132,24 @@ def get_user_by_email(email: str, *, settings: Settings | None = None) -> User |
     return _user(row) if row else None
 
 
+DEMO_ADMIN_EMAIL = "admin@demo.payreports.local"
+
+
+def ensure_demo_admin(account_id: str, *, settings: Settings | None = None) -> tuple[str, str]:
+    """The demo's admin of `account_id` with a fresh random password each demo run (the old one
+    cannot be shown again: only its hash is kept). Returns (email, password)."""
+    password = secrets.token_urlsafe(12)
+    with _conn(settings) as conn:
+        row = conn.execute("SELECT id FROM web_users WHERE email = %s", (DEMO_ADMIN_EMAIL,)).fetchone()
+        if row is not None:
+            conn.execute("UPDATE web_users SET account_id = %s, role = 'admin', password_hash = %s,"
+                         " disabled_at = NULL WHERE id = %s", (account_id, _hasher.hash(password), row["id"]))
+            conn.execute("DELETE FROM web_sessions WHERE user_id = %s", (row["id"],))
+            return DEMO_ADMIN_EMAIL, password
+    create_user(account_id, DEMO_ADMIN_EMAIL, "admin", password, created_by="demo", settings=settings)
+    return DEMO_ADMIN_EMAIL, password
+
+
 # ------------------------------------------------------------------------------------ sign-in
 
 def _failures(conn, email: str, ip: str) -> tuple[int, datetime | None]:

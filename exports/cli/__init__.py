@@ -6,6 +6,7 @@ Each command family lives in its own module and is registered here:
   api                 exports.cli.api        (serve the Report API)
   ops ...             exports.cli.ops        (queue status, retry, backfill, expire)
   ui                  exports.cli.stack      (Dagster webserver + daemon on this project's instance)
+  users ...           exports.cli.users      (web app users: create, list, set-password)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _COMMAND_MODULES: dict[str, str | None] = {
     "exports.cli.report": "report",
     "exports.cli.api": "api",
     "exports.cli.ops": "ops",
+    "exports.cli.users": "users",
 }
 
 

@@ -213,7 +213,7 @@ def print_demo_summary(summary: DemoSummary) -> None:
             reports.add_row(r.path.name, f"{r.row_count:,}", f"{r.byte_size:,}", r.totals)
         console.print(reports)
         console.print(f"Files in {summary.reports[0].path.parent}")
-    console.print(f"Done in {summary.seconds:.0f}s. Open the Dagster UI with [bold]./run ui[/bold].")
+    console.print(f"Done in {summary.seconds:.0f}s.")
 
 
 def register(app: typer.Typer) -> None:
@@ -224,6 +224,10 @@ def register(app: typer.Typer) -> None:
         """Start services, generate (or refresh) a demo platform, replicate and build the marts."""
         summary = run_demo(payments=payments, days=days, seed=seed)
         print_demo_summary(summary)
+        from exports.cli.users import print_demo_next_steps
+
+        print_demo_next_steps(console, get_settings(),
+                              summary.reports[0].account_id if summary.reports else None)
         if not (summary.run_succeeded and summary.reconciled and summary.reports):
             raise typer.Exit(1)
 
