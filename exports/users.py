@@ -132,7 +132,7 @@ def get_user_by_email(email: str, *, settings: Settings | None = None) -> User |
     return _user(row) if row else None
 
 
-DEMO_ADMIN_EMAIL = "admin@demo.payreports.local"
+DEMO_ADMIN_EMAIL = "demo-admin@payreports.example"
 
 
 def ensure_demo_admin(account_id: str, *, settings: Settings | None = None) -> tuple[str, str]:
