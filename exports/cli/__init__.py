@@ -43,4 +43,7 @@ _register()
 
 
 def main() -> None:
+    from exports.cli.quiet import quiet_warnings
+
+    quiet_warnings()
     app()

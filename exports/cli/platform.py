@@ -145,8 +145,12 @@ def run_demo(settings: Settings | None = None, *, payments: int = DEMO_PAYMENTS,
     else:
         with console.status("Platform exists: refunding and settling recent activity…"):
             mutate_recent(settings, seed=int(time.time()))
-    with console.status("Running platform_refresh (replication → dbt build → checks) in Dagster…"):
+    from exports.cli.quiet import captured_output
+
+    with captured_output(console, settings, "platform_refresh") as log_path, \
+            console.status("Running platform_refresh (replication → dbt build → checks) in Dagster…"):
         summary.run_id, summary.run_succeeded = run_platform_refresh(settings)
+    console.print(f"platform_refresh: Dagster and dbt output in {log_path}")
     with console.status("Reconciling marts with the source…"):
         collect_summary(settings, summary)
     if summary.run_succeeded:

@@ -134,9 +134,23 @@ def test_read_a_notification(browser, web_app, shoot):
     page.context.close()
 
 
-def test_admin_pages_keys_and_scopes(browser, web_app, shoot):
+def test_admin_pages_keys_and_scopes(browser, web_app, shoot, create_api_key, webhook_receiver):
+    # A report with a webhook whose first delivery fails: the log shows the attempt.
+    webhook_receiver.fail_next(1, status=503)
+    with httpx.Client(base_url=web_app.base_url,
+                      headers={"Authorization": f"Bearer {create_api_key(web_app.account_a)}"}) as api:
+        created = api.post("/v1/reports", json={
+            "report_type": "fees.summary", "format": "csv", "webhook_url": webhook_receiver.url(),
+            "parameters": {"interval_start": PERIOD[0], "interval_end": "2026-11-01"}})
+        assert created.status_code == 200, created.text
+    deadline = time.monotonic() + 60
+    while store.get(created.json()["id"], web_app.account_a, None)["status"] != "completed":
+        assert time.monotonic() < deadline, "the webhook report did not complete"
+        time.sleep(0.5)
     page = sign_in(browser, web_app, "admin")
     page.goto("/webhooks")
+    assert webhook_receiver.url() in page.inner_text("main")
+    assert "failed · HTTP 503" in page.locator("ol.attempts").first.inner_text()
     page.get_by_role("button", name="Reveal").click()
     first = page.locator("#secret-value").inner_text()
     assert first.startswith("whsec_")
@@ -239,6 +253,17 @@ def test_embedded_session_reaches_only_its_accounts_reports(browser, web_app, cr
     mine = store.list_requests(web_app.account_a, limit=1)[0][0]["id"]
     frame.locator(f"#row-{mine}").wait_for()
     shoot(page, "embed")
+    # Request a report from inside the frame (the token carries the session, the form its CSRF).
+    frame.get_by_role("link", name="New report").first.click()
+    frame.get_by_role("radio", name=re.compile("^Fees summary")).check()
+    frame.get_by_label("Custom dates").check()
+    frame.get_by_label("From (first day)").fill(PERIOD[0])
+    frame.get_by_label("To (last day, included)").fill(PERIOD[1])
+    shoot(page, "embed_new_report")
+    frame.get_by_role("button", name="Request report").click()
+    frame.locator("#report-status .pill.completed").wait_for(timeout=COMPLETE_TIMEOUT_MS)
+    embedded_id = page.frames[1].url.split("/embed/reports/")[1].split("?")[0]
+    assert store.get(embedded_id, web_app.account_a, None)["requested_by"] == f"embed:{web_app.account_a}"
     # Requests from inside the frame, with the embed token.
     embedded = browser.new_context(base_url=web_app.base_url)
     probe = embedded.new_page()
