@@ -136,12 +136,32 @@ def screens(tmp_path_factory) -> Path:
     return path
 
 
+_ELEMENTS_WIDER_THAN_THE_PAGE = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= width) return [];
+  const clipped = el => {
+    for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+      if (getComputedStyle(p).overflowX !== "visible") return true;
+    }
+    return false;
+  };
+  return [...document.querySelectorAll("body *")]
+    .filter(el => el.getBoundingClientRect().right > width + 1 && !clipped(el))
+    .slice(0, 8).map(el => el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") +
+                           (el.className && typeof el.className === "string" ? "." + el.className.split(" ").join(".") : ""));
+}"""
+
+
 @pytest.fixture
 def shoot(screens):
     """shoot(page, name): full-page screenshots at a laptop and a phone viewport."""
     def _shoot(page, name: str) -> None:
         for label, size in (("desktop", (1440, 900)), ("mobile", (390, 844))):
             page.set_viewport_size({"width": size[0], "height": size[1]})
+            page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+            # Nothing may push the page sideways (wide tables scroll inside their own box).
+            wider = page.evaluate(_ELEMENTS_WIDER_THAN_THE_PAGE)
+            assert not wider, f"{name} at {size[0]}px: elements wider than the page: {wider}"
             page.screenshot(path=str(screens / f"web_{name}_{label}.png"), full_page=True)
         page.set_viewport_size({"width": 1440, "height": 900})
 

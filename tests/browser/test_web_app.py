@@ -71,6 +71,10 @@ def test_sign_in_request_watch_download(browser, web_app, shoot):
     page.locator(".barchart svg.bc-bar").first.wait_for()  # figures and a chart in the page
     assert page.locator("table.figures tbody tr").count() > 0
     shoot(page, "report_summary")
+    page.get_by_role("link", name="Run again").click()  # the same request, ready to send again
+    assert page.get_by_role("radio", name=re.compile("^Balance summary")).is_checked()
+    assert page.get_by_label("From (first day)").input_value() == PERIOD[0]
+    assert page.get_by_label("To (last day, included)").input_value() == PERIOD[1]
 
     itemized_id = _request_report(page, "/reports", "Balance change from activity (itemized)", "csv")
     _wait_completed(page)
