@@ -603,6 +603,21 @@ def new_schedule_page(request: Request, me: AppUser) -> HTMLResponse:
     return render(request, "schedule_new.html", me, **_schedule_form_context(me, settings, values, {}))
 
 
+@router.get("/schedules/preview")
+def schedule_preview(request: Request, me: AppUser) -> HTMLResponse:
+    """htmx: the schedule being typed, in words, with its next five runs."""
+    form = request.query_params
+    timezone = str(form.get("timezone") or account_tz(me.account_id, settings_of(request)))
+    try:
+        cron = templates_core.validate_cron(_cron_from_form(form))
+        templates_core.validate_timezone(timezone)
+        row = {"schedule_enabled": True, "schedule_cron": cron, "timezone": timezone}
+        return render(request, "schedule_preview.html", me, text=describe_cron(cron, timezone),
+                      runs=_next_runs(row), error=None)
+    except InvalidParameter as exc:
+        return render(request, "schedule_preview.html", me, text=None, runs=[], error=exc.message)
+
+
 @router.post("/schedules/new")
 def create_schedule(request: Request, submitted=Depends(web_auth.app_form)) -> Response:
     me, form = submitted

@@ -105,6 +105,8 @@ def test_schedule_shows_its_next_runs(browser, web_app, shoot):
     page.get_by_label("At (local time)").fill("06:00")
     page.get_by_label("Time zone").fill("Europe/Berlin")
     page.get_by_label("Email the report to").fill("finance@example.com, not-an-address")
+    # The schedule in words and its next runs, while it is being set up.
+    page.get_by_text("Every month on the 1st at 06:00 Europe/Berlin").wait_for()
     shoot(page, "schedule_new")
     page.get_by_role("button", name="Create schedule").click()
     assert "not-an-address" in page.locator("#err-email_recipients").inner_text()
