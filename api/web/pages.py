@@ -543,14 +543,15 @@ _register_report_pages("/embed/reports", embedded_session, web_auth.embed_form)
 
 # ---------------------------------------------------------------------------------- schedules
 
-def _next_runs(row: dict, count: int = 5) -> list[str]:
+def _next_runs(row: dict, count: int = 5, with_zone: bool = True) -> list[str]:
     if not row["schedule_enabled"] or not row["schedule_cron"]:
         return []
     now = datetime.now(UTC)
     runs = due_times_between(row["schedule_cron"], row["timezone"], now, now + timedelta(days=800),
                              limit=count)
     zone = ZoneInfo(row["timezone"])
-    return [f"{r.astimezone(zone):%a %d %b %Y %H:%M} {row['timezone']}" for r in runs]
+    suffix = f" {row['timezone']}" if with_zone else ""
+    return [f"{r.astimezone(zone):%a %d %b %Y %H:%M}{suffix}" for r in runs]
 
 
 def _schedule_view(row: dict, tz: str) -> dict[str, Any]:
@@ -613,7 +614,7 @@ def schedule_preview(request: Request, me: AppUser) -> HTMLResponse:
         templates_core.validate_timezone(timezone)
         row = {"schedule_enabled": True, "schedule_cron": cron, "timezone": timezone}
         return render(request, "schedule_preview.html", me, text=describe_cron(cron, timezone),
-                      runs=_next_runs(row), error=None)
+                      runs=_next_runs(row, with_zone=False), timezone=timezone, error=None)
     except InvalidParameter as exc:
         return render(request, "schedule_preview.html", me, text=None, runs=[], error=exc.message)
 
