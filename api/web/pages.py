@@ -475,10 +475,17 @@ def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any
     from exports.reports.engine import validate_report_request
     from exports.replication import data_available_end
 
-    report = get_report_type(values.get("report_type") or "balance.summary")
+    try:
+        report = get_report_type(values.get("report_type") or "balance.summary")
+    except InvalidParameter:  # reported on the field by the caller; show the form for a known type
+        report = get_report_type("balance.summary")
     values["report_type"] = report.id
     home_tz = account_tz(me.account_id, settings)
     tz = values.get("timezone") or home_tz
+    if tz not in _known_timezones():  # named on the field; times on the page stay readable
+        errors = errors or {"timezone": f"{tz!r} is not a time zone we know; use an IANA name "
+                                        "such as 'Europe/Berlin'."}
+        tz = home_tz
     values.setdefault("period", "last_month")
     values["format"] = values.get("format") or "csv"
     if not values.get("columns"):
@@ -519,6 +526,16 @@ def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any
         "available": fmt_dt(available, tz, with_zone=True) if available else None,
         "prefix": "/embed/reports" if me.embedded else "/reports",
     }
+
+
+def _known_timezones() -> frozenset[str]:
+    global _TIMEZONES
+    if _TIMEZONES is None:
+        _TIMEZONES = frozenset(available_timezones()) | {"UTC"}
+    return _TIMEZONES
+
+
+_TIMEZONES: frozenset[str] | None = None
 
 
 def _describe_period(start: datetime | None, end: datetime | None, tz: str) -> str:
