@@ -14,7 +14,9 @@ import http.server
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -76,25 +78,44 @@ def _two_accounts(settings) -> tuple[str, str]:
     return rows[0][0], rows[1][0]
 
 
+class ReportWorker:
+    """Processes every pending request in a background thread, like the Dagster job would;
+    `paused()` holds new requests back (e.g. to cancel one while it waits)."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.running = threading.Event()
+        self.running.set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._work, daemon=True, name="report-worker")
+
+    def _work(self) -> None:
+        from exports.requests import store
+        from exports.requests.processing import process_request
+
+        while not self.stop.is_set():
+            if self.running.is_set():
+                for row in store.list_pending(settings=self.settings):
+                    process_request(row["id"], self.settings, run_id="browser-test-worker")
+            self.stop.wait(0.3)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        self.running.clear()
+        time.sleep(0.5)  # let a pass that already started finish
+        try:
+            yield
+        finally:
+            self.running.set()
+
+
 @pytest.fixture(scope="session")
-def report_worker(demo_platform) -> Iterator[None]:
-    from exports.requests import store
-    from exports.requests.processing import process_request
-
-    settings = demo_platform.settings
-    stop = threading.Event()
-
-    def work() -> None:
-        while not stop.is_set():
-            for row in store.list_pending(settings=settings):
-                process_request(row["id"], settings, run_id="browser-test-worker")
-            stop.wait(0.3)
-
-    thread = threading.Thread(target=work, daemon=True, name="report-worker")
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=60)
+def report_worker(demo_platform) -> Iterator[ReportWorker]:
+    worker = ReportWorker(demo_platform.settings)
+    worker.thread.start()
+    yield worker
+    worker.stop.set()
+    worker.thread.join(timeout=60)
 
 
 @pytest.fixture(scope="session")

@@ -97,6 +97,19 @@ def test_sign_in_request_watch_download(browser, web_app, shoot):
     context.close()
 
 
+def test_cancel_a_waiting_report(browser, web_app, report_worker):
+    page = sign_in(browser, web_app, "analyst")
+    with report_worker.paused():
+        report_id = _request_report(page, "/reports", "Payments (itemized)", "xlsx")
+        assert page.locator("#report-status .pill.pending").count() == 1
+        page.get_by_role("button", name="Cancel").click()
+        page.locator("#report-status .pill.canceled").wait_for()
+    assert store.get(report_id, web_app.account_a, None)["status"] == "canceled"
+    assert page.get_by_role("button", name="Cancel").count() == 0
+    assert page.get_by_role("link", name="Run again").count() == 1
+    page.context.close()
+
+
 def test_schedule_shows_its_next_runs(browser, web_app, shoot):
     page = sign_in(browser, web_app, "admin")
     page.goto("/schedules/new")
