@@ -12,3 +12,9 @@ document.addEventListener("click", function (event) {
   }
   button.focus();
 });
+
+// An embedded session that expired while the page polled: reload to show why (the server
+// answers 401 with a "session ended" page, which htmx would otherwise not display).
+document.addEventListener("htmx:responseError", function (event) {
+  if (event.detail.xhr && event.detail.xhr.status === 401) window.location.reload();
+});
