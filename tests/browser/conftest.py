@@ -79,11 +79,13 @@ def _two_accounts(settings) -> tuple[str, str]:
 
 
 class ReportWorker:
-    """Processes every pending request in a background thread, like the Dagster job would;
-    `paused()` holds new requests back (e.g. to cancel one while it waits)."""
+    """Processes the pending requests of the test accounts in a background thread, like the
+    Dagster job would (only theirs: other tests of the session leave requests of their own
+    accounts waiting); `paused()` holds new requests back (e.g. to cancel one while it waits)."""
 
     def __init__(self, settings):
         self.settings = settings
+        self.accounts: set[str] = set()
         self.running = threading.Event()
         self.running.set()
         self.stop = threading.Event()
@@ -95,8 +97,11 @@ class ReportWorker:
 
         while not self.stop.is_set():
             if self.running.is_set():
-                for row in store.list_pending(settings=self.settings):
-                    process_request(row["id"], self.settings, run_id="browser-test-worker")
+                for account in list(self.accounts):
+                    rows, _ = store.list_requests(account, limit=50, status="pending",
+                                                  settings=self.settings)
+                    for row in reversed(rows):  # oldest first
+                        process_request(row["id"], self.settings, run_id="browser-test-worker")
             self.stop.wait(0.3)
 
     @contextmanager
@@ -124,6 +129,7 @@ def web_app(demo_platform, report_worker, platform_dashboard, tmp_path_factory) 
 
     settings = demo_platform.settings
     account_a, account_b = _two_accounts(settings)
+    report_worker.accounts.update((account_a, account_b))
     emails = {}
     for name, account, role in (("admin", account_a, "admin"), ("analyst", account_a, "analyst"),
                                 ("viewer", account_a, "viewer"), ("other", account_b, "admin")):
