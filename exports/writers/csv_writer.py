@@ -38,8 +38,6 @@ import io
 import logging
 import mmap
 import os
-import shutil
-import tempfile
 import threading
 import uuid
 import zlib
@@ -209,13 +207,12 @@ def copy_through_stream(client: Client, sql: str, parameters: dict[str, Any] | N
 @contextmanager
 def private_fifo() -> Iterator[str]:
     """A named pipe only we can open (0600, in a fresh 0700 temp dir); removed with its dir."""
-    directory = tempfile.mkdtemp(prefix="payreports-csv-")
-    try:
+    from exports.tempdirs import work_dir  # a killed worker's dir is swept later
+
+    with work_dir("csv-fifo") as directory:
         path = os.path.join(directory, "rows.csv")
         os.mkfifo(path, 0o600)
         yield path
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def sql_string(text: str) -> str:

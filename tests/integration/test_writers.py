@@ -422,11 +422,14 @@ def export_csv(client, query: ReportQuery, out: Path, transport: str, *, progres
 
 @pytest.fixture
 def private_tmp(tmp_path, monkeypatch) -> Path:
-    """Where the writer's FIFO dirs go, so a test can see that none are left behind."""
+    """Where the writer's FIFO dirs go (the project's scratch root under this temp dir, see
+    exports/tempdirs.py), so a test can see that none are left behind."""
+    from exports.tempdirs import temp_root
+
     directory = tmp_path / "tmp"
     directory.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(directory))
-    return directory
+    return temp_root()
 
 
 def pipe_readers() -> list[threading.Thread]:
