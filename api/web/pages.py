@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import SCOPES, enforce_create_limits, enforce_pending_cap, validate_scopes
+from api.auth import SCOPES, enforce_create_limits, validate_scopes
 from api.web import auth as web_auth
 from api.web.auth import Principal, embedded_session, signed_in_user
 from api.web.cron_text import describe as describe_cron
@@ -463,10 +463,10 @@ def _create_request(me: Principal, values: dict[str, Any], settings: Settings) -
     enforce_create_limits(me.account_id, settings)
     validate_report_request(me.account_id, values["report_type"], parameters, fmt, settings=settings,
                             account_timezone=account_tz(me.account_id, settings))
-    enforce_pending_cap(me.account_id, settings)
     row, _created = store.create(store.NewRequest(
         account_id=me.account_id, report_type=get_report_type(values["report_type"]).id,
-        parameters=parameters, format=fmt, requested_by=me.requested_by, source="api"), settings)
+        parameters=parameters, format=fmt, requested_by=me.requested_by, source="api"), settings,
+        max_pending=settings.max_pending_per_account)
     return row
 
 
