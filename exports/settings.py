@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Rows are re-pulled from (watermark - overlap) so a transaction that committed late with an
     # older updated_at is still picked up; ReplacingMergeTree makes the re-pull idempotent.
     replication_overlap_seconds: int = 600
+    # The marts_fresh asset check fails when reports' data-available time is older than this
+    # (the daily refresh plus slack).
+    marts_max_lag_hours: float = 26.0
 
     # --- file storage for generated reports
     storage_backend: Literal["local", "s3"] = "local"
