@@ -57,7 +57,8 @@ HEARTBEAT_SECONDS = 5.0
 # heartbeat is not mistaken for dead workers: after it the heartbeats resume within seconds).
 STALE_AFTER_SECONDS = 30.0
 CONFIRM_SECONDS = 3 * HEARTBEAT_SECONDS
-# Scheduled requests wait for late data this long past their interval's end, then fail.
+# Scheduled requests wait for late data this long past their interval's end (or their creation,
+# when a catch-up created them later), then fail.
 WAIT_FOR_DATA_DEADLINE = timedelta(hours=24)
 # Sources whose requests wait for their data instead of failing (API requests are validated
 # against the data available when they are made; data only grows after that).
@@ -211,7 +212,7 @@ def wait_for_data(row: dict, until: datetime, available: datetime | None, settin
     from exports.requests import store
 
     now = now or datetime.now(timezone.utc)
-    if now > until + WAIT_FOR_DATA_DEADLINE:
+    if now > max(until, row["created_at"]) + WAIT_FOR_DATA_DEADLINE:
         return _fail(row, f"the data this report covers (up to {until.isoformat()}) was still not "
                           f"available {WAIT_FOR_DATA_DEADLINE} after the period ended "
                           f"({waiting_reason(until, available)[len('waiting for '):]})",

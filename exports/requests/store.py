@@ -362,11 +362,13 @@ def wait_for_data(request_id: str, *, until: datetime, reason: str,
 
 
 def list_waiting_for_data(until_before: datetime, settings: Settings | None = None) -> list[dict]:
-    """Pending requests waiting for data that should have arrived before `until_before`."""
+    """Pending requests waiting for data that should have arrived before `until_before` (the
+    later of the instant they wait for and their creation)."""
     with _conn(settings) as conn:
         return conn.execute(
             "SELECT * FROM report_requests WHERE status = 'pending' "
-            "AND waiting_for_data_until < %s ORDER BY waiting_for_data_until", (until_before,),
+            "AND greatest(waiting_for_data_until, created_at) < %s "
+            "ORDER BY waiting_for_data_until", (until_before,),
         ).fetchall()
 
 
