@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from exports import db
 from exports.logging import log_context
 from exports.replication import data_available_end
 from exports.requests import lifecycle, store
@@ -60,7 +61,7 @@ LANES = {
                       run_priority=ON_DEMAND_PRIORITY),
     # Everything else, most urgent first; a bulk run also takes any on-demand request that arrives
     # while it runs (it claims by priority), which in embedded mode is what serves them fastest.
-    "bulk": Lane("bulk", None, max_requests=2000, max_seconds=60, run_priority=0),
+    "bulk": Lane("bulk", None, max_requests=5000, max_seconds=300, run_priority=0),
 }
 
 
@@ -253,7 +254,7 @@ def run_batch(run_id: str, lane: Lane, settings: Settings | None = None, *,
     started = time.monotonic()
     availability = _Availability(settings)
     with log_context(run_id=run_id), ExitStack() as stack:
-        stack.enter_context(store.pooled(settings))
+        stack.enter_context(db.pooled(settings))
         # Take the warehouse first, then claim: a claim is served at once, never parked behind
         # another batch holding the embedded warehouse (which claims urgent requests itself).
         client = stack.enter_context(_lazy_warehouse(settings, f"report batch {run_id}"))

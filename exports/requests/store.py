@@ -5,8 +5,8 @@ allows is one conditional UPDATE ... RETURNING here, so two workers (a rescued r
 and its presumed-dead one, the API's cancel and a finishing run) can never both win. Moves made by
 a worker pass `claimed_by` (its run id): only the run that claimed a request may finish it.
 
-A batch run opens `pooled(settings)` once: every statement below then borrows a connection from
-one psycopg_pool pool instead of connecting anew.
+A batch run opens `db.pooled(settings)` once: every statement below (and every other app or
+source database statement of that process) then borrows a connection from a psycopg_pool pool.
 """
 
 from __future__ import annotations
@@ -14,14 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from exports import db
@@ -43,33 +39,7 @@ def request_fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_pool = None  # the process's psycopg_pool.ConnectionPool while a `pooled()` block is open
-_pool_lock = threading.Lock()
-
-
-@contextmanager
-def pooled(settings: Settings | None = None, *, max_size: int = 4) -> Iterator[None]:
-    """Within the block, this process's store statements share one connection pool (the batch
-    runner, its heartbeat thread, deliveries): no connection set-up per statement."""
-    global _pool
-    from psycopg_pool import ConnectionPool
-
-    pool = ConnectionPool(db.database_url("app", settings or get_settings()), min_size=1,
-                          max_size=max_size, open=True, name="report-requests",
-                          kwargs={"autocommit": True, "row_factory": dict_row})
-    with _pool_lock:
-        previous, _pool = _pool, pool
-    try:
-        yield
-    finally:
-        with _pool_lock:
-            _pool = previous
-        pool.close()
-
-
 def _conn(settings: Settings | None):
-    if _pool is not None:
-        return _pool.connection()
     return db.connect("app", settings or get_settings(), autocommit=True, dict_rows=True)
 
 

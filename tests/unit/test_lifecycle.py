@@ -97,6 +97,9 @@ def test_lanes_never_put_on_demand_requests_behind_bulk_work():
     assert on_demand.run_priority > bulk.run_priority  # dequeued first by the run queue
     assert on_demand.max_requests < bulk.max_requests
     assert runs_wanted(on_demand, 1, embedded=True) == 1
+    # Embedded: a report run already holding the warehouse claims on-demand requests first.
+    assert runs_wanted(on_demand, 1, embedded=True, running=1) == 0
+    assert runs_wanted(on_demand, 1, embedded=False, running=1) == 1
     assert runs_wanted(bulk, 0, embedded=True) == 0
     assert runs_wanted(bulk, 10_000, embedded=True) == 1  # one warehouse holder at a time
     assert runs_wanted(bulk, 10_000, embedded=False) == 2

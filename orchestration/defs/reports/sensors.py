@@ -22,15 +22,20 @@ LANE_TAG = "payreports/lane"
 ALIVE_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                   dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
                   dg.DagsterRunStatus.CANCELING]
+RUNNING_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
 
 
-def runs_wanted(lane: Lane, claimable: int, *, embedded: bool) -> int:
+def runs_wanted(lane: Lane, claimable: int, *, embedded: bool, running: int = 0) -> int:
     """Batch runs a lane should have alive for `claimable` requests. Embedded: one (each run
-    holds the single-process warehouse for its whole batch); against a server, enough runs to
-    split the backlog into batches, at most two per lane."""
+    holds the single-process warehouse for its whole batch), and no on-demand run while
+    `running` report runs already hold the warehouse: they claim on-demand requests first, so a
+    run of its own would only wait for the warehouse and start an engine for nothing. Against a
+    server: enough runs to split the backlog into batches, at most two per lane."""
     if claimable <= 0:
         return 0
-    return 1 if embedded else min(2, math.ceil(claimable / lane.max_requests))
+    if embedded:
+        return 0 if lane.name == "on_demand" and running else 1
+    return min(2, math.ceil(claimable / lane.max_requests))
 
 
 def batch_run_request(lane: Lane, sequence: int) -> dg.RunRequest:
@@ -58,13 +63,14 @@ def report_request_sensor(context: dg.SensorEvaluationContext):
     if not any(counts.values()):
         return dg.SkipReason("no claimable report requests")
     sequence = int(context.cursor or 0)
+    alive_runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=report_job.name,
+                                                                 statuses=ALIVE_STATUSES))
+    running = sum(run.status in RUNNING_STATUSES for run in alive_runs)
     requests = []
     for name, lane in LANES.items():
-        wanted = runs_wanted(lane, counts[name], embedded=settings.warehouse_is_embedded)
-        if wanted == 0:
-            continue
-        alive = len(context.instance.get_run_ids(filters=dg.RunsFilter(
-            job_name=report_job.name, statuses=ALIVE_STATUSES, tags={LANE_TAG: name})))
+        wanted = runs_wanted(lane, counts[name], embedded=settings.warehouse_is_embedded,
+                             running=running)
+        alive = sum(run.tags.get(LANE_TAG) == name for run in alive_runs)
         for _ in range(wanted - alive):
             sequence += 1
             requests.append(batch_run_request(lane, sequence))
