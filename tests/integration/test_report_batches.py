@@ -143,7 +143,7 @@ def test_scheduled_request_waits_for_its_data_then_runs(demo_platform):
 def test_ops_retry_of_a_failed_report_gets_a_new_run_key_and_completes(demo_platform, test_lane):
     from typer.testing import CliRunner
 
-    from exports.cli import app
+    from cli import app
     from orchestration.defs.reports.sensors import report_request_sensor
 
     settings = demo_platform.settings

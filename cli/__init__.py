@@ -1,11 +1,13 @@
 """`payreports` — the one command-line entry point for people.
 
+A package of its own, beside `exports/` (the Dagster-free core) and `orchestration/` (Dagster):
+commands drive both (the demo runs `platform_refresh` through Dagster, `ui` starts its daemon).
 Each command family lives in its own module and is registered here:
-  demo / services     exports.cli.platform   (demo platform, embedded services, replication, sql)
-  report ...          exports.cli.report     (run a report to a file, list report types)
-  api                 exports.cli.api        (serve the Report API)
-  ops ...             exports.cli.ops        (queue status, retry, backfill, expire)
-  ui                  exports.cli.stack      (Dagster webserver + daemon on this project's instance)
+  demo / services     cli.platform   (demo platform, embedded services, replication, sql)
+  report ...          cli.report     (run a report to a file, list report types)
+  api                 cli.api        (serve the Report API)
+  ops ...             cli.ops        (queue status, retry, backfill, expire)
+  ui                  cli.stack      (Dagster webserver + daemon on this project's instance)
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 # module -> how it is mounted: a name mounts the module's `app` as a sub-command group,
 # None merges the module's commands at the top level.
 _COMMAND_MODULES: dict[str, str | None] = {
-    "exports.cli.platform": None,
-    "exports.cli.stack": None,
-    "exports.cli.report": "report",
-    "exports.cli.api": "api",
-    "exports.cli.ops": "ops",
+    "cli.platform": None,
+    "cli.stack": None,
+    "cli.report": "report",
+    "cli.api": "api",
+    "cli.ops": "ops",
 }
 
 
