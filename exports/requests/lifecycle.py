@@ -157,12 +157,15 @@ def _fail(row: dict, message: str, settings: Settings, claimed_by: str | None) -
 
 
 def attempt_failed(row: dict, exc: BaseException, settings: Settings, *, run_id: str | None,
-                   now: datetime | None = None) -> str:
-    """An attempt on a claimed row raised: retry later (backoff) or fail for good; the status."""
+                   now: datetime | None = None, max_attempts: int | None = None) -> str:
+    """An attempt on a claimed row raised: retry later (backoff) or fail for good; the status.
+    `max_attempts` may lower the policy's for a caller that retries in its own way (statements:
+    a failed file is retried by re-running its partition)."""
     from exports.requests import store
 
     failure = classify(exc, run_id)
-    if failure.retryable and RETRY_POLICY.attempts_left(row["attempt_count"]):
+    limit = min(RETRY_POLICY.max_attempts, max_attempts or RETRY_POLICY.max_attempts)
+    if failure.retryable and row["attempt_count"] < limit:
         now = now or datetime.now(timezone.utc)
         reason = (f"retrying after attempt {row['attempt_count']} of {RETRY_POLICY.max_attempts} "
                   f"failed: {failure.message}")

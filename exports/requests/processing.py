@@ -106,9 +106,10 @@ class _ProgressReporter:
 
 
 def process_request(request_id: str, settings: Settings | None = None, *,
-                    run_id: str | None = None, client=None) -> str:
+                    run_id: str | None = None, client=None, max_attempts: int | None = None) -> str:
     """Claim one given request and process it; return its status afterwards ('pending' when it
-    went back to the queue: a retryable failure or a scheduled request waiting for data)."""
+    went back to the queue: a retryable failure or a scheduled request waiting for data).
+    `max_attempts` may lower the lifecycle's retry policy for this request (1: fail, not retry)."""
     settings = settings or get_settings()
     with log_context(report_id=request_id, run_id=run_id):
         log.info("processing report request")
@@ -118,11 +119,11 @@ def process_request(request_id: str, settings: Settings | None = None, *,
             log.info("nothing to do: the report request is %s", status)
             return status
         return process_claimed(row, settings, run_id=run_id, client=client,
-                               available=data_available_end(settings))
+                               available=data_available_end(settings), max_attempts=max_attempts)
 
 
 def process_claimed(row: dict, settings: Settings, *, run_id: str | None, client,
-                    available: datetime | None) -> str:
+                    available: datetime | None, max_attempts: int | None = None) -> str:
     """Render, store and record one claimed request; every outcome goes through the lifecycle."""
     request_id = row["id"]
     with log_context(report_id=request_id, run_id=run_id, account_id=row["account_id"]):
@@ -133,7 +134,8 @@ def process_claimed(row: dict, settings: Settings, *, run_id: str | None, client
         except ReportCanceled:
             status = "canceled"
         except Exception as exc:  # noqa: BLE001 — the lifecycle decides: retry later or fail
-            status = lifecycle.attempt_failed(row, exc, settings, run_id=run_id)
+            status = lifecycle.attempt_failed(row, exc, settings, run_id=run_id,
+                                              max_attempts=max_attempts)
         log.info("report request finished with status %s", status)
         return status
 

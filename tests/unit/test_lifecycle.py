@@ -60,7 +60,7 @@ def test_only_the_lifecycle_states_the_attempt_policy():
             if path == Path(lifecycle.__file__):
                 continue
             text = path.read_text()
-            if re.search(r"MAX_ATTEMPTS\s*=|max_attempts\s*=\s*\d|dagster/max_retries\"\s*:\s*\"?\d", text):
+            if re.search(r"\bMAX_ATTEMPTS\s*=|\bmax_attempts: int = \d|dagster/max_retries\"\s*:\s*\"?\d", text):
                 offenders.append(str(path.relative_to(REPO_ROOT)))
     assert offenders == []
 
