@@ -127,7 +127,8 @@ def process_claimed(row: dict, settings: Settings, *, run_id: str | None, client
     """Render, store and record one claimed request; every outcome goes through the lifecycle."""
     request_id = row["id"]
     with log_context(report_id=request_id, run_id=run_id, account_id=row["account_id"]):
-        log.info("rendering report request (attempt %s)", row["attempt_count"])
+        # DEBUG: in a batch of thousands, one INFO line per request is enough (the outcome).
+        log.debug("rendering report request (attempt %s)", row["attempt_count"])
         try:
             status = _render_and_store(row, settings, run_id=run_id, client=client,
                                        available=available)
