@@ -41,6 +41,8 @@ def queue(as_json: bool = typer.Option(False, "--json", help="Print one JSON obj
         typer.echo(json.dumps(summary))
         return
     typer.echo(f"pending:              {summary['pending']}")
+    typer.echo(f"  waiting for data:   {summary['waiting_for_data']}")
+    typer.echo(f"  backing off:        {summary['backing_off']}")
     typer.echo(f"processing:           {summary['processing']}")
     typer.echo(f"failed (last 24 h):   {summary['failed']}")
     typer.echo(f"completed (last 24 h): {summary['completed']}")

@@ -184,6 +184,7 @@ def claim_next(run_id: str, *, data_available_end: datetime | None, min_priority
             UPDATE report_requests
             SET status = 'processing', attempt_count = attempt_count + 1, started_at = now(),
                 progress = 0, dagster_run_id = %(run)s, status_reason = NULL, not_before = NULL,
+                waiting_for_data_until = NULL,
                 updated_at = now()
             WHERE id = (SELECT id FROM report_requests
                         WHERE {_CLAIMABLE} AND priority >= %(min)s
@@ -225,7 +226,7 @@ def claim_for_processing(request_id: str, run_id: str | None = None,
             UPDATE report_requests
             SET status = 'processing', attempt_count = attempt_count + 1, started_at = now(),
                 progress = 0, dagster_run_id = %s, status_reason = NULL, not_before = NULL,
-                updated_at = now()
+                waiting_for_data_until = NULL, updated_at = now()
             WHERE id = %s AND status IN ('pending', 'processing')
             RETURNING *
             """, (run_id, request_id),
@@ -350,7 +351,7 @@ def reset_failed(request_id: str, settings: Settings | None = None) -> dict | No
             UPDATE report_requests
             SET status = 'pending', attempt_count = 0, error_message = NULL, status_reason = NULL,
                 progress = 0, started_at = NULL, completed_at = NULL, not_before = NULL,
-                dagster_run_id = NULL, updated_at = now()
+                waiting_for_data_until = NULL, dagster_run_id = NULL, updated_at = now()
             WHERE id = %s AND status = 'failed'
             RETURNING *
             """, (request_id,),
@@ -393,6 +394,69 @@ def expire(request_id: str, settings: Settings | None = None) -> dict | None:
             "UPDATE report_requests SET status = 'expired', updated_at = now() "
             "WHERE id = %s AND status = 'completed' RETURNING *", (request_id,),
         ).fetchone()
+
+
+# ------------------------------------------------------------------------------------ metrics
+
+def report_stats(conn, duration_buckets: tuple[int, ...]) -> dict[str, Any]:
+    """What the metrics scrape reads (exports/metrics.py), on the caller's (read-only) connection:
+    durations per type and format with cumulative bucket counts, rows/bytes exported, counts by
+    status, failures by reason ('internal' = our fault, else the request's), oldest pending age."""
+    bucket_columns = ", ".join(
+        f"count(*) FILTER (WHERE d <= {int(le)}) AS le_{int(le)}" for le in duration_buckets)
+    durations = conn.execute(
+        f"""
+        SELECT report_type, format, count(*) AS n, coalesce(sum(d), 0) AS total, {bucket_columns}
+        FROM (SELECT report_type, format,
+                     extract(epoch FROM completed_at - started_at)::float8 AS d
+              FROM report_requests
+              WHERE status IN ('completed', 'expired')
+                AND started_at IS NOT NULL AND completed_at IS NOT NULL) AS done
+        GROUP BY report_type, format ORDER BY report_type, format
+        """).fetchall()
+    exported = conn.execute(
+        """
+        SELECT report_type, format, coalesce(sum(row_count), 0) AS rows,
+               coalesce(sum(file_size_bytes), 0) AS bytes
+        FROM report_requests WHERE status IN ('completed', 'expired')
+        GROUP BY report_type, format ORDER BY report_type, format
+        """).fetchall()
+    by_status = {row["status"]: row["n"] for row in conn.execute(
+        "SELECT status, count(*) AS n FROM report_requests GROUP BY status")}
+    failure_reasons = {row["reason"]: row["n"] for row in conn.execute(
+        """
+        SELECT CASE WHEN error_message LIKE 'internal error%' THEN 'internal'
+                    ELSE 'request' END AS reason, count(*) AS n
+        FROM report_requests WHERE status = 'failed' GROUP BY 1
+        """)}
+    oldest = conn.execute(
+        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
+        "FROM report_requests WHERE status = 'pending'").fetchone()["age"]
+    return {"durations": durations, "exported": exported, "by_status": by_status,
+            "failure_reasons": failure_reasons, "oldest_pending_age_seconds": oldest}
+
+
+def queue_summary(settings: Settings | None = None, window_hours: int = 24) -> dict:
+    """Pending (and of those: waiting for data, backing off after a failure), processing,
+    failed/completed in the window, the oldest pending request's age."""
+    with _conn(settings) as conn:
+        row = conn.execute(
+            """
+            SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+                   count(*) FILTER (WHERE status = 'pending'
+                                    AND waiting_for_data_until IS NOT NULL) AS waiting_for_data,
+                   count(*) FILTER (WHERE status = 'pending' AND not_before > now()) AS backing_off,
+                   count(*) FILTER (WHERE status = 'processing') AS processing,
+                   count(*) FILTER (WHERE status = 'failed'
+                                    AND completed_at >= now() - make_interval(hours => %(h)s)) AS failed,
+                   count(*) FILTER (WHERE status = 'completed'
+                                    AND completed_at >= now() - make_interval(hours => %(h)s)) AS completed,
+                   extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
+                       AS oldest_pending_age_seconds
+            FROM report_requests
+            """, {"h": window_hours},
+        ).fetchone()
+    return {**row, "window_hours": window_hours}
 
 
 # ---------------------------------------------------------------------------------------- keys
