@@ -7,6 +7,7 @@ The rules (attempts, backoff, what a dead worker's request becomes) are the life
 import json
 import math
 import time
+import uuid
 from datetime import timedelta
 
 import dagster as dg
@@ -40,9 +41,11 @@ def runs_wanted(lane: Lane, claimable: int, *, embedded: bool, running: int = 0)
 
 def batch_run_request(lane: Lane, sequence: int) -> dg.RunRequest:
     return dg.RunRequest(
-        # Unique per batch (the sensor's cursor counts them): never a key Dagster already used,
-        # whatever happens to the requests (retried, reset by an operator, ...).
-        run_key=f"{lane.name}-batch-{sequence}",
+        # Unique per batch: never a key Dagster already used (it would drop the run), whatever
+        # happens to the requests (retried, reset by an operator) or to the sensor's cursor (the
+        # count, for people; the random part survives a cursor reset). A batch claims its work
+        # itself, so even a tick Dagster submitted twice only adds a run that finds nothing.
+        run_key=f"{lane.name}-batch-{sequence}-{uuid.uuid4().hex[:8]}",
         run_config=dg.RunConfig(ops={"process_report_batch": {"config": {"lane": lane.name}}}),
         tags={
             LANE_TAG: lane.name,
