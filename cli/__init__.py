@@ -7,6 +7,7 @@ Each command family lives in its own module and is registered here:
   report ...          cli.report     (run a report to a file, list report types)
   api                 cli.api        (serve the Report API)
   ops ...             cli.ops        (queue status, retry, backfill, expire)
+  dbt build | docs    cli.dbt        (build the marts, build/serve the dbt docs site)
   ui                  cli.stack      (Dagster webserver + daemon on this project's instance)
 """
 
@@ -27,6 +28,7 @@ _COMMAND_MODULES: dict[str, str | None] = {
     "cli.report": "report",
     "cli.api": "api",
     "cli.ops": "ops",
+    "cli.dbt": "dbt",
 }
 
 

@@ -53,7 +53,8 @@ def pooled(settings: Settings | None = None, *, max_size: int = 4) -> Iterator[N
         return ConnectionPool(database_url(which, settings), min_size=1, max_size=max_size,
                               open=True, name=f"payreports-{which}",
                               kwargs={"autocommit": autocommit,
-                                      "row_factory": dict_row if dict_rows else psycopg.rows.tuple_row})
+                                      "row_factory": dict_row if dict_rows else psycopg.rows.tuple_row,
+                                      **_connect_options(which, settings)})
 
     settings = settings or get_settings()
     with _pools_lock:
@@ -76,7 +77,10 @@ def pooled(settings: Settings | None = None, *, max_size: int = 4) -> Iterator[N
 def connect(which: Database, settings: Settings | None = None, *, autocommit: bool = False,
             dict_rows: bool = False):
     """A connection, used as `with connect(...) as conn:` (commit or roll back, then close or
-    give back to the pool)."""
+    give back to the pool), that gives up instead of hanging: connecting (TCP + start-up
+    handshake) is bounded by settings.database_connect_timeout_seconds, and every statement on the
+    app database by settings.database_statement_timeout_seconds. Both surface as
+    psycopg.OperationalError, which the API answers as 503 with Retry-After (api/errors.py)."""
     if _pooling:
         key = (which, autocommit, dict_rows)
         with _pools_lock:
@@ -85,14 +89,26 @@ def connect(which: Database, settings: Settings | None = None, *, autocommit: bo
             pool = _pools.get(key)
         if pool is not None:
             return pool.connection()
+    settings = settings or get_settings()
     return psycopg.connect(database_url(which, settings), autocommit=autocommit,
-                           row_factory=dict_row if dict_rows else psycopg.rows.tuple_row)
+                           row_factory=dict_row if dict_rows else psycopg.rows.tuple_row,
+                           **_connect_options(which, settings))
+
+
+def _connect_options(which: Database, settings: Settings) -> dict:
+    options: dict = {"connect_timeout": settings.database_connect_timeout_seconds}
+    if which == "app":
+        # A startup option, so it costs no extra round trip; SET LOCAL overrides it (migrate()).
+        options["options"] = f"-c statement_timeout={int(settings.database_statement_timeout_seconds * 1000)}"
+    return options
 
 
 def migrate(which: Literal["source", "app"], settings: Settings | None = None) -> list[str]:
     """Apply pending migrations for one database; return the names applied now."""
     applied_now: list[str] = []
     with connect(which, settings) as conn:
+        # A migration may rewrite a big table: no statement timeout for it.
+        conn.execute("SET LOCAL statement_timeout = 0")
         # One migrator at a time per database (API, daemon and CLI may all start together).
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('payreports.migrate'))")
         conn.execute(

@@ -14,7 +14,6 @@ overwrites the same object instead of adding one.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -31,6 +30,7 @@ from exports.requests.lifecycle import (HEARTBEAT_SECONDS, ReportCanceled, inter
                                         notify_finished)
 from exports.settings import Settings, get_settings
 from exports.storage import CONTENT_TYPES, extension_for, get_storage, report_key
+from exports.tempdirs import work_dir
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +160,14 @@ def _render_and_store(row: dict, settings: Settings, *, run_id: str | None, clie
             status = lifecycle.wait_for_data(row, until, available, settings, run_id=run_id)
             log.info("report request %s: %s", request_id, lifecycle.waiting_reason(until, available))
             return status
-    with _ProgressReporter(request_id, settings) as progress, \
-            tempfile.TemporaryDirectory(prefix=f"{request_id}-") as tmp:
+    # Under the project's scratch root: a killed worker's dir is swept later (exports/tempdirs.py).
+    with _ProgressReporter(request_id, settings) as progress, work_dir(request_id, settings) as tmp:
         out_path = Path(tmp) / f"{request_id}.{extension_for(row['format'])}"
         manifest = generate_report(row["account_id"], row["report_type"], row["parameters"],
                                    row["format"], out_path, settings=settings, progress=progress,
                                    client=client)
+        version = manifest.extra.get("data_version")  # one definition: see generate_report
+        data_version = datetime.fromisoformat(version) if version else None
         if store.status_of(request_id, settings) == "canceled":
             raise ReportCanceled(request_id)
         extension = extension_for(manifest.format, manifest.compressed)
@@ -181,7 +183,7 @@ def _render_and_store(row: dict, settings: Settings, *, run_id: str | None, clie
     expires_at = datetime.now(timezone.utc) + timedelta(days=settings.report_retention_days)
     done = store.complete(request_id, file_key=key, file_size_bytes=manifest.byte_size,
                           row_count=manifest.row_count, sha256=manifest.sha256,
-                          manifest=manifest.to_dict(), data_version=available,
+                          manifest=manifest.to_dict(), data_version=data_version,
                           expires_at=expires_at, settings=settings, claimed_by=run_id)
     if done is None:
         status = store.status_of(request_id, settings) or "missing"
