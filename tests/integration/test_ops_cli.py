@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from exports import db
-from exports.cli import app
+from cli import app
 from exports.requests import store
 from exports.storage import get_storage
 

@@ -148,7 +148,7 @@ def run_demo(settings: Settings | None = None, *, payments: int = DEMO_PAYMENTS,
     else:
         with console.status("Platform exists: refunding and settling recent activity…"):
             mutate_recent(settings, seed=int(time.time()))
-    from exports.cli.quiet import captured_output
+    from cli.quiet import captured_output
 
     with captured_output(console, settings, "platform_refresh") as log_path, \
             console.status("Running platform_refresh (replication → dbt build → checks) in Dagster…"):
@@ -231,7 +231,7 @@ def register(app: typer.Typer) -> None:
         """Start services, generate (or refresh) a demo platform, replicate and build the marts."""
         summary = run_demo(payments=payments, days=days, seed=seed)
         print_demo_summary(summary)
-        from exports.cli.users import print_demo_next_steps
+        from cli.users import print_demo_next_steps
 
         print_demo_next_steps(console, get_settings(),
                               summary.reports[0].account_id if summary.reports else None)
