@@ -20,6 +20,7 @@ COPY pyproject.toml README.md ./
 COPY exports ./exports
 COPY orchestration ./orchestration
 COPY api ./api
+COPY cli ./cli
 COPY dbt_project ./dbt_project
 COPY dagster.yaml workspace.yaml workspace.production.yaml ./
 # Editable on purpose: the code finds dagster.yaml and dbt_project/ relative to the source tree

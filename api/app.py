@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 
 import api.routes
 from api.errors import install_error_handlers
+from api.web import install as install_web_app
 from exports import db
 from exports.logging import configure_logging, log_context
 from exports.settings import Settings, get_settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     _include_routers(app)
+    install_web_app(app)  # api/web: the finance team's pages and the embeddable reports view
     app.middleware("http")(_log_request)
     return app
 

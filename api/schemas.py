@@ -27,6 +27,8 @@ class ReportObject(BaseModel):
     object: Literal["report"] = "report"
     report_type: str
     status: str
+    # Why a pending report is not being generated yet: "waiting for data up to …", "retrying …".
+    status_reason: str | None = None
     progress: int
     parameters: dict[str, Any]
     format: str
@@ -56,7 +58,8 @@ def unix(value: datetime | None) -> int | None:
 
 def report_object(row: dict, download_url: str | None = None) -> ReportObject:
     return ReportObject(
-        id=row["id"], report_type=row["report_type"], status=row["status"], progress=row["progress"],
+        id=row["id"], report_type=row["report_type"], status=row["status"],
+        status_reason=row.get("status_reason"), progress=row["progress"],
         parameters=row["parameters"], format=row["format"], row_count=row["row_count"],
         file_size=row["file_size_bytes"], sha256=row["sha256"], created_at=unix(row["created_at"]),
         started_at=unix(row["started_at"]), completed_at=unix(row["completed_at"]),

@@ -6,6 +6,9 @@ inside a transaction each, and recorded in `schema_migrations`; re-running is a 
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -33,20 +36,71 @@ def database_url(which: Database, settings: Settings | None = None) -> str:
     return embedded.server_url(settings, embedded.DATABASES[which])
 
 
-def connect(which: Database, settings: Settings | None = None, *, autocommit: bool = False,
-            dict_rows: bool = False) -> psycopg.Connection:
-    """A new connection that gives up instead of hanging: connecting (TCP + start-up handshake)
-    is bounded by settings.database_connect_timeout_seconds, and every statement on the app
-    database by settings.database_statement_timeout_seconds. Both surface as
-    psycopg.OperationalError, which the API answers as 503 with Retry-After (api/errors.py)."""
+# While a `pooled()` block is open: its settings, and one psycopg_pool pool per kind of connection.
+_pooling: list[Settings] = []
+_pools: dict[tuple, object] = {}
+_pools_lock = threading.Lock()
+
+
+@contextmanager
+def pooled(settings: Settings | None = None, *, max_size: int = 4) -> Iterator[None]:
+    """Within the block, `connect()` in this process borrows connections from pools (one per
+    database and connection kind, opened on first use) instead of connecting anew each time:
+    a report batch makes a few statements per request, and a new connection costs ~10 ms."""
+    from psycopg_pool import ConnectionPool
+
+    def make_pool(which: Database, autocommit: bool, dict_rows: bool):
+        return ConnectionPool(database_url(which, settings), min_size=1, max_size=max_size,
+                              open=True, name=f"payreports-{which}",
+                              kwargs={"autocommit": autocommit,
+                                      "row_factory": dict_row if dict_rows else psycopg.rows.tuple_row,
+                                      **_connect_options(which, settings)})
+
     settings = settings or get_settings()
-    extra = {}
-    if which == "app":
-        # A startup option, so it costs no extra round trip; SET LOCAL overrides it (migrate()).
-        extra["options"] = f"-c statement_timeout={int(settings.database_statement_timeout_seconds * 1000)}"
+    with _pools_lock:
+        if _pooling:
+            raise RuntimeError("db.pooled() blocks do not nest")
+        _pooling.append(settings)
+        _pools["factory"] = make_pool
+    try:
+        yield
+    finally:
+        with _pools_lock:
+            _pooling.clear()
+            _pools.pop("factory", None)
+            opened = list(_pools.values())
+            _pools.clear()
+        for pool in opened:
+            pool.close()
+
+
+def connect(which: Database, settings: Settings | None = None, *, autocommit: bool = False,
+            dict_rows: bool = False):
+    """A connection, used as `with connect(...) as conn:` (commit or roll back, then close or
+    give back to the pool), that gives up instead of hanging: connecting (TCP + start-up
+    handshake) is bounded by settings.database_connect_timeout_seconds, and every statement on the
+    app database by settings.database_statement_timeout_seconds. Both surface as
+    psycopg.OperationalError, which the API answers as 503 with Retry-After (api/errors.py)."""
+    if _pooling:
+        key = (which, autocommit, dict_rows)
+        with _pools_lock:
+            if _pooling and key not in _pools:
+                _pools[key] = _pools["factory"](which, autocommit, dict_rows)
+            pool = _pools.get(key)
+        if pool is not None:
+            return pool.connection()
+    settings = settings or get_settings()
     return psycopg.connect(database_url(which, settings), autocommit=autocommit,
                            row_factory=dict_row if dict_rows else psycopg.rows.tuple_row,
-                           connect_timeout=settings.database_connect_timeout_seconds, **extra)
+                           **_connect_options(which, settings))
+
+
+def _connect_options(which: Database, settings: Settings) -> dict:
+    options: dict = {"connect_timeout": settings.database_connect_timeout_seconds}
+    if which == "app":
+        # A startup option, so it costs no extra round trip; SET LOCAL overrides it (migrate()).
+        options["options"] = f"-c statement_timeout={int(settings.database_statement_timeout_seconds * 1000)}"
+    return options
 
 
 def migrate(which: Literal["source", "app"], settings: Settings | None = None) -> list[str]:

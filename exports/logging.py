@@ -48,11 +48,6 @@ def log_context(**fields: Any) -> Iterator[dict[str, Any]]:
         _bound.reset(token)
 
 
-def bound_fields() -> dict[str, Any]:
-    """The fields bound at this point (e.g. to pass into a subprocess's environment)."""
-    return dict(_bound.get())
-
-
 class ContextFilter(logging.Filter):
     """Copies the bound fields onto each record (an explicit `extra=` wins). Attach it to a
     handler, so records propagated from any logger get it."""

@@ -13,7 +13,7 @@ last attempt's generation time, since a retry re-stamps `started_at`; queueing t
 it (that is `payreports_reports_oldest_pending_age_seconds`).
 
 Failure reason: report_requests has no error-code column; messages written by
-`exports.requests.processing.internal_error_message` start with "internal error", every other
+`exports.requests.lifecycle` for our own failures start with "internal error", every other
 failure is a request the user must change (a `ReportingError`). So the `reason` label is
 `internal` or `request`.
 """
@@ -34,6 +34,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from exports import db
+from exports.requests import store
 from exports.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -84,19 +85,8 @@ class AppDatabaseCollector(Collector):
 
     # ------------------------------------------------------------------ report_requests
     def _reports(self, conn) -> list[Metric]:
-        bucket_columns = ", ".join(
-            f"count(*) FILTER (WHERE d <= {le}) AS le_{le}" for le in DURATION_BUCKETS)
-        duration_rows = conn.execute(
-            f"""
-            SELECT report_type, format, count(*) AS n, coalesce(sum(d), 0) AS total, {bucket_columns}
-            FROM (SELECT report_type, format,
-                         extract(epoch FROM completed_at - started_at)::float8 AS d
-                  FROM report_requests
-                  WHERE status IN ('completed', 'expired')
-                    AND started_at IS NOT NULL AND completed_at IS NOT NULL) AS done
-            GROUP BY report_type, format ORDER BY report_type, format
-            """
-        ).fetchall()
+        stats = store.report_stats(conn, DURATION_BUCKETS)
+        duration_rows = stats["durations"]
         duration = HistogramMetricFamily(
             "payreports_report_duration_seconds",
             "Generation time of completed reports (completed_at - started_at of the last attempt)",
@@ -115,19 +105,11 @@ class AppDatabaseCollector(Collector):
         exported_bytes = CounterMetricFamily(
             "payreports_report_bytes_exported", "Bytes of completed report files",
             labels=["report_type", "format"])
-        for row in conn.execute(
-            """
-            SELECT report_type, format, coalesce(sum(row_count), 0) AS rows,
-                   coalesce(sum(file_size_bytes), 0) AS bytes
-            FROM report_requests WHERE status IN ('completed', 'expired')
-            GROUP BY report_type, format ORDER BY report_type, format
-            """
-        ):
+        for row in stats["exported"]:
             exported_rows.add_metric([row["report_type"], row["format"]], row["rows"])
             exported_bytes.add_metric([row["report_type"], row["format"]], row["bytes"])
 
-        counts = {row["status"]: row["n"] for row in conn.execute(
-            "SELECT status, count(*) AS n FROM report_requests GROUP BY status")}
+        counts = stats["by_status"]
         for status in ("completed", "failed", "canceled"):
             value = counts.get(status, 0) + (counts.get("expired", 0) if status == "completed" else 0)
             finished.add_metric([status], value)
@@ -136,12 +118,7 @@ class AppDatabaseCollector(Collector):
             "payreports_report_failures", "Failed reports by reason: internal (our fault, "
             "retried by the run before failing) or request (the user must change the request)",
             labels=["reason"])
-        reasons = {row["reason"]: row["n"] for row in conn.execute(
-            """
-            SELECT CASE WHEN error_message LIKE 'internal error%' THEN 'internal'
-                        ELSE 'request' END AS reason, count(*) AS n
-            FROM report_requests WHERE status = 'failed' GROUP BY 1
-            """)}
+        reasons = stats["failure_reasons"]
         for reason in ("internal", "request"):
             failures.add_metric([reason], reasons.get(reason, 0))
 
@@ -151,9 +128,7 @@ class AppDatabaseCollector(Collector):
         running = GaugeMetricFamily("payreports_reports_running",
                                     "Report requests being generated (status processing)")
         running.add_metric([], counts.get("processing", 0))
-        oldest = conn.execute(
-            "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
-            "FROM report_requests WHERE status = 'pending'").fetchone()["age"]
+        oldest = stats["oldest_pending_age_seconds"]
         oldest_pending = GaugeMetricFamily("payreports_reports_oldest_pending_age_seconds",
                                            "Age of the oldest pending request (0 when none)")
         oldest_pending.add_metric([], oldest)
@@ -218,18 +193,4 @@ def render(registry: CollectorRegistry) -> bytes:
 def queue_summary(settings: Settings | None = None, window_hours: int = 24) -> dict:
     """What an operator asks first: how many requests wait, run, failed recently, and how long
     the oldest one has been waiting (`payreports ops queue`)."""
-    with db.connect("app", settings or get_settings(), dict_rows=True) as conn:
-        row = conn.execute(
-            """
-            SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
-                   count(*) FILTER (WHERE status = 'processing') AS processing,
-                   count(*) FILTER (WHERE status = 'failed'
-                                    AND completed_at >= now() - make_interval(hours => %(h)s)) AS failed,
-                   count(*) FILTER (WHERE status = 'completed'
-                                    AND completed_at >= now() - make_interval(hours => %(h)s)) AS completed,
-                   extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
-                       AS oldest_pending_age_seconds
-            FROM report_requests
-            """, {"h": window_hours},
-        ).fetchone()
-    return {**row, "window_hours": window_hours}
+    return store.queue_summary(settings or get_settings(), window_hours)

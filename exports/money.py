@@ -28,10 +28,6 @@ def format_minor(amount_minor: int, exponent: int) -> str:
     return f"{sign}{whole}.{frac:0{exponent}d}"
 
 
-def to_decimal(amount_minor: int, exponent: int) -> Decimal:
-    return Decimal(int(amount_minor)).scaleb(-exponent)
-
-
 def parse_major(text: str, exponent: int) -> int:
     """'10.00' -> 1000 for exponent 2. Exact (Decimal), for tests and reconciliation."""
     value = Decimal(text.strip()).scaleb(exponent)

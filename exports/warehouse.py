@@ -84,7 +84,6 @@ def get_client(settings: Settings | None = None, **kwargs) -> Client:
     url = settings.resolved_clickhouse_url
     if url.startswith("chdb:"):
         settings.chdb_dir.mkdir(parents=True, exist_ok=True)
-        return clickhouse_connect.get_client(dsn=url, **kwargs)
     return clickhouse_connect.get_client(dsn=url, **kwargs)
 
 

@@ -8,11 +8,10 @@ targeted and the runs' op config names them (the other accounts of those shards 
 
 PRIVATE DAGSTER API, opt-in: Dagster 1.13 has no public Python call that submits an asset
 backfill (the UI goes through the webserver's GraphQL `launchPartitionBackfill`;
-`RunRequest.for_asset_partition_range` is not released). So this module, and only this one in
-the statements code, uses `dagster._core.execution.backfill.PartitionBackfill` and
-`dagster._core.utils.make_new_backfill_id`. It is imported only by `payreports ops backfill`, and
-tests/unit/test_statement_backfill_private_api.py fails loudly when an upgrade moves or changes
-them.
+`RunRequest.for_asset_partition_range` is not released). So this module submits Dagster's own
+`PartitionBackfill` record, taken from orchestration/dagster_internals.py (the project's one
+home of private Dagster names). It is imported only by `payreports ops backfill`, and
+tests/unit/test_statement_backfill_private_api.py fails loudly when an upgrade changes them.
 """
 
 from __future__ import annotations
@@ -23,9 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
-from dagster._core.execution.backfill import (  # private, see above
-    BULK_ACTION_TERMINAL_STATUSES, PartitionBackfill)
-from dagster._core.utils import make_new_backfill_id  # private, see above
+from orchestration.dagster_internals import (BULK_ACTION_TERMINAL_STATUSES, PartitionBackfill,
+                                             make_new_backfill_id)
 
 from exports.errors import InvalidParameter
 from exports.statements.availability import last_closed_month

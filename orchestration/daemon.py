@@ -4,7 +4,7 @@ Dagster's sensor daemon sleeps to fill a fixed 5 s loop (`MIN_INTERVAL_LOOP_TIME
 sensor's `minimum_interval_seconds` says, so a new report request waited 2.5 s on average (up to
 5 s) before its run was even created — half of the on-demand latency budget. Each sensor still
 honours its own minimum interval, so only `report_request_sensor` (1 s) runs more often. Dagster is
-pinned exactly in pyproject.toml; tests/unit/test_daemon_entrypoint.py fails if the constants move.
+pinned exactly in pyproject.toml; tests/unit/test_dagster_internals.py fails if the constants move.
 
 It also stretches the daemon's workspace refresh from 60 s to WORKSPACE_RELOAD_SECONDS. Each
 refresh replaces every code server the daemon started from a `python_module` workspace entry:
@@ -19,20 +19,16 @@ from __future__ import annotations
 
 import sys
 
-import dagster._daemon.controller as daemon_controller
-import dagster._daemon.sensor as sensor_daemon
-
 SENSOR_LOOP_SECONDS = 1
 WORKSPACE_RELOAD_SECONDS = 600
 
 
 def main() -> int:
-    sensor_daemon.MIN_INTERVAL_LOOP_TIME = SENSOR_LOOP_SECONDS
-    daemon_controller.RELOAD_WORKSPACE_INTERVAL = WORKSPACE_RELOAD_SECONDS
-    from dagster._daemon.cli import main as dagster_daemon_main
+    # Dagster internals live in one opt-in module (see its docstring); this entry point opts in.
+    from orchestration.dagster_internals import run_daemon
 
-    sys.argv[0] = "dagster-daemon"
-    return dagster_daemon_main()
+    return run_daemon(sensor_loop_seconds=SENSOR_LOOP_SECONDS,
+                      workspace_reload_seconds=WORKSPACE_RELOAD_SECONDS)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Dagster's DefaultRunLauncher asks the code location's gRPC server to start each run, and the
 server spawns a new Python process that imports Dagster and loads the code location again:
-~2.5 s of the ~4 s between a report run being dequeued and its op starting (measured: p50 of an
-on-demand report 6.5 s, of which the op itself takes ~1 s). A report run is tiny, so that start-up
-was most of the on-demand latency and, in embedded mode, of a burst's drain time.
+~2.5 s of the ~4 s between a report run being dequeued and its op starting on an idle machine,
+far more on a loaded one. Report runs are batches now, so a backlog pays it once per batch; but an
+on-demand request on an idle queue still needs a run of its own, and there the start-up is most
+of its latency (benchmarks/report_drain.py, idle on-demand: docs/capacity.md).
 
 This launcher keeps a multiprocessing *forkserver*: a fresh interpreter (not a fork of the
 multi-threaded daemon) that has imported `preload_modules` once and forks a child per run. The
@@ -34,11 +35,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import Array, Field
-from dagster._core.launcher import DefaultRunLauncher, LaunchRunContext
-from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin
-from dagster._grpc.types import ExecuteRunArgs
-from dagster._serdes import ConfigurableClassData, deserialize_value, serialize_value
+from dagster import Array, DefaultRunLauncher, Field, deserialize_value, serialize_value
+
+# Dagster internals live in one opt-in module (see its docstring); this launcher is that opt-in.
+from orchestration.dagster_internals import (ConfigurableClassData, ExecuteRunArgs, LaunchRunContext,
+                                             ManagedGrpcPythonEnvCodeLocationOrigin,
+                                             execute_run_worker)
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,8 @@ DEFAULT_PRELOAD_MODULES = ("dagster", "dagster_postgres", "orchestration.reports
 
 def run_worker(serialized_args: str) -> None:
     """Body of a forked run worker: what `dagster api execute_run` does once it has imported
-    everything (dagster/_cli/api.py, execute_run_command; tests/unit/test_launcher.py pins it)."""
-    from dagster._cli.api import _execute_run_command_body, get_instance_for_cli
-    from dagster._utils.interrupts import capture_interrupts
-
-    args = deserialize_value(serialized_args, ExecuteRunArgs)
-    with capture_interrupts(), get_instance_for_cli(instance_ref=args.instance_ref) as instance:
-        code = _execute_run_command_body(args.run_id, instance, lambda event: None,
-                                         set_exit_code_on_failure=True)
-    sys.exit(code)
+    everything (orchestration/dagster_internals.py)."""
+    sys.exit(execute_run_worker(deserialize_value(serialized_args, ExecuteRunArgs)))
 
 
 class WarmRunLauncher(DefaultRunLauncher):

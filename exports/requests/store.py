@@ -1,12 +1,12 @@
-"""All SQL on `report_requests`, `api_keys` and `api_rate_limits` (app Postgres).
+"""All SQL on `report_requests`, `api_keys` (with their scopes) and `api_rate_limits` (app Postgres).
 
-State machine of a request:
-    pending -> processing -> completed -> expired
-                          -> failed
-    pending|processing -> canceled
-    processing (stuck, run dead) -> pending (re-queued) | failed
-Every transition is one conditional UPDATE ... RETURNING, so two workers (a retried run and a
-duplicate, the API's cancel and a finishing run) can never both win.
+The request's state machine and retry policy live in exports/requests/lifecycle.py; each move it
+allows is one conditional UPDATE ... RETURNING here, so two workers (a rescued request's new run
+and its presumed-dead one, the API's cancel and a finishing run) can never both win. Moves made by
+a worker pass `claimed_by` (its run id): only the run that claimed a request may finish it.
+
+A batch run opens `db.pooled(settings)` once: every statement below (and every other app or
+source database statement of that process) then borrows a connection from a psycopg_pool pool.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from psycopg.types.json import Jsonb
 
 from exports import db
 from exports.errors import Conflict, InvalidParameter, NotFound, RateLimited
+from exports.requests.lifecycle import STATUSES
 from exports.settings import Settings, get_settings
 
-STATUSES = ("pending", "processing", "completed", "failed", "canceled", "expired")
-TERMINAL_STATUSES = ("completed", "failed", "canceled", "expired")
 PRIORITY_BY_SOURCE = {"api": 10, "schedule": 0, "statement": 0, "backfill": -10}
 MAX_LIST_LIMIT = 100
 
@@ -188,8 +187,11 @@ def get(request_id: str, account_id: str | None = None, settings: Settings | Non
 
 def list_requests(account_id: str, *, limit: int = 10, starting_after: str | None = None,
                   status: str | None = None, report_type: str | None = None,
+                  template_id: str | None = None, created_gte: datetime | None = None,
+                  created_lt: datetime | None = None,
                   settings: Settings | None = None) -> tuple[list[dict], bool]:
-    """Newest first; returns (rows, has_more). `starting_after` is the id of the last row seen."""
+    """Newest first; returns (rows, has_more). `starting_after` is the id of the last row seen;
+    created_gte/created_lt bound the creation time (the web app's period filter)."""
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidParameter(f"limit must be between 1 and {MAX_LIST_LIMIT}", param="limit")
     if status is not None and status not in STATUSES:
@@ -202,6 +204,11 @@ def list_requests(account_id: str, *, limit: int = 10, starting_after: str | Non
     if report_type:
         where.append("report_type = %s")
         args.append(report_type)
+    for column_filter, value in (("template_id = %s", template_id), ("created_at >= %s", created_gte),
+                                 ("created_at < %s", created_lt)):
+        if value is not None:
+            where.append(column_filter)
+            args.append(value)
     with _conn(settings) as conn:
         if starting_after:
             cursor = conn.execute(
@@ -220,21 +227,44 @@ def list_requests(account_id: str, *, limit: int = 10, starting_after: str | Non
     return rows[:limit], len(rows) > limit
 
 
-def list_pending(limit: int = 50, settings: Settings | None = None) -> list[dict]:
-    """Oldest pending requests first (the sensor's work list)."""
-    with _conn(settings) as conn:
-        return conn.execute(
-            "SELECT id, account_id, priority, attempt_count FROM report_requests "
-            "WHERE status = 'pending' ORDER BY created_at, id LIMIT %s", (limit,),
-        ).fetchall()
+# A pending row is claimable when its backoff has passed and the data it waits for is there.
+_CLAIMABLE = """status = 'pending' AND (not_before IS NULL OR not_before <= now())
+    AND (waiting_for_data_until IS NULL OR waiting_for_data_until <= %(available)s)"""
 
 
-def list_canceled_with_runs(since: datetime, settings: Settings | None = None) -> list[dict]:
+def claimable_counts(data_available_end: datetime | None, *, on_demand_priority: int,
+                     settings: Settings | None = None) -> dict[str, int]:
+    """Claimable pending requests now: {'on_demand': priority >= on_demand_priority, 'bulk':
+    the rest} (the request sensor's view of the queue)."""
+    with _conn(settings) as conn:
+        row = conn.execute(
+            f"SELECT count(*) FILTER (WHERE priority >= %(p)s) AS on_demand, "
+            f"count(*) FILTER (WHERE priority < %(p)s) AS bulk FROM report_requests "
+            f"WHERE {_CLAIMABLE}", {"p": on_demand_priority, "available": data_available_end},
+        ).fetchone()
+    return {"on_demand": row["on_demand"], "bulk": row["bulk"]}
+
+
+def claim_next(run_id: str, *, data_available_end: datetime | None, min_priority: int | None = None,
+               settings: Settings | None = None) -> dict | None:
+    """pending -> processing for the most urgent claimable request (priority, then age) of at
+    least `min_priority`; None when there is none. Concurrent claimers never get the same row."""
     with _conn(settings) as conn:
         return conn.execute(
-            "SELECT id, dagster_run_id FROM report_requests WHERE status = 'canceled' "
-            "AND canceled_at >= %s", (since,),
-        ).fetchall()
+            f"""
+            UPDATE report_requests
+            SET status = 'processing', attempt_count = attempt_count + 1, started_at = now(),
+                progress = 0, dagster_run_id = %(run)s, status_reason = NULL, not_before = NULL,
+                waiting_for_data_until = NULL,
+                updated_at = now()
+            WHERE id = (SELECT id FROM report_requests
+                        WHERE {_CLAIMABLE} AND priority >= %(min)s
+                        ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+              AND status = 'pending'
+            RETURNING *
+            """, {"run": run_id, "available": data_available_end,
+                  "min": -2**31 if min_priority is None else min_priority},
+        ).fetchone()
 
 
 def cancel(request_id: str, account_id: str, settings: Settings | None = None) -> dict:
@@ -266,17 +296,12 @@ def claim_for_processing(request_id: str, run_id: str | None = None,
             """
             UPDATE report_requests
             SET status = 'processing', attempt_count = attempt_count + 1, started_at = now(),
-                progress = 0, dagster_run_id = COALESCE(%s, dagster_run_id), updated_at = now()
+                progress = 0, dagster_run_id = %s, status_reason = NULL, not_before = NULL,
+                waiting_for_data_until = NULL, updated_at = now()
             WHERE id = %s AND status IN ('pending', 'processing')
             RETURNING *
             """, (run_id, request_id),
         ).fetchone()
-
-
-def set_run_id(request_id: str, run_id: str, settings: Settings | None = None) -> None:
-    with _conn(settings) as conn:
-        conn.execute("UPDATE report_requests SET dagster_run_id = %s, updated_at = now() "
-                     "WHERE id = %s", (run_id, request_id))
 
 
 def update_progress(request_id: str, progress: int, settings: Settings | None = None) -> str | None:
@@ -309,48 +334,108 @@ def status_of(request_id: str, settings: Settings | None = None) -> str | None:
     return row["status"] if row else None
 
 
+# `claimed_by`: the run that claimed the row (None: whoever holds it, e.g. an operator).
+_OWNED = "(%(by)s::text IS NULL OR dagster_run_id IS NOT DISTINCT FROM %(by)s::text)"
+
+
 def complete(request_id: str, *, file_key: str, file_size_bytes: int, row_count: int, sha256: str,
              manifest: dict, data_version: datetime | None, expires_at: datetime,
-             settings: Settings | None = None) -> dict | None:
-    """processing -> completed; None if the row was canceled meanwhile."""
+             settings: Settings | None = None, claimed_by: str | None = None) -> dict | None:
+    """processing -> completed; None if the row was canceled (or taken over) meanwhile."""
     with _conn(settings) as conn:
         return conn.execute(
-            """
+            f"""
             UPDATE report_requests
             SET status = 'completed', progress = 100, completed_at = now(), updated_at = now(),
-                file_key = %s, file_size_bytes = %s, row_count = %s, sha256 = %s, manifest = %s,
-                data_version = %s, expires_at = %s, error_message = NULL
-            WHERE id = %s AND status = 'processing'
+                file_key = %(key)s, file_size_bytes = %(size)s, row_count = %(rows)s,
+                sha256 = %(sha)s, manifest = %(manifest)s, data_version = %(version)s,
+                expires_at = %(expires)s, error_message = NULL, status_reason = NULL
+            WHERE id = %(id)s AND status = 'processing' AND {_OWNED}
             RETURNING *
             """,
-            (file_key, file_size_bytes, row_count, sha256, Jsonb(manifest), data_version,
-             expires_at, request_id),
+            {"key": file_key, "size": file_size_bytes, "rows": row_count, "sha": sha256,
+             "manifest": Jsonb(manifest), "version": data_version, "expires": expires_at,
+             "id": request_id, "by": claimed_by},
         ).fetchone()
 
 
-def fail(request_id: str, message: str, settings: Settings | None = None) -> dict | None:
+def fail(request_id: str, message: str, settings: Settings | None = None, *,
+         claimed_by: str | None = None) -> dict | None:
     """pending|processing -> failed with a message a user can act on."""
     with _conn(settings) as conn:
         return conn.execute(
-            """
+            f"""
             UPDATE report_requests
-            SET status = 'failed', error_message = %s, completed_at = now(), updated_at = now()
-            WHERE id = %s AND status IN ('pending', 'processing')
+            SET status = 'failed', error_message = %(message)s, status_reason = NULL,
+                completed_at = now(), updated_at = now()
+            WHERE id = %(id)s AND (status = 'pending' OR (status = 'processing' AND {_OWNED}))
             RETURNING *
-            """, (message, request_id),
+            """, {"message": message, "id": request_id, "by": claimed_by},
         ).fetchone()
 
 
-def requeue(request_id: str, settings: Settings | None = None) -> dict | None:
-    """processing -> pending (a dead run's request goes back to the queue for a new run)."""
+def retry_later(request_id: str, *, not_before: datetime, reason: str,
+                settings: Settings | None = None, claimed_by: str | None = None) -> dict | None:
+    """processing -> pending, not claimed before `not_before` (a retryable failure, or a dead
+    worker's request); the attempt it used stays counted."""
+    with _conn(settings) as conn:
+        return conn.execute(
+            f"""
+            UPDATE report_requests SET status = 'pending', progress = 0, started_at = NULL,
+                not_before = %(not_before)s, status_reason = %(reason)s, updated_at = now()
+            WHERE id = %(id)s AND status = 'processing' AND {_OWNED} RETURNING *
+            """, {"not_before": not_before, "reason": reason, "id": request_id, "by": claimed_by},
+        ).fetchone()
+
+
+def wait_for_data(request_id: str, *, until: datetime, reason: str,
+                  settings: Settings | None = None, claimed_by: str | None = None) -> dict | None:
+    """processing -> pending until the data available reaches `until`; the claim is given back
+    (waiting is not an attempt)."""
+    with _conn(settings) as conn:
+        return conn.execute(
+            f"""
+            UPDATE report_requests SET status = 'pending', progress = 0, started_at = NULL,
+                attempt_count = greatest(attempt_count - 1, 0), waiting_for_data_until = %(until)s,
+                status_reason = %(reason)s, updated_at = now()
+            WHERE id = %(id)s AND status = 'processing' AND {_OWNED} RETURNING *
+            """, {"until": until, "reason": reason, "id": request_id, "by": claimed_by},
+        ).fetchone()
+
+
+def list_waiting_for_data(until_before: datetime, settings: Settings | None = None) -> list[dict]:
+    """Pending requests waiting for data that should have arrived before `until_before` (the
+    later of the instant they wait for and their creation)."""
+    with _conn(settings) as conn:
+        return conn.execute(
+            "SELECT * FROM report_requests WHERE status = 'pending' "
+            "AND greatest(waiting_for_data_until, created_at) < %s "
+            "ORDER BY waiting_for_data_until", (until_before,),
+        ).fetchall()
+
+
+def reset_failed(request_id: str, settings: Settings | None = None) -> dict | None:
+    """failed -> pending with fresh attempts and the error cleared (operator retry)."""
     with _conn(settings) as conn:
         return conn.execute(
             """
-            UPDATE report_requests SET status = 'pending', progress = 0, started_at = NULL,
-                dagster_run_id = NULL, updated_at = now()
-            WHERE id = %s AND status = 'processing' RETURNING *
+            UPDATE report_requests
+            SET status = 'pending', attempt_count = 0, error_message = NULL, status_reason = NULL,
+                progress = 0, started_at = NULL, completed_at = NULL, not_before = NULL,
+                waiting_for_data_until = NULL, dagster_run_id = NULL, updated_at = now()
+            WHERE id = %s AND status = 'failed'
+            RETURNING *
             """, (request_id,),
         ).fetchone()
+
+
+def list_processing_for_run(run_id: str, settings: Settings | None = None) -> list[dict]:
+    """Requests a run claimed and has not finished (what a dead run leaves behind)."""
+    with _conn(settings) as conn:
+        return conn.execute(
+            "SELECT * FROM report_requests WHERE status = 'processing' AND dagster_run_id = %s "
+            "ORDER BY started_at", (run_id,),
+        ).fetchall()
 
 
 def list_stuck(older_than: timedelta, now: datetime | None = None,
@@ -382,6 +467,69 @@ def expire(request_id: str, settings: Settings | None = None) -> dict | None:
         ).fetchone()
 
 
+# ------------------------------------------------------------------------------------ metrics
+
+def report_stats(conn, duration_buckets: tuple[int, ...]) -> dict[str, Any]:
+    """What the metrics scrape reads (exports/metrics.py), on the caller's (read-only) connection:
+    durations per type and format with cumulative bucket counts, rows/bytes exported, counts by
+    status, failures by reason ('internal' = our fault, else the request's), oldest pending age."""
+    bucket_columns = ", ".join(
+        f"count(*) FILTER (WHERE d <= {int(le)}) AS le_{int(le)}" for le in duration_buckets)
+    durations = conn.execute(
+        f"""
+        SELECT report_type, format, count(*) AS n, coalesce(sum(d), 0) AS total, {bucket_columns}
+        FROM (SELECT report_type, format,
+                     extract(epoch FROM completed_at - started_at)::float8 AS d
+              FROM report_requests
+              WHERE status IN ('completed', 'expired')
+                AND started_at IS NOT NULL AND completed_at IS NOT NULL) AS done
+        GROUP BY report_type, format ORDER BY report_type, format
+        """).fetchall()
+    exported = conn.execute(
+        """
+        SELECT report_type, format, coalesce(sum(row_count), 0) AS rows,
+               coalesce(sum(file_size_bytes), 0) AS bytes
+        FROM report_requests WHERE status IN ('completed', 'expired')
+        GROUP BY report_type, format ORDER BY report_type, format
+        """).fetchall()
+    by_status = {row["status"]: row["n"] for row in conn.execute(
+        "SELECT status, count(*) AS n FROM report_requests GROUP BY status")}
+    failure_reasons = {row["reason"]: row["n"] for row in conn.execute(
+        """
+        SELECT CASE WHEN error_message LIKE 'internal error%' THEN 'internal'
+                    ELSE 'request' END AS reason, count(*) AS n
+        FROM report_requests WHERE status = 'failed' GROUP BY 1
+        """)}
+    oldest = conn.execute(
+        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS age "
+        "FROM report_requests WHERE status = 'pending'").fetchone()["age"]
+    return {"durations": durations, "exported": exported, "by_status": by_status,
+            "failure_reasons": failure_reasons, "oldest_pending_age_seconds": oldest}
+
+
+def queue_summary(settings: Settings | None = None, window_hours: int = 24) -> dict:
+    """Pending (and of those: waiting for data, backing off after a failure), processing,
+    failed/completed in the window, the oldest pending request's age."""
+    with _conn(settings) as conn:
+        row = conn.execute(
+            """
+            SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+                   count(*) FILTER (WHERE status = 'pending'
+                                    AND waiting_for_data_until IS NOT NULL) AS waiting_for_data,
+                   count(*) FILTER (WHERE status = 'pending' AND not_before > now()) AS backing_off,
+                   count(*) FILTER (WHERE status = 'processing') AS processing,
+                   count(*) FILTER (WHERE status = 'failed'
+                                    AND completed_at >= now() - make_interval(hours => %(h)s)) AS failed,
+                   count(*) FILTER (WHERE status = 'completed'
+                                    AND completed_at >= now() - make_interval(hours => %(h)s)) AS completed,
+                   extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending'))::float8
+                       AS oldest_pending_age_seconds
+            FROM report_requests
+            """, {"h": window_hours},
+        ).fetchone()
+    return {**row, "window_hours": window_hours}
+
+
 # ---------------------------------------------------------------------------------------- keys
 
 API_KEY_PREFIX = "rk_"
@@ -391,38 +539,69 @@ def _hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_api_key(account_id: str, name: str = "", settings: Settings | None = None) -> tuple[str, dict]:
-    """Return (secret, row). The secret is shown once; only its sha256 is stored."""
+def create_api_key(account_id: str, name: str = "", settings: Settings | None = None, *,
+                   scopes: list[str] | None = None, created_by: str | None = None) -> tuple[str, dict]:
+    """Return (secret, row). The secret is shown once; only its sha256 is stored. `scopes` None
+    makes a standard key; a list makes a restricted key (api/auth.py enforces the scopes)."""
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(8)
     with _conn(settings) as conn:
         row = conn.execute(
-            "INSERT INTO api_keys (id, account_id, name, key_hash, prefix) VALUES (%s, %s, %s, %s, %s) "
-            "RETURNING id, account_id, name, prefix, created_at",
-            (key_id, account_id, name, _hash_key(secret), secret[:10]),
+            "INSERT INTO api_keys (id, account_id, name, key_hash, prefix, scopes, created_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " RETURNING id, account_id, name, prefix, scopes, created_at, created_by",
+            (key_id, account_id, name, _hash_key(secret), secret[:10], scopes, created_by),
         ).fetchone()
     return secret, row
 
 
-def revoke_api_key(key_id: str, settings: Settings | None = None) -> bool:
+def list_api_keys(account_id: str, settings: Settings | None = None) -> list[dict]:
+    """The account's keys (never their secrets), newest first, revoked ones included."""
     with _conn(settings) as conn:
-        row = conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL "
-                           "RETURNING id", (key_id,)).fetchone()
+        return conn.execute(
+            "SELECT id, account_id, name, prefix, scopes, created_at, created_by, revoked_at,"
+            " last_used_at FROM api_keys WHERE account_id = %s ORDER BY created_at DESC, id DESC",
+            (account_id,)).fetchall()
+
+
+def revoke_api_key(key_id: str, settings: Settings | None = None, *,
+                   account_id: str | None = None) -> bool:
+    """Revoke a live key; with account_id, only that account's key (another's is 'not found')."""
+    sql = "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL"
+    args: list[Any] = [key_id]
+    if account_id is not None:
+        sql += " AND account_id = %s"
+        args.append(account_id)
+    with _conn(settings) as conn:
+        row = conn.execute(sql + " RETURNING id", args).fetchone()
     return row is not None
 
 
-def account_for_key(secret: str, settings: Settings | None = None) -> str | None:
-    """The account of a live key (and touch last_used_at at most once a minute), else None."""
+def key_for_secret(secret: str, settings: Settings | None = None) -> dict | None:
+    """The live key row (id, account_id, scopes) of a secret, touching last_used_at at most once
+    a minute; None for an unknown or revoked key."""
     with _conn(settings) as conn:
         row = conn.execute(
-            "SELECT id, account_id, last_used_at FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
-            (_hash_key(secret),),
+            "SELECT id, account_id, scopes, last_used_at FROM api_keys"
+            " WHERE key_hash = %s AND revoked_at IS NULL", (_hash_key(secret),),
         ).fetchone()
         if row is None:
             return None
         conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = %s AND "
                      "(last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", (row["id"],))
-    return row["account_id"]
+    return row
+
+
+def key_is_live(key_id: str, settings: Settings | None = None) -> bool:
+    with _conn(settings) as conn:
+        return conn.execute("SELECT 1 FROM api_keys WHERE id = %s AND revoked_at IS NULL",
+                            (key_id,)).fetchone() is not None
+
+
+def account_for_key(secret: str, settings: Settings | None = None) -> str | None:
+    """The account of a live key, else None."""
+    row = key_for_secret(secret, settings)
+    return row["account_id"] if row else None
 
 
 def take_rate_token(account_id: str, *, rate_per_second: float, burst: int,

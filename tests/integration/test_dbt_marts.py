@@ -110,7 +110,7 @@ def test_dbt_docs_site_builds(demo_platform, tmp_path):
     read the warehouse (column types of the built marts)."""
     import json
 
-    from exports.cli.dbt import generate_docs
+    from cli.dbt import generate_docs
 
     files = generate_docs(tmp_path / "site")
     assert [f.name for f in files] == ["index.html", "manifest.json", "catalog.json"]

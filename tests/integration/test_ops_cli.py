@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from typer.testing import CliRunner
 
-from exports.cli import app
+from cli import app
 from exports.requests import store
 from exports.storage import get_storage
 

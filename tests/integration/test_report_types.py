@@ -486,7 +486,7 @@ def test_generate_report_writes_a_csv_that_reconciles(platform, client, source, 
 def test_cli_runs_a_report_and_refuses_bad_input(platform, tmp_path):
     from typer.testing import CliRunner
 
-    from exports.cli.report import app
+    from cli.report import app
 
     from exports.settings import reset_settings_cache
 

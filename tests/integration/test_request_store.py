@@ -8,7 +8,7 @@ import pytest
 
 from exports import db
 from exports.errors import Conflict, InvalidParameter, NotFound
-from exports.requests import retention, store
+from exports.requests import lifecycle, retention, store
 from exports.storage import get_storage, report_key
 
 pytestmark = pytest.mark.integration
@@ -100,15 +100,63 @@ def test_cancel_is_seen_by_progress_updates(postgres):
                           settings=postgres) is None
 
 
-def test_stuck_rows_are_found_and_requeued(postgres):
+def test_stuck_rows_are_found_and_go_back_to_the_queue_with_a_reason(postgres):
     row, _ = store.create(_new(_account()), postgres)
     store.claim_for_processing(row["id"], "dead-run", postgres)
     later = datetime.now(timezone.utc) + timedelta(hours=1)
     assert row["id"] in [r["id"] for r in store.list_stuck(timedelta(minutes=10), later, postgres)]
     assert row["id"] not in [r["id"] for r in store.list_stuck(timedelta(minutes=10), settings=postgres)]
-    requeued = store.requeue(row["id"], postgres)
-    assert requeued["status"] == "pending" and requeued["dagster_run_id"] is None
-    assert requeued["attempt_count"] == 1  # the next claim counts the next attempt
+    assert [r["id"] for r in store.list_processing_for_run("dead-run", postgres)] == [row["id"]]
+    stuck = store.get(row["id"], settings=postgres)
+    assert lifecycle.rescue(stuck, "its run dead-run died", postgres) == "pending"
+    requeued = store.get(row["id"], settings=postgres)
+    assert requeued["status"] == "pending" and requeued["attempt_count"] == 1  # the next claim counts
+    assert requeued["status_reason"].startswith("retrying: its run dead-run died (attempt 1 of 3)")
+    assert requeued["not_before"] > datetime.now(timezone.utc)  # backoff before the next claim
+
+
+def test_only_the_claiming_run_finishes_a_request(postgres):
+    row, _ = store.create(_new(_account()), postgres)
+    store.claim_for_processing(row["id"], "run-a", postgres)
+    later = datetime.now(timezone.utc)
+    assert store.complete(row["id"], file_key="k", file_size_bytes=1, row_count=1, sha256="x",
+                          manifest={}, data_version=None, expires_at=later, settings=postgres,
+                          claimed_by="run-b") is None
+    assert store.fail(row["id"], "boom", postgres, claimed_by="run-b") is None
+    assert store.retry_later(row["id"], not_before=later, reason="r", settings=postgres,
+                             claimed_by="run-b") is None
+    assert store.complete(row["id"], file_key="k", file_size_bytes=1, row_count=1, sha256="x",
+                          manifest={}, data_version=None, expires_at=later, settings=postgres,
+                          claimed_by="run-a")["status"] == "completed"
+
+
+def test_claim_next_takes_the_most_urgent_claimable_request(postgres):
+    account = _account()
+    available = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    # Priorities above any other test's rows (they share the database), in the same order as
+    # scheduled (0) < on-demand (10).
+    scheduled, _ = store.create(_new(account, source="schedule", priority=990), postgres)
+    backing_off, _ = store.create(_new(account, priority=1000), postgres)
+    waiting, _ = store.create(_new(account, source="schedule", priority=990), postgres)
+    on_demand, _ = store.create(_new(account, priority=1000), postgres)
+    store.claim_for_processing(backing_off["id"], "r0", postgres)
+    store.retry_later(backing_off["id"], not_before=datetime.now(timezone.utc) + timedelta(hours=1),
+                      reason="later", settings=postgres)
+    store.claim_for_processing(waiting["id"], "r0", postgres)
+    store.wait_for_data(waiting["id"], until=available + timedelta(days=1), reason="waiting",
+                        settings=postgres)
+    assert store.get(waiting["id"], settings=postgres)["attempt_count"] == 0  # waiting is no attempt
+
+    def claim(min_priority=990, at=available):
+        row = store.claim_next("r1", data_available_end=at, min_priority=min_priority,
+                               settings=postgres)
+        return row and row["id"]
+
+    assert claim(min_priority=1000) == on_demand["id"]  # an on-demand lane: urgent ones only
+    assert claim(min_priority=1000) is None
+    assert claim() == scheduled["id"]
+    assert claim() is None  # one backs off, one waits for data
+    assert claim(at=available + timedelta(days=1)) == waiting["id"]
 
 
 def test_api_keys_store_only_a_hash_and_revocation_works(postgres):

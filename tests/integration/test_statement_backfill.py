@@ -18,7 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from exports import db
-from exports.cli import app
+from cli import app
 from exports.dagster_home import prepare_dagster_home
 from exports.settings import REPO_ROOT
 from exports.statements.items import statement_set

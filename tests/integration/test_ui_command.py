@@ -29,7 +29,7 @@ def test_ui_serves_the_webserver_and_stops_both_on_ctrl_c(postgres, tmp_path):
         "      module_name: tests.integration.dagster_queue.definitions\n"
         f"      working_directory: {REPO_ROOT}\n")
     ui = subprocess.Popen(
-        [sys.executable, "-c", "from exports.cli import main; main()", "ui", "--port", str(port),
+        [sys.executable, "-c", "from cli import main; main()", "ui", "--port", str(port),
          "--workspace", str(workspace)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
@@ -99,7 +99,7 @@ def wait_for(predicate, what: str, timeout: float = 180):
 
 def start_ui(port: int, workspace) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", "from exports.cli import main; main()", "ui", "--port", str(port),
+        [sys.executable, "-c", "from cli import main; main()", "ui", "--port", str(port),
          "--workspace", str(workspace)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)

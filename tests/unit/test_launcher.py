@@ -1,10 +1,9 @@
-"""orchestration/launcher.py: which runs start from the warm forkserver, and the Dagster internals
-its run worker calls (pinned Dagster version; an upgrade that moves them fails here, not in a run).
-The fork path itself runs for real in tests/integration/test_report_runs.py."""
+"""orchestration/launcher.py: which runs start from the warm forkserver (the Dagster internals its
+run worker calls are pinned in tests/unit/test_dagster_internals.py). The fork path itself runs
+for real in tests/integration/test_report_runs.py."""
 
 from __future__ import annotations
 
-import inspect
 import sys
 
 import pytest
@@ -48,14 +47,3 @@ def test_jobs_are_configurable():
     assert WarmRunLauncher(jobs=["platform_refresh"]).forks(_run("platform_refresh", _managed()))
     config = {field: spec.default_value for field, spec in WarmRunLauncher.config_type().items()}
     assert config["jobs"] == ["report_job"]
-
-
-def test_the_run_worker_body_matches_dagster_api_execute_run():
-    from dagster._cli import api
-
-    assert list(inspect.signature(api._execute_run_command_body).parameters) == [
-        "run_id", "instance", "write_stream_fn", "set_exit_code_on_failure"]
-    # `dagster api execute_run` = get_instance_for_cli + _execute_run_command_body, as run_worker.
-    source = inspect.getsource(api.execute_run_command.callback)
-    assert "get_instance_for_cli(instance_ref=args.instance_ref)" in source
-    assert "_execute_run_command_body(" in source

@@ -1,14 +1,14 @@
 """orchestration/backfills.py submits statement backfills through Dagster's private
-`PartitionBackfill` (there is no public Python call for it in the pinned Dagster). If an upgrade
-moves, renames or changes what it uses, these fail loudly instead of `payreports ops backfill`
-breaking in production; then re-check the module against the new release."""
+`PartitionBackfill` (taken from orchestration/dagster_internals.py; no public Python call submits
+one in the pinned Dagster). If an upgrade moves, renames or changes what it uses, these fail
+loudly instead of `payreports ops backfill` breaking in production."""
 
 import inspect
 from datetime import datetime, timezone
 
 import dagster as dg
-from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, PartitionBackfill
-from dagster._core.utils import make_new_backfill_id
+from orchestration.dagster_internals import (BULK_ACTION_TERMINAL_STATUSES, PartitionBackfill,
+                                             make_new_backfill_id)
 
 from exports.statements.periods import StatementPeriod
 from orchestration import backfills

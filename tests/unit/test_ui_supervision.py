@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from exports.cli import stack
+from cli import stack
 
 
 def group_alive(pgid: int, timeout: float = 5) -> bool:

@@ -1,10 +1,11 @@
-"""Reports domain: on-demand report requests become Dagster runs.
+"""Reports domain: report requests become batched Dagster runs.
 
-- `report_request_sensor` turns each pending row of report_requests into exactly one run of
-  `report_job` (run_key = request id + attempt), tagged for the queue's per-account and
-  embedded-warehouse limits and prioritised by the row's priority.
-- `report_run_failure_sensor` fails the request with a reason when its run fails for good.
-- `report_watchdog_sensor` cancels queued runs of canceled requests and rescues requests whose
-  worker died (stale heartbeat): it fails the dead run so Dagster retries it, or re-queues/fails
-  the row when no run is left to retry.
+- `report_request_sensor` keeps batch runs of `report_job` alive per lane (on-demand, bulk) while
+  claimable requests exist; each run claims the most urgent requests one by one
+  (exports.requests.processing.run_batch). Run keys count batches, never requests.
+- `report_run_failure_sensor` hands the requests a failed run left unfinished to the lifecycle
+  (retry later or fail with a reason).
+- `report_watchdog_sensor` rescues requests whose run died without Dagster noticing (silent
+  heartbeat, confirmed twice; never a queued or starting run) and fails requests that waited for
+  data past their deadline.
 """

@@ -41,42 +41,20 @@ def queue(as_json: bool = typer.Option(False, "--json", help="Print one JSON obj
         typer.echo(json.dumps(summary))
         return
     typer.echo(f"pending:              {summary['pending']}")
+    typer.echo(f"  waiting for data:   {summary['waiting_for_data']}")
+    typer.echo(f"  backing off:        {summary['backing_off']}")
     typer.echo(f"processing:           {summary['processing']}")
     typer.echo(f"failed (last 24 h):   {summary['failed']}")
     typer.echo(f"completed (last 24 h): {summary['completed']}")
     typer.echo(f"oldest pending age:   {_age(summary['oldest_pending_age_seconds'])}")
 
 
-# Kept here until exports/requests/store.py grows the same transition (see store's docstring:
-# it owns report_requests' SQL); one conditional UPDATE, so a concurrent retry cannot double it.
-_RETRY_SQL = """
-UPDATE report_requests
-SET status = 'pending', attempt_count = 0, error_message = NULL, progress = 0,
-    started_at = NULL, completed_at = NULL, dagster_run_id = NULL, updated_at = now()
-WHERE id = %s AND status = 'failed'
-RETURNING id, account_id, report_type, format
-"""
-
-
-def retry_failed(request_id: str, settings=None) -> dict:
-    """failed -> pending with attempts reset and the error cleared; the report sensor picks it
-    up like a new request. Any other status is an error naming it."""
-    from exports import db
-    from exports.requests import store
-
-    with db.connect("app", settings or get_settings(), autocommit=True, dict_rows=True) as conn:
-        row = conn.execute(_RETRY_SQL, (request_id,)).fetchone()
-    if row is None:
-        current = store.get(request_id, settings=settings)  # NotFound when missing
-        raise InvalidParameter(f"report {request_id} is {current['status']}; only failed reports "
-                               "can be retried", param="REPORT_ID")
-    return row
-
-
 @app.command()
 def retry(report_id: str = typer.Argument(..., metavar="REPORT_ID",
                                           help="The failed request's id (rpt_...).")) -> None:
     """Put a failed report back in the queue (attempts reset, error cleared)."""
+    from exports.requests.lifecycle import retry_failed
+
     try:
         row = retry_failed(report_id)
     except ReportingError as exc:

@@ -1,0 +1,5 @@
+"""`python -m cli ...` = `payreports ...`."""
+
+from cli import main
+
+main()
