@@ -127,26 +127,20 @@ def create(request: NewRequest, settings: Settings | None = None, *,
 def open_statement(request_id: str, request: NewRequest, run_id: str | None,
                    settings: Settings | None = None) -> tuple[dict, bool]:
     """The row of one per-account statement file (exports.statements), whose id is deterministic:
-    the first run of a partition inserts it, every later run finds it. Returns (row, mine); mine
-    is True when the caller is to process it now: just inserted, or it had failed and this re-run
-    retries it (failed -> processing, error cleared; attempt_count is kept, so the request
-    sensor's run keys stay unique should the row ever be re-queued).
+    the first run of a partition inserts it, every later run finds it. Returns (row, created).
 
-    It starts as 'processing', never 'pending': the request sensor never races the statements
-    run for it, and if that run dies the watchdog re-queues the stale row like any report's.
-    Any other existing row (completed, expired, canceled, processed elsewhere) is left alone."""
+    It is created 'processing' for the creating run, never 'pending': batch runs never race the
+    statements run for it, and if that run dies the watchdog rescues the stale row like any
+    report's (lifecycle.rescue). An existing row is returned untouched."""
     priority = request.priority if request.priority is not None else PRIORITY_BY_SOURCE[request.source]
     with _conn(settings) as conn:
         row = conn.execute(
             """
-            INSERT INTO report_requests AS r (id, account_id, report_type, parameters, format,
+            INSERT INTO report_requests (id, account_id, report_type, parameters, format,
                 email_recipients, webhook_url, requested_by, request_fingerprint, source, priority,
                 status, dagster_run_id)
             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'processing', %s)
-            ON CONFLICT (id) DO UPDATE SET status = 'processing', error_message = NULL,
-                completed_at = NULL, progress = 0, dagster_run_id = EXCLUDED.dagster_run_id,
-                updated_at = now()
-            WHERE r.status = 'failed'
+            ON CONFLICT (id) DO NOTHING
             RETURNING *
             """,
             (request_id, request.account_id, request.report_type, Jsonb(request.parameters),

@@ -2,8 +2,9 @@
 
 Each file is an ordinary report request (source 'statement') whose id is a pure function of
 (cadence, period, account, report type, format). Rendering a pack opens each row through
-`store.open_statement` — inserted on the first run, found on every later one — and hands the
-rows it owns to `exports.requests.processing.process_request`, the code every report goes
+`store.open_statement` — inserted on the first run, found on every later one (a failed one is
+reset to pending to be retried) — and hands the rows it owns to
+`exports.requests.processing.process_request`, the code every report goes
 through (claim, render, store under the row's deterministic key, record, deliver). So a re-run
 of a period adds no row, writes no second file and sends no second email (deliveries are unique
 per request, channel, target and event); a failed file is retried by re-running its partition.
@@ -169,11 +170,15 @@ def render_pack(account: StatementAccount, period: StatementPeriod, items: Itera
     done = []
     for item in items:
         request_id = statement_request_id(account.id, period, item)
-        _, mine = store.open_statement(request_id, statement_request(account, period, item, settings),
-                                       run_id, settings)
+        row, mine = store.open_statement(request_id, statement_request(account, period, item, settings),
+                                         run_id, settings)
+        if not mine and row["status"] == "failed":
+            # Re-running the period retries its failed files (the lifecycle's failed -> pending,
+            # fresh attempts); the claim below takes it unless a batch run got there first.
+            mine = store.reset_failed(request_id, settings) is not None
         if mine:
-            # max_attempts=1: an unexpected error fails this file instead of raising, so one
-            # account's trouble never stops the other accounts' statements.
+            # max_attempts=1: an error fails this file instead of queueing retries, so one
+            # account's trouble never holds up the other accounts' statements.
             process_request(request_id, settings, run_id=run_id, max_attempts=1,
                             client=warehouse.client() if warehouse is not None else None)
         done.append((item, request_id, mine))

@@ -77,7 +77,7 @@ def statements_daemon(demo_platform, tmp_path):
 
 
 def _backfill(accounts: list[str], *, wait: bool = True) -> str:
-    args = ["ops", "backfill", "--from", "2026-08", "--to", "2026-10"] + (["--wait"] if wait else [])
+    args = ["ops", "backfill", "--from", "2026-05", "--to", "2026-07"] + (["--wait"] if wait else [])
     for account in accounts:
         args += ["--account", account]
     result = runner.invoke(app, args)
@@ -91,7 +91,7 @@ def test_ops_backfill_renders_each_pack_once_and_the_ui_shows_the_partitions(
     workspace, env, start_daemon, log_path = statements_daemon
     with db.connect("source", settings) as conn:
         accounts = [r[0] for r in conn.execute("SELECT id FROM accounts ORDER BY id LIMIT 3")]
-    periods = months_between("2026-08", "2026-10")
+    periods = months_between("2026-05", "2026-07")
     items = statement_set(settings)
     done_before = {r["id"] for r in _statement_rows(settings, accounts, periods)}
 
@@ -136,7 +136,7 @@ def test_ops_backfill_renders_each_pack_once_and_the_ui_shows_the_partitions(
                   (list(rendered),)) == deliveries
 
     with dg.DagsterInstance.get() as instance:
-        backfills = [b for b in instance.get_backfills() if b.title == "statements 2026-08..2026-10"]
+        backfills = [b for b in instance.get_backfills() if b.title == "statements 2026-05..2026-07"]
         assert len(backfills) >= 2
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfills[0].backfill_id}))
         assert runs and all(r.tags.get("payreports/source") == "ops-backfill" for r in runs)
@@ -153,13 +153,13 @@ def test_ops_backfill_renders_each_pack_once_and_the_ui_shows_the_partitions(
         # account fails before rendering anything.
         from orchestration.defs.statements.assets import statements
 
-        failed_key = f"2026-07-01|{SHARD_KEYS[shard_of(accounts[0])]}"
+        failed_key = f"2026-04-01|{SHARD_KEYS[shard_of(accounts[0])]}"
         result = dg.materialize([statements], partition_key=failed_key, instance=instance,
                                 raise_on_error=False,
                                 run_config={"ops": {"statements": {"config": {"account_ids": ["acct_unknown"]}}}})
         assert not result.success
 
-    _screenshot_partitions_page(workspace, env, tmp_path, month="2026-10-01",
+    _screenshot_partitions_page(workspace, env, tmp_path, month="2026-07-01",
                                 shard=SHARD_KEYS[shard_of(accounts[0])])
 
 
@@ -167,6 +167,7 @@ def _screenshot_partitions_page(workspace: Path, env: dict, tmp_path: Path, *, m
                                 shard: str) -> None:
     """Start dagster-webserver on this instance and photograph the asset's partitions page with
     one month and one shard selected (its manifest metadata on the right)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     port = free_port()
@@ -192,9 +193,13 @@ def _screenshot_partitions_page(workspace: Path, env: dict, tmp_path: Path, *, m
             page.goto(f"http://127.0.0.1:{port}/assets/statements?view=partitions",
                       wait_until="networkidle", timeout=120_000)
             page.get_by_text(re.compile(r"Materialized \(\d+\)")).first.wait_for(timeout=60_000)
-            skip = page.get_by_role("button", name="Skip")  # the first-visit community dialog
-            if skip.count():
+            # The first-visit community dialog can appear a moment after the page: wait for it.
+            skip = page.get_by_role("button", name="Skip")
+            try:
+                skip.first.wait_for(timeout=10_000)
                 skip.first.click()
+            except PlaywrightTimeout:
+                pass
             # Partition lists render a hidden copy of each label to measure it: click visible ones.
             page.locator(f":text-is('{month}'):visible").first.click()
             page.wait_for_timeout(1500)

@@ -123,6 +123,22 @@ def test_rerun_of_one_account_renders_only_that_account(demo_platform, dagster_i
     assert {r["status"] for r in _statement_rows(settings, [account_id], [september])} == {"completed"}
     assert _statement_rows(settings, others, [september]) == []
 
+    # A failed file is retried by re-running the partition; the completed ones are left alone.
+    failed_id = _statement_rows(settings, [account_id], [september])[0]["id"]
+    with db.connect("app", settings) as conn:
+        conn.execute("UPDATE report_requests SET status = 'failed', error_message = 'test' "
+                     "WHERE id = %s", (failed_id,))
+        conn.commit()
+    again = dg.materialize(
+        [statements], partition_key=str(partition_key(september, shard_of(account_id))),
+        instance=dagster_instance,
+        run_config={"ops": {"statements": {"config": {"account_ids": [account_id]}}}})
+    assert again.success
+    rows = _statement_rows(settings, [account_id], [september])
+    assert {r["status"] for r in rows} == {"completed"} and len(rows) == 3
+    latest = dagster_instance.fetch_materializations(statements.key, limit=1).records[0]
+    assert latest.event_log_entry.asset_materialization.metadata["rendered_now"].value == 1
+
 
 def test_unknown_account_in_config_fails_the_run_naming_it(demo_platform, dagster_instance):
     from orchestration.defs.statements.assets import statements
