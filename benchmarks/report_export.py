@@ -344,6 +344,7 @@ def main() -> None:
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--repeat", type=int, default=3, help="CSV runs per line (best kept)")
     parser.add_argument("--csv-only", action="store_true", help="stop after the CSV lines (0-2)")
+    parser.add_argument("--pdf-only", action="store_true", help="only the PDF lines (6-7)")
     opts = parser.parse_args()
     work = opts.work
     work.mkdir(parents=True, exist_ok=True)
@@ -362,6 +363,9 @@ def main() -> None:
     note("0. engine start + SELECT 1 (fixed cost)",
          f"{idle['seconds']:.2f}s rss {idle['rss_mb']:.0f}MB ({idle['file_mb']:.0f}MB file-backed)",
          "(every child below includes this; RSS goals judged on the delta too)")
+    if opts.pdf_only:
+        pdf_steps(run_child, note, chdb, work, idle)
+        return
     # Baseline and export alternate, best of --repeat each: this VM's timings swing by +-30%.
     def fastest(runs: list[dict]) -> dict:
         return min(runs, key=lambda r: r["seconds"])
@@ -427,6 +431,10 @@ def main() -> None:
     note(f"5. XLSX {opts.split_rows:,} rows", f"{split['sheets']} sheets, {split['seconds']:.2f}s rss {split['rss_mb']:.0f}MB",
          f"goal 2 sheets: {'MET' if split['sheets'] == 2 else 'NOT MET'}")
 
+    pdf_steps(run_child, note, chdb, work, idle)
+
+
+def pdf_steps(run_child, note, chdb: str, work: Path, idle: dict) -> None:
     summary = run_child("export", chdb=chdb, fmt="pdf", summary=True, out=str(work / "summary.pdf"))
     net = summary["seconds"] - idle["seconds"]
     note("6. summary PDF (aggregates whole table)", f"{summary['seconds']:.2f}s ({net:.2f}s net) rss {summary['rss_mb']:.0f}MB",

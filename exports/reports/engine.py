@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -109,6 +110,20 @@ def build_report_query(client, validated: ValidatedReport, *,
     )
     sql, parameters = report.build(context)
     selected = {c.name for c in context.columns}
+    companions = {}
+    if validated.format == "pdf":
+        for role, companion_type in PDF_COMPANIONS.get(report.id, {}).items():
+            companion = get_report_type(companion_type)
+            companion_context = replace(context, columns=tuple(
+                companion.column(name) for name in companion.default_columns))
+            companion_sql, companion_parameters = companion.build(companion_context)
+            companions[role] = ReportQuery(
+                report_type=companion.id, title=companion.title, shape=companion.shape,
+                sql=companion_sql, parameters=companion_parameters,
+                columns=tuple(c.column for c in companion_context.columns),
+                account_id=validated.account_id, timezone=validated.timezone,
+                interval_start=validated.interval_start, interval_end=validated.interval_end,
+                filters=dict(validated.filters))
     return ReportQuery(
         report_type=report.id, title=report.title, shape=report.shape, sql=sql,
         parameters=parameters, columns=tuple(c.column for c in context.columns),
@@ -119,7 +134,21 @@ def build_report_query(client, validated: ValidatedReport, *,
         chart_value_column=report.chart_value_column if report.chart_value_column in selected else None,
         totals_are_additive=report.totals_are_additive,
         identity=report.identity if {report.chart_label_column, report.chart_value_column} <= selected else None,
+        data_as_of=_data_as_of(client, settings) if validated.format == "pdf" else None,
+        companions=companions,
     )
+
+
+# Supporting queries a PDF of the type draws on, by role: the balance summary's waterfall breaks
+# its activity down by reporting category (the same interval and filters).
+PDF_COMPANIONS: dict[str, dict[str, str]] = {
+    "balance.summary": {"activity_by_category": "balance_change_from_activity.summary"},
+}
+
+
+def _data_as_of(client, settings: Settings) -> datetime | None:
+    version = _data_version(client, settings)
+    return datetime.fromisoformat(version) if version else None
 
 
 def _data_version(client, settings: Settings) -> str | None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -31,9 +31,11 @@ from exports.errors import ReportTooLarge
 from exports.money import format_minor
 from exports.reports.query import Manifest, ReportQuery
 from exports.settings import Settings
+from exports.writers import charts
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
                                       check_row_count, facts_from_rows, file_digest,
                                       money_indexes, query_columns)
+from exports.writers.presentation import Presenter, currency_code, label
 from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, format_column, ident
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -93,105 +95,278 @@ def write_itemized_pdf(client: Client, query: ReportQuery, facts: QueryFacts, ou
 
 # ---------------------------------------------------------------- summary (weasyprint)
 
-def _charts(query: ReportQuery, rows: list[tuple], chart_values: list, currencies: list,
-            exponents: list) -> list[dict]:
-    names = [c.name for c in query.columns]
-    if not (query.chart_label_column in names and query.chart_value_column in names):
-        return []
-    label_index = names.index(query.chart_label_column)
-    value_kind = query.columns[names.index(query.chart_value_column)].kind
-    groups: dict[str, dict[str, int]] = {}
-    group_exponent: dict[str, int] = {}
-    for row, value, currency, exponent in zip(rows, chart_values, currencies, exponents):
-        if value is None:
-            continue
-        key = currency if value_kind == "money" else ""
-        labels = groups.setdefault(key, {})
-        labels[row[label_index]] = labels.get(row[label_index], 0) + int(value)
-        group_exponent[key] = int(exponent)
-    charts = []
-    for key, labels in sorted(groups.items()):
-        # The query's own order (dates stay chronological, categories in Stripe's order).
-        top = list(labels.items())[:CHART_MAX_BARS]
-        exponent = group_exponent[key] if value_kind == "money" else 0
-        largest = max((abs(v) for _, v in top), default=0) or 1
-        label_width, value_room, bar_room, bar_height = 180, 90, 420, 14
-        axis_x = label_width + (bar_room if any(v < 0 for _, v in top) else 0) / 2
-        scale = (bar_room / 2 if any(v < 0 for _, v in top) else bar_room) / largest
-        bars = []
-        for i, (label, value) in enumerate(top):
-            width = abs(value) * scale
-            negative = value < 0
-            x = axis_x - width if negative else axis_x
-            bars.append({"label": label[:40], "y": i * bar_height, "x": round(x, 2),
-                         "width": round(width, 2), "negative": negative,
-                         "value": format_minor(value, exponent),
-                         # Right of the axis for negative bars too: left of the bar is the labels.
-                         "value_x": round(axis_x + 3 if negative else x + width + 3, 2)})
-        caption = f"{query.chart_value_column} by {query.chart_label_column}"
-        if key:
-            caption += f" ({key.upper()})"
-        charts.append({"caption": caption, "bars": bars, "label_width": label_width,
-                       "axis_x": axis_x, "bar_height": bar_height,
-                       "width": label_width + bar_room + value_room,
-                       "height": max(len(bars), 1) * bar_height})
-    return charts
-
-
-def _identity_checks(query: ReportQuery, rows: list[tuple], values: list, currencies: list,
-                     exponents: list) -> list[dict]:
-    """Per currency, does `result = sum(addends)` hold over the chart value column?"""
-    if query.identity is None or query.chart_label_column is None:
-        return []
-    result_label, addend_labels = query.identity
-    label_index = [c.name for c in query.columns].index(query.chart_label_column)
-    by_currency: dict[str, dict[str, int]] = {}
-    exponent_of: dict[str, int] = {}
-    for row, value, currency, exponent in zip(rows, values, currencies, exponents):
-        if value is not None:
-            by_currency.setdefault(currency, {})[row[label_index]] = int(value)
-            exponent_of[currency] = int(exponent)
-    checks = []
-    for currency, values_by_label in sorted(by_currency.items()):
-        exponent = exponent_of[currency]
-        result = values_by_label.get(result_label, 0)
-        addends = [(label, values_by_label.get(label, 0)) for label in addend_labels]
-        text = f"{result_label} {format_minor(result, exponent)} = " + " + ".join(
-            f"{label} {format_minor(value, exponent)}" for label, value in addends)
-        checks.append({"currency": currency.upper(), "text": text,
-                       "holds": result == sum(v for _, v in addends)})
-    return checks
-
-
 def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, progress: Progress,
                       settings: Settings) -> Manifest:
     """A summary PDF from ONE run of the report query: a summary is small (at most the row
-    limit), so its rows are fetched whole, formatted and with their money in minor units, and
-    the manifest's facts are summed from them instead of by a separate totals query (which on a
-    summary over millions of rows costs as much as the report itself)."""
+    limit), so its typed rows are fetched whole and the manifest's facts are summed from them
+    instead of by a separate totals query (which on a summary over millions of rows costs as
+    much as the report itself). Companion queries (the balance summary's activity by category)
+    are small aggregates of their own."""
     names, types = query_columns(client, query)
-    facts = QueryFacts(names, types, 0, {}, {})  # only column_sql() is used until the rows come
     money = money_indexes(query)
-    labels = [c.name for c in query.columns]
-    value_ref = (facts.column_sql(labels.index(query.chart_value_column))
-                 if query.chart_value_column in labels else "NULL")
-    typed = ([f"toInt64({facts.column_sql(i)})" for i in money]
-             + [ident(CURRENCY_COLUMN), ident(EXPONENT_COLUMN), f"toInt64({value_ref})"])
     limit = settings.pdf_itemized_row_limit
-    result = client.query(f"{_formatted_sql(query, facts, typed)} LIMIT {limit + 1}",
+    selected = ", ".join(ident(n) for n in (*names, CURRENCY_COLUMN, EXPONENT_COLUMN))
+    result = client.query(f"SELECT {selected} FROM ({query.sql}) LIMIT {limit + 1}",
                           parameters=query.parameters)
-    if len(result.result_rows) > limit:
+    fetched = [tuple(r) for r in result.result_rows]
+    if len(fetched) > limit:
         total = client.query(f"SELECT count() FROM ({query.sql})", parameters=query.parameters)
         _check_row_limit(int(total.result_rows[0][0]), settings)
     width = len(query.columns)
     facts = facts_from_rows(query, names, types,
-                            [tuple(r[width:width + len(money) + 2]) for r in result.result_rows])
+                            [tuple(r[i] for i in money) + (r[width], r[width + 1]) for r in fetched])
+    companions = {role: _fetch_typed(client, companion)
+                  for role, companion in query.companions.items()}
     with atomic_output(out_path) as tmp:
-        rows = _render_summary(query, facts, result.result_rows, tmp, settings)
+        rows = _render_summary(query, fetched, companions, tmp, settings)
     byte_size, sha256 = file_digest(out_path)
     progress.finish(rows)
     return build_manifest(query, "pdf", out_path, facts, byte_size=byte_size, sha256=sha256,
                           row_count=rows, extra={"layout": query.shape})
+
+
+def _fetch_typed(client: Client, query: ReportQuery) -> list[dict]:
+    names, _ = query_columns(client, query)
+    selected = ", ".join(ident(n) for n in (*names, CURRENCY_COLUMN, EXPONENT_COLUMN))
+    result = client.query(f"SELECT {selected} FROM ({query.sql})", parameters=query.parameters)
+    keys = [c.name for c in query.columns] + [CURRENCY_COLUMN, EXPONENT_COLUMN]
+    return [dict(zip(keys, row)) for row in result.result_rows]
+
+
+def _render_summary(query: ReportQuery, fetched: list[tuple], companions: dict[str, list[dict]],
+                    tmp: Path, settings: Settings) -> int:
+    """`fetched`: typed report columns, then currency and exponent."""
+    import jinja2
+    import weasyprint
+
+    document = summary_document(query, fetched, companions)
+    for section in document["sections"]:
+        for chart in section["charts"]:
+            charts.render(chart, query.locale)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]))
+    html = env.get_template("summary.html.j2").render(
+        **document, font_family=SUMMARY_FONT_FAMILY, font_faces=summary_font_faces(settings))
+    weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf(tmp)
+    return len(fetched)
+
+
+def _header(query: ReportQuery, fmt: Presenter, currencies: list[str]) -> dict:
+    generated = datetime.now(UTC)
+    as_of = query.data_as_of
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    return {
+        "title": query.title, "account_name": query.account_name or query.account_id,
+        "account_id": query.account_id if query.account_name else "",
+        "period": fmt.period(query.interval_start, query.interval_end, query.timezone),
+        "timezone": query.timezone,
+        "currencies": ", ".join(currency_code(c) for c in currencies),
+        "data_as_of": fmt.datetime(as_of, query.timezone) if as_of else "",
+        "generated_at": fmt.datetime(generated, query.timezone),
+    }
+
+
+def summary_document(query: ReportQuery, fetched: list[tuple],
+                     companions: dict[str, list[dict]] | None = None) -> dict:
+    """Everything the summary template shows, from the typed rows: a header, then per currency
+    a key-figures band, the chart(s) and the table. Pure (no engine, no renderer): charts are
+    Vega-Lite specs, rendered afterwards."""
+    fmt = Presenter(query.locale)
+    width = len(query.columns)
+    by_currency: dict[str, list[tuple]] = {}
+    for row in fetched:
+        by_currency.setdefault(row[width] or "", []).append(row)
+    sections = [_section(query, currency, rows, companions or {}, fmt)
+                for currency, rows in by_currency.items()]
+    return {**_header(query, fmt, [c for c in by_currency if c]), "sections": sections,
+            "empty_message": EMPTY_MESSAGE if not fetched else "",
+            "row_count": len(fetched)}
+
+
+EMPTY_MESSAGE = "No activity in this period"
+
+
+def _section(query: ReportQuery, currency: str, rows: list[tuple], companions: dict[str, list[dict]],
+             fmt: Presenter) -> dict:
+    width = len(query.columns)
+    exponent = int(rows[0][width + 1]) if rows else 0
+    names = [c.name for c in query.columns]
+    label_index = names.index(query.chart_label_column) if query.chart_label_column in names else None
+    value_index = names.index(query.chart_value_column) if query.chart_value_column in names else None
+    date_index = next((i for i, c in enumerate(query.columns) if c.kind == "date"), None)
+    section = {"currency": currency_code(currency) if currency else "", "figures": [],
+               "charts": [], "tables": [], "note": ""}
+    if query.identity and label_index is not None and value_index is not None:
+        _balance_section(query, section, currency, exponent, rows, label_index, value_index,
+                         companions.get("activity_by_category", []), fmt)
+        return section
+    total_rows = [r for r in rows if label_index is not None and r[label_index] == TOTAL_LABEL]
+    body_rows = [r for r in rows if r not in total_rows]
+    figure_cols = [i for i, c in enumerate(query.columns)
+                   if c.kind == "money" or (c.kind == "integer" and (c.summable or total_rows))]
+    if total_rows:  # the report's own total row is its key figures
+        section["figures"] = [_figure(query.columns[i].name, total_rows[0][i],
+                                      query.columns[i].kind, exponent, currency, fmt)
+                              for i in figure_cols]
+    elif query.totals_are_additive:
+        section["figures"] = [_figure(query.columns[i].name, sum(int(r[i] or 0) for r in rows),
+                                      query.columns[i].kind, exponent, currency, fmt)
+                              for i in figure_cols]
+    if value_index is not None and query.columns[value_index].kind == "money":
+        if date_index is not None and query.interval_start and query.interval_end:
+            section["charts"].append(_time_series(query, body_rows, date_index, label_index,
+                                                  value_index, exponent, currency, fmt))
+        elif label_index is not None and body_rows:
+            value_name = query.columns[value_index].name
+            section["charts"].append(charts.category_bars(
+                f"{label(value_name)} by {label(query.chart_label_column).lower()}",
+                [(_value_label(query, label_index, r[label_index]), int(r[value_index] or 0))
+                 for r in body_rows], exponent, currency, fmt))
+    table = _table(query, rows, currency, exponent, label_index, fmt)
+    if query.totals_are_additive and not total_rows and rows:
+        table["total"] = _total_row(query, table["columns"], rows, exponent, fmt)
+    section["tables"].append(table)
+    return section
+
+
+TOTAL_LABEL = "total"
+
+
+def _value_label(query: ReportQuery, index: int | None, value) -> str:
+    if index is None or query.columns[index].kind not in ("string",):
+        return str(value)
+    return label(str(value), context=query.columns[index].name)
+
+
+def _figure(name: str, value, kind: str, exponent: int, currency: str, fmt: Presenter,
+            title: str | None = None) -> dict:
+    value = int(value or 0)
+    money = kind == "money"
+    return {"label": title or label(name),
+            "value": fmt.amount(value, exponent) if money else fmt.integer(value),
+            "currency": currency_code(currency) if money and currency else "",
+            "negative": value < 0}
+
+
+def _cell(column, value, exponent: int, fmt: Presenter, *, human_codes: bool) -> str:
+    if value is None:
+        return ""
+    if column.kind == "money":
+        return fmt.amount(int(value), exponent)
+    if column.kind == "integer":
+        return fmt.integer(int(value))
+    if column.kind == "date":
+        return fmt.date(value)
+    if column.kind == "timestamp":
+        return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else str(value)
+    if column.kind == "boolean":
+        return "Yes" if value else "No"
+    return label(str(value), context=column.name) if human_codes else str(value)
+
+
+def _table(query: ReportQuery, rows: list[tuple], currency: str, exponent: int,
+           label_index: int | None, fmt: Presenter) -> dict:
+    width = len(query.columns)
+    # The currency column repeats the section's heading: dropped (whatever it is called).
+    shown = [i for i in range(width)
+             if not (query.columns[i].kind == "string" and rows
+                     and all((r[i] or "") == (r[width] or "") for r in rows))]
+    columns = [{"index": i, "name": label(query.columns[i].name),
+                "numeric": query.columns[i].kind in NUMERIC_KINDS} for i in shown]
+    body = []
+    for row in rows:
+        is_total = label_index is not None and row[label_index] == TOTAL_LABEL
+        body.append({"total": is_total, "cells": [
+            _cell(query.columns[i], row[i], exponent, fmt, human_codes=i == label_index)
+            for i in shown]})
+    return {"caption": "", "columns": columns, "rows": body, "total": None}
+
+
+def _total_row(query: ReportQuery, columns: list[dict], rows: list[tuple], exponent: int,
+               fmt: Presenter) -> list[str]:
+    cells = []
+    for position, column in enumerate(columns):
+        spec = query.columns[column["index"]]
+        if spec.kind == "money" or (spec.kind == "integer" and spec.summable):
+            total = sum(int(r[column["index"]] or 0) for r in rows)
+            cells.append(fmt.amount(total, exponent) if spec.kind == "money" else fmt.integer(total))
+        else:
+            cells.append("Total" if position == 0 else "")
+    return cells
+
+
+def _time_series(query: ReportQuery, rows: list[tuple], date_index: int, label_index: int | None,
+                 value_index: int, exponent: int, currency: str, fmt: Presenter) -> charts.Chart:
+    zone = ZoneInfo(query.timezone)
+    first = query.interval_start.astimezone(zone).date()
+    last = (query.interval_end - timedelta(microseconds=1)).astimezone(zone).date()
+    split = label_index is not None and label_index != date_index
+    series: dict = {}
+    series_labels: dict[str, str] = {}
+    for row in rows:
+        name = str(row[label_index]) if split else query.columns[value_index].name
+        series_labels.setdefault(name, _value_label(query, label_index, name) if split
+                                 else label(name))
+        day = series.setdefault(row[date_index], {})
+        day[name] = day.get(name, 0) + int(row[value_index] or 0)
+    if not series_labels:
+        name = query.columns[value_index].name
+        series_labels[name] = label(name)
+    bucket = charts.bucket_of((last - first).days + 1)
+    title = f"{label(query.columns[value_index].name)} per {bucket}"
+    if split:
+        title += f" by {label(query.columns[label_index].name).lower()}"
+    return charts.time_series(title, series, series_labels, first, last, exponent, currency, fmt)
+
+
+def _balance_section(query: ReportQuery, section: dict, currency: str, exponent: int,
+                     rows: list[tuple], label_index: int, value_index: int,
+                     activity_rows: list[dict], fmt: Presenter) -> None:
+    """ending = starting + activity + payouts, drawn as a waterfall with the activity broken
+    down by reporting category when the companion query's categories add up to it exactly."""
+    result_label, addend_labels = query.identity
+    value_of = {r[label_index]: int(r[value_index] or 0) for r in rows}
+    description_index = next((i for i, c in enumerate(query.columns)
+                              if c.kind == "string" and i != label_index
+                              and c.name != "currency" and not c.user_text), None)
+    description_of = {r[label_index]: r[description_index] for r in rows} if description_index is not None else {}
+    start_label, activity_label, payouts_label = addend_labels
+    categories = [(r["reporting_category"], int(r["net"])) for r in activity_rows
+                  if r.get(CURRENCY_COLUMN) == currency
+                  and r.get("reporting_category") not in (TOTAL_LABEL, "payout")]
+    if sum(v for _, v in categories) != value_of.get(activity_label, 0):
+        categories = [(activity_label, value_of.get(activity_label, 0))]  # no exact breakdown
+    section["figures"] = [
+        _figure(name, value_of.get(name, 0), "money", exponent, currency, fmt)
+        for name in (start_label, activity_label, payouts_label, result_label)]
+    steps = [(label(start_label), value_of.get(start_label, 0), "total"),
+             *[(label(c), v, "delta") for c, v in categories],
+             (label(payouts_label), value_of.get(payouts_label, 0), "delta"),
+             (label(result_label), value_of.get(result_label, 0), "total")]
+    no_activity = value_of.get(activity_label, 0) == 0 and value_of.get(payouts_label, 0) == 0 \
+        and not [c for c in activity_rows if c.get(CURRENCY_COLUMN) == currency]
+    if no_activity:
+        section["note"] = EMPTY_MESSAGE
+    else:
+        section["charts"].append(charts.waterfall("Balance change", steps, exponent, currency, fmt))
+    holds = value_of.get(result_label, 0) == sum(value_of.get(a, 0) for a in addend_labels)
+    statement = [{"cells": [description_of.get(start_label) or label(start_label),
+                            fmt.amount(value_of.get(start_label, 0), exponent)], "total": True}]
+    statement += [{"cells": [label(c), fmt.amount(v, exponent)], "indent": True}
+                  for c, v in categories if (c, v) != (activity_label, value_of.get(activity_label, 0))]
+    statement.append({"cells": [description_of.get(activity_label) or label(activity_label),
+                                fmt.amount(value_of.get(activity_label, 0), exponent)]})
+    statement.append({"cells": [description_of.get(payouts_label) or label(payouts_label),
+                                fmt.amount(value_of.get(payouts_label, 0), exponent)]})
+    statement.append({"cells": [description_of.get(result_label) or label(result_label),
+                                fmt.amount(value_of.get(result_label, 0), exponent)], "total": True})
+    section["tables"].append({
+        "caption": ("Ending balance = starting balance + activity + payouts"
+                    + ("" if holds else " — DOES NOT HOLD for these figures")),
+        "columns": [{"name": "", "numeric": False},
+                    {"name": f"Amount ({currency_code(currency)})", "numeric": True}],
+        "rows": statement, "total": None, "check_failed": not holds})
 
 
 # The summary PDFs' font: DejaVu Sans without its OpenType layout and math tables (GSUB/GPOS/GDEF:
@@ -228,33 +403,6 @@ def summary_font_faces(settings: Settings) -> list[dict[str, str]]:
             os.replace(partial, copy)  # atomic: concurrent runs never see half a font
         faces.append({"weight": weight, "url": copy.resolve().as_uri()})
     return faces
-
-
-def _render_summary(query: ReportQuery, facts: QueryFacts, fetched: list[tuple], tmp: Path,
-                    settings: Settings) -> int:
-    """`fetched`: formatted columns, money in minor units, currency, exponent, chart value."""
-    import jinja2
-    import weasyprint
-
-    width = len(query.columns)
-    rows = [tuple(r[:width]) for r in fetched]
-    chart_values = [r[-1] for r in fetched]
-    currencies = [r[-3] for r in fetched]
-    exponents = [r[-2] for r in fetched]
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]))
-    html = env.get_template("summary.html.j2").render(
-        title=query.title, account=_account(query), period=_period(query),
-        timezone=query.timezone,
-        generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        totals=_totals_lines(facts) if query.totals_are_additive else None,
-        checks=_identity_checks(query, rows, chart_values, currencies, exponents),
-        charts=_charts(query, rows, chart_values, currencies, exponents),
-        table_caption=f"{len(rows):,} rows",
-        columns=[{"name": c.name, "numeric": c.kind in NUMERIC_KINDS} for c in query.columns],
-        rows=rows, font_family=SUMMARY_FONT_FAMILY, font_faces=summary_font_faces(settings))
-    weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf(tmp)
-    return len(rows)
 
 
 # ---------------------------------------------------------------- itemized (reportlab)
