@@ -52,11 +52,17 @@ def validate_report_request(
     report = get_report_type(report_type)
     if data_available_end is _LOOK_UP:
         data_available_end = _data_available_end(settings)
-    return validate_parameters(
+    validated = validate_parameters(
         report, account_id, parameters, fmt, max_span_days=settings.max_report_span_days,
         now=now or datetime.now(dt_timezone.utc), account_timezone=account_timezone,
         data_available_end=data_available_end,
     )
+    if validated.format == "pdf" and report.shape == "itemized":
+        # A selection too wide for any page is refused now (a 400), not after queueing.
+        from exports.writers.pdf_layout import check_itemized_columns_fit
+
+        check_itemized_columns_fit([report.column(name).column for name in validated.columns])
+    return validated
 
 
 def _account(client, settings: Settings, account_id: str) -> tuple[str, str]:

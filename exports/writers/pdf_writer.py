@@ -1,5 +1,6 @@
 """PDF: summaries through weasyprint + a jinja2 template, itemized reports through a streaming
-reportlab canvas.
+reportlab canvas. Both are documents for people: numbers, labels and dates come from
+`presentation.Presenter` (Babel, the query's locale), and nothing is ever cut off.
 
 Row limit: a PDF holds at most `settings.pdf_itemized_row_limit` data rows (default 10,000). The
 writer counts the rows (count() over the same query) BEFORE rendering anything and raises
@@ -7,14 +8,17 @@ writer counts the rows (count() over the same query) BEFORE rendering anything a
 same limit applies to summary PDFs, whose HTML layout is far slower per row than the canvas; they
 fetch at most limit + 1 rows of their single query and count only when over it.
 
-- Summary (`query.shape == "summary"`): title, account, period and timezone, generation time,
-  totals per currency, one inline SVG bar chart per currency of `chart_value_column` by
-  `chart_label_column`, then the table. Rendered by weasyprint (`templates/summary.html.j2`).
-- Itemized: reportlab canvas, A4 landscape, rows drawn page by page as they stream from
-  ClickHouse (Native row blocks), the column header repeated on every page, "Page n" footers,
-  totals per money column and currency at the end. weasyprint was measured at 62 s / 2 GB for 10k
-  rows; the canvas stays flat in memory.
-Values are formatted in ClickHouse with the CSV rules (sqlformat), without the formula guard.
+- Summary (`query.shape == "summary"`), A4 portrait, like a bank statement: a header (title,
+  account, period, timezone, data as of, generated), then per currency a key-figures band, the
+  chart (`charts`: the balance waterfall, a bucketed time series for daily reports, one bar per
+  category otherwise; never a silent cap) and the table, the report's total row last.
+  "No activity in this period" when there are no rows. `templates/summary.html.j2`.
+- Itemized: reportlab canvas, rows drawn page by page as they stream from ClickHouse (Native row
+  blocks). `pdf_layout` fits the selected columns (portrait or landscape, 8 pt down to 6 pt,
+  text columns wrapped, ids/amounts/times whole) from their widest values, or refuses the
+  selection naming `columns`. Every page repeats the header and says "Page n of N"; the totals
+  per currency end the table, each under its column. weasyprint was measured at 62 s / 2 GB for
+  10k rows; the canvas stays flat in memory.
 """
 
 from __future__ import annotations
@@ -28,10 +32,11 @@ from zoneinfo import ZoneInfo
 from clickhouse_connect.driver.client import Client
 
 from exports.errors import ReportTooLarge
-from exports.money import format_minor
 from exports.reports.query import Manifest, ReportQuery
 from exports.settings import Settings
 from exports.writers import charts
+from exports.writers.pdf_layout import (MARGIN, PAD, ItemizedLayout, Text, nominal_widest,
+                                        plan_itemized_layout, width_sql, width_table_sql)
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
                                       check_row_count, facts_from_rows, file_digest,
                                       money_indexes, query_columns)
@@ -40,7 +45,6 @@ from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, format_c
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-CHART_MAX_BARS = 40  # a month of days fits
 NUMERIC_KINDS = ("money", "integer")
 
 
@@ -53,44 +57,71 @@ def _check_row_limit(row_count: int, settings: Settings) -> None:
             param="format")
 
 
-def _formatted_sql(query: ReportQuery, facts: QueryFacts, extra: list[str] | None = None) -> str:
-    exprs = [format_column(facts.column_sql(i), c.kind, guard_formulas=False,
-                           exponents=facts.exponents.values())
-             for i, c in enumerate(query.columns)]
-    return f"SELECT {', '.join(exprs + (extra or []))} FROM ({query.sql})"
-
-
-def _period(query: ReportQuery) -> str:
-    if query.interval_start is None or query.interval_end is None:
-        return "all time"
-    zone = ZoneInfo(query.timezone)
-    start = query.interval_start.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-    end = query.interval_end.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-    return f"{start} to {end} (end exclusive)"
-
-
-def _totals_lines(facts: QueryFacts) -> list[dict[str, str]]:
-    return [{"column": column, "currency": currency.upper(),
-             "amount": format_minor(total, facts.exponents.get(currency, 0))}
-            for column, by_currency in facts.totals_minor.items()
-            for currency, total in by_currency.items()]
-
-
-def _account(query: ReportQuery) -> str:
-    return f"{query.account_name} ({query.account_id})" if query.account_name else query.account_id
-
-
 def write_itemized_pdf(client: Client, query: ReportQuery, facts: QueryFacts, out_path: Path, *,
                        progress: Progress, settings: Settings) -> Manifest:
-    """Itemized PDFs (summaries: write_summary_pdf, which needs no facts beforehand)."""
+    """Itemized PDFs (summaries: write_summary_pdf, which needs no facts beforehand). The
+    layout is planned from the widest values of every column (one aggregate over the rows,
+    at most the row limit) before anything is drawn; a selection that cannot fit is refused."""
     _check_row_limit(facts.row_count, settings)
+    fmt = Presenter(query.locale)
+    layout = plan_itemized_layout(query.columns, _widest_values(client, query, facts, fmt))
     with atomic_output(out_path) as tmp:
-        rows = _render_itemized(client, query, facts, tmp, progress)
+        with client.query_row_block_stream(itemized_sql(query, facts),
+                                           parameters=query.parameters) as blocks:
+            rows = render_itemized_rows(query, facts, blocks, tmp, progress, layout=layout)
         check_row_count(rows, facts, query)
     byte_size, sha256 = file_digest(out_path)
     progress.finish(rows)
     return build_manifest(query, "pdf", out_path, facts, byte_size=byte_size, sha256=sha256,
-                          row_count=rows, extra={"layout": query.shape})
+                          row_count=rows, extra={"layout": query.shape, "page": {
+                              "orientation": "landscape" if layout.landscape else "portrait",
+                              "font_size": layout.font_size}})
+
+
+def itemized_sql(query: ReportQuery, facts: QueryFacts) -> str:
+    """The rows as the renderer draws them, columns `c0..cN`, then `cur`, `e` (the row's currency
+    and exponent): money and integers typed (the Presenter formats them for the locale),
+    everything else as text by the CSV rules (without the formula guard: nothing here is
+    evaluated)."""
+    exprs = []
+    for i, column in enumerate(query.columns):
+        ref = facts.column_sql(i)
+        if column.kind in NUMERIC_KINDS:
+            exprs.append(f"toInt64({ref}) AS c{i}")
+        else:
+            exprs.append(f"{format_column(ref, column.kind, guard_formulas=False)} AS c{i}")
+    exprs += [f"{ident(CURRENCY_COLUMN)} AS cur", f"toUInt8({ident(EXPONENT_COLUMN)}) AS e"]
+    return f"SELECT {', '.join(exprs)} FROM ({query.sql})"
+
+
+def _widest_values(client: Client, query: ReportQuery, facts: QueryFacts, fmt: Presenter) -> list[str]:
+    """Per column, the widest text it will print: the widest value (measured in ClickHouse with
+    the font's glyph widths), or for numbers the widest of its
+    extremes and of the totals printed under it, formatted with the widest exponent."""
+    parts = []
+    for i, column in enumerate(query.columns):
+        if column.kind in NUMERIC_KINDS:
+            parts += [f"min(c{i})", f"max(c{i})"]
+        else:
+            parts.append(f"argMax(c{i}, {width_sql(f'c{i}')})")
+    result = client.query(f"{width_table_sql(Text())} SELECT {', '.join(parts)}, max(e) "
+                          f"FROM ({itemized_sql(query, facts)})",
+                          parameters=query.parameters).result_rows
+    values = list(result[0]) if result else []
+    exponent = int(values[-1] or 0) if values else 0
+    widest, position = [], 0
+    for column in query.columns:
+        if column.kind not in NUMERIC_KINDS:
+            widest.append(str(values[position] or "") if values else "")
+            position += 1
+            continue
+        extremes = [int(v or 0) for v in values[position:position + 2]] if values else [0]
+        position += 2
+        extremes += list(facts.totals_minor.get(column.name, {}).values())
+        candidates = [fmt.amount(v, exponent) if column.kind == "money" else fmt.integer(v)
+                      for v in extremes]
+        widest.append(max(candidates, key=len))
+    return widest
 
 
 # ---------------------------------------------------------------- summary (weasyprint)
@@ -407,123 +438,224 @@ def summary_font_faces(settings: Settings) -> list[dict[str, str]]:
 
 # ---------------------------------------------------------------- itemized (reportlab)
 
-_COLUMN_WEIGHTS = {"money": 1.0, "integer": 0.7, "timestamp": 1.35, "date": 0.85,
-                   "boolean": 0.5, "string": 1.6, "json": 2.0}
+MAX_GLYPH_EM = 0.62  # no glyph of DejaVu Sans Condensed is wider than this: a cheap fit test
 
 
-def _fonts() -> tuple[str, str]:
-    """DejaVu Sans Condensed (full Unicode) when installed, else Helvetica (Latin-1 only)."""
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
+def _break_characters(text: str, room: float, width) -> list[str]:
+    """Lines of `text`, broken between characters where it must: nothing is ever dropped.
+    `width(text)` measures in points."""
+    lines, current = [], ""
+    for char in text:
+        if current and width(current + char) > room:
+            lines.append(current)
+            current = char
+        else:
+            current += char
+    return lines + [current]
 
-    regular, bold = FONT_DIR / "DejaVuSansCondensed.ttf", FONT_DIR / "DejaVuSansCondensed-Bold.ttf"
-    if not (regular.exists() and bold.exists()):
-        return "Helvetica", "Helvetica-Bold"
-    if "PayreportsSans" not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont("PayreportsSans", str(regular)))
-        pdfmetrics.registerFont(TTFont("PayreportsSans-Bold", str(bold)))
-    return "PayreportsSans", "PayreportsSans-Bold"
 
-
-def _render_itemized(client: Client, query: ReportQuery, facts: QueryFacts, tmp: Path,
-                     progress: Progress) -> int:
-    with client.query_row_block_stream(_formatted_sql(query, facts),
-                                       parameters=query.parameters) as blocks:
-        return render_itemized_rows(query, facts, blocks, tmp, progress)
+def _wrap_words(text: str, room: float, width) -> list[str]:
+    """Lines at word boundaries (and at the text's own newlines); a word wider than the column
+    is broken between characters."""
+    lines = []
+    for paragraph in text.split("\n"):
+        current = ""
+        for word in paragraph.split(" "):
+            candidate = f"{current} {word}" if current else word
+            if width(candidate) <= room:
+                current = candidate
+                continue
+            if current:
+                lines.append(current)
+            if width(word) <= room:
+                current = word
+            else:
+                *full, current = _break_characters(word, room, width)
+                lines += full
+        lines.append(current)
+    return lines
 
 
 def render_itemized_rows(query: ReportQuery, facts: QueryFacts,
-                         blocks: Iterable[Sequence[Sequence[str]]], tmp: Path,
-                         progress: Progress) -> int:
-    """Draw the rows (blocks of formatted text cells, as `_formatted_sql` prints them) page by
-    page onto a reportlab canvas; returns the row count. Apart from the engine: the benchmark
-    measures it alone, as it runs beside a ClickHouse server."""
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.pdfbase.pdfmetrics import stringWidth
+                         blocks: Iterable[Sequence[Sequence]], tmp: Path,
+                         progress: Progress, *, layout: ItemizedLayout | None = None) -> int:
+    """Draw the rows (blocks of `itemized_sql` rows) page by page onto a reportlab canvas;
+    returns the row count. Every page repeats the title, account, period and the column header;
+    every page says "Page n of N" (N is a form drawn once at the end); the totals per currency
+    come last, each under its column. Apart from the engine: the benchmark measures it alone,
+    as it runs beside a ClickHouse server. Without `layout`, it is planned from nominal widths
+    (values wider than planned are broken over lines, never cut)."""
     from reportlab.pdfgen import canvas
 
-    font, bold = _fonts()
-    size, row_height, margin = 6.5, 9.5, 24.0
-    page_width, page_height = landscape(A4)
-    usable = page_width - 2 * margin
-    weights = [_COLUMN_WEIGHTS[c.kind] for c in query.columns]
-    widths = [usable * w / sum(weights) for w in weights]
-    lefts = [margin + sum(widths[:i]) for i in range(len(widths))]
-    numeric = [c.kind in NUMERIC_KINDS for c in query.columns]
-    pad = 2.0
+    if layout is None:
+        layout = plan_itemized_layout(query.columns, [nominal_widest(c) for c in query.columns])
+    fmt = Presenter(query.locale)
+    glyphs = Text()
+    font, bold, size = layout.font, layout.bold, layout.font_size
 
-    def fit(text: str, width: float, face: str = font) -> str:
-        room = width - 2 * pad
-        if len(text) * size * 0.62 <= room:  # no glyph in the font is wider than 0.62 em here
-            return text
-        if stringWidth(text, face, size) <= room:
-            return text
-        while text and stringWidth(text + "…", face, size) > room:
-            text = text[:-1]
-        return text + "…"
+    def measure(text: str) -> float:
+        return glyphs.width(text, font, size)
+    line_height = layout.line_height
+    page_width, page_height = layout.page_size
+    margin = MARGIN
+    usable = page_width - 2 * margin
+    widths, lefts, numeric, wrap = layout.widths, layout.lefts, layout.numeric, layout.wrap
+    rooms = [w - 2 * PAD for w in widths]
+    kinds = [c.kind for c in query.columns]
+    width = len(query.columns)
+    currency_index, exponent_index = width, width + 1
+    # Codes equal to the row's currency are currency columns (whatever they are called): shown
+    # in the one currency style of human documents, uppercase ISO.
+    currency_like = [c.kind == "string" and not c.user_text for c in query.columns]
+    fast_room = [room / (size * MAX_GLYPH_EM) for room in rooms]  # characters that always fit
 
     pdf = canvas.Canvas(str(tmp), pagesize=(page_width, page_height), pageCompression=1)
     pdf.setTitle(query.title)
     pdf.setAuthor("payreports")
+    account_lines = _wrap_words(query.account_name or query.account_id, usable,
+                                lambda t: glyphs.width(t, bold, 9))
+    meta = [f"Account {query.account_id}" if query.account_name else "",
+            f"Period {fmt.period(query.interval_start, query.interval_end, query.timezone)}",
+            f"Timezone {query.timezone}"]
+    if query.data_as_of is not None:
+        as_of = query.data_as_of if query.data_as_of.tzinfo else query.data_as_of.replace(tzinfo=UTC)
+        meta.append(f"Data as of {fmt.datetime(as_of, query.timezone)}")
+    meta.append(f"Generated {fmt.datetime(datetime.now(UTC), query.timezone)}")
+    meta_lines = _wrap_words("   ·   ".join(m for m in meta if m), usable,
+                             lambda t: glyphs.width(t, font, 7))
+    header_rows = layout.header_lines
     page = 0
     y = 0.0
-    subtitle = (f"Account {_account(query)}   ·   {_period(query)}   ·   timezone {query.timezone}"
-                f"   ·   generated {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
 
     def new_page() -> None:
         nonlocal page, y
         if page:
             pdf.showPage()
         page += 1
-        top = page_height - margin
-        pdf.setFont(bold, 11)
-        pdf.drawString(margin, top - 10, query.title)
+        y = page_height - margin - 11
+        pdf.setFont(bold, 12)
+        pdf.drawString(margin, y, query.title)
+        y -= 12
+        pdf.setFont(bold, 9)
+        for line in account_lines:
+            glyphs.draw(pdf, margin, y, line, bold, 9)
+            y -= 10.5
         pdf.setFont(font, 7)
-        pdf.drawString(margin, top - 21, subtitle)
-        pdf.drawRightString(page_width - margin, margin - 12, f"Page {page}")
-        y = top - 36
+        for line in meta_lines:
+            glyphs.draw(pdf, margin, y, line, font, 7)
+            y -= 9
+        footer = margin - 12
+        pdf.drawString(margin, footer, f"{query.title} · {query.account_id}")
+        text = f"Page {page} of "
+        pdf.drawRightString(page_width - margin - 14, footer, text)
+        pdf.doForm("page_count")
+        y -= 6
         pdf.setFont(bold, size)
-        for i, column in enumerate(query.columns):
-            label = fit(column.name, widths[i], bold)
-            if numeric[i]:
-                pdf.drawRightString(lefts[i] + widths[i] - pad, y, label)
-            else:
-                pdf.drawString(lefts[i] + pad, y, label)
-        pdf.setLineWidth(0.5)
+        for i, lines in enumerate(layout.headers):
+            line_y = y
+            for line in lines:
+                if numeric[i]:
+                    pdf.drawRightString(lefts[i] + widths[i] - PAD, line_y, line)
+                else:
+                    pdf.drawString(lefts[i] + PAD, line_y, line)
+                line_y -= line_height
+        y -= (header_rows - 1) * line_height
+        pdf.setLineWidth(0.6)
         pdf.line(margin, y - 2.5, page_width - margin, y - 2.5)
-        y -= row_height
+        y -= line_height + 1
         pdf.setFont(font, size)
+        pdf.setLineWidth(0.25)
+        pdf.setStrokeGray(0.82)
+
+    def cell_lines(i: int, text: str) -> list[str]:
+        if "\n" not in text and (len(text) <= fast_room[i] or measure(text) <= rooms[i]):
+            return [text]
+        if wrap[i]:
+            return _wrap_words(text, rooms[i], measure)
+        return _break_characters(text.replace("\n", " "), rooms[i], measure)
+
+    def draw_row(cells: list[list[str]]) -> None:
+        nonlocal y
+        lines = max(len(c) for c in cells)
+        if y - (lines - 1) * line_height < margin and page_height - 2 * margin > lines * line_height * 1.5:
+            new_page()
+        for k in range(lines):
+            if y < margin:  # a row taller than a page continues on the next one
+                new_page()
+            for i, column_lines in enumerate(cells):
+                if k < len(column_lines) and column_lines[k]:
+                    text = column_lines[k]
+                    if numeric[i]:
+                        pdf.drawRightString(lefts[i] + widths[i] - PAD, y, text)
+                    elif text.isascii():
+                        pdf.drawString(lefts[i] + PAD, y, text)
+                    else:
+                        glyphs.draw(pdf, lefts[i] + PAD, y, text, font, size)
+            y -= line_height
+        pdf.line(margin, y + line_height - 2.2, page_width - margin, y + line_height - 2.2)
 
     new_page()
     rows = 0
     for block in blocks:
         for row in block:
-            if y < margin:
-                new_page()
-            for i, value in enumerate(row):
-                text = fit(value.replace("\n", " "), widths[i])
-                if numeric[i]:
-                    pdf.drawRightString(lefts[i] + widths[i] - pad, y, text)
+            exponent = int(row[exponent_index] or 0)
+            currency = row[currency_index] or ""
+            cells = []
+            for i in range(width):
+                value = row[i]
+                if value is None or value == "":
+                    cells.append([""])
+                    continue
+                if kinds[i] == "money":
+                    text = fmt.amount(value, exponent)
+                elif kinds[i] == "integer":
+                    text = fmt.integer(value)
                 else:
-                    pdf.drawString(lefts[i] + pad, y, text)
-            y -= row_height
+                    text = value
+                    if currency_like[i] and text == currency:
+                        text = currency_code(text)
+                cells.append(cell_lines(i, text))
+            draw_row(cells)
         rows += len(block)
         progress.advance(len(block))
-    totals = _totals_lines(facts)
-    needed = (len(totals) + 2) * row_height
-    if y - needed < margin:
-        new_page()
-    y -= row_height
-    pdf.setFont(bold, 8)
-    pdf.drawString(margin, y, f"Totals ({rows:,} rows)")
-    pdf.setFont(font, 8)
-    for line in totals:
-        y -= row_height + 1
-        if y < margin:
-            new_page()
-            pdf.setFont(font, 8)
-        pdf.drawString(margin, y, line["column"])
-        pdf.drawString(margin + 160, y, line["currency"])
-        pdf.drawRightString(margin + 320, y, line["amount"])
+    _draw_totals(pdf, query, facts, layout, fmt, rows, y, new_page, lambda: y)
+    pdf.beginForm("page_count")
+    pdf.setFont(font, 7)
+    pdf.drawString(page_width - margin - 14, margin - 12, f"{page}")
+    pdf.endForm()
     pdf.save()
     return rows
+
+
+def _draw_totals(pdf, query: ReportQuery, facts: QueryFacts, layout: ItemizedLayout,
+                 fmt: Presenter, rows: int, y: float, new_page, current_y) -> None:
+    """'Total USD' rows, one per currency, each amount under its own column; then the row count."""
+    money = [i for i, c in enumerate(query.columns) if c.kind == "money"]
+    currencies = sorted({c for i in money for c in facts.totals_minor.get(query.columns[i].name, {})})
+    line_height, size = layout.line_height, layout.font_size
+    needed = (len(currencies) + 2) * line_height + 4
+    if y - needed < MARGIN:
+        new_page()
+        y = current_y()
+    y -= 3
+    pdf.setStrokeGray(0)
+    pdf.setLineWidth(0.6)
+    pdf.line(MARGIN, y + line_height - 1.5, layout.page_size[0] - MARGIN, y + line_height - 1.5)
+    label_right = layout.lefts[money[0]] if money else layout.page_size[0] - MARGIN
+    for currency in currencies:
+        exponent = facts.exponents.get(currency, 0)
+        pdf.setFont(layout.bold, size)
+        text = f"Total {currency_code(currency)}"
+        pdf.drawString(MARGIN + PAD, y, text)
+        if MARGIN + PAD + 30 + len(text) * size * MAX_GLYPH_EM > label_right:
+            y -= line_height  # no room left of the first money column: amounts on the next line
+        # Regular weight: the column widths were planned for regular digits (bold is wider).
+        pdf.setFont(layout.font, size)
+        for i in money:
+            total = facts.totals_minor.get(query.columns[i].name, {}).get(currency)
+            if total is not None:
+                pdf.drawRightString(layout.lefts[i] + layout.widths[i] - PAD, y,
+                                    fmt.amount(total, exponent))
+        y -= line_height
+    pdf.setFont(layout.font, size)
+    pdf.drawString(MARGIN + PAD, y - 2, f"{fmt.integer(rows)} rows")
