@@ -210,7 +210,7 @@ def plan_itemized_layout(columns: Sequence[Column], widest: Sequence[str]) -> It
                 natural.append(minimum[-1])
         need = sum(minimum)
         if need <= usable:
-            widths = _distribute(minimum, natural, usable)
+            widths = _distribute(minimum, natural, wrap, usable)
             lefts = [MARGIN]
             for w in widths[:-1]:
                 lefts.append(lefts[-1] + w)
@@ -229,17 +229,20 @@ def plan_itemized_layout(columns: Sequence[Column], widest: Sequence[str]) -> It
         f"which have no width limit.", param="columns")
 
 
-def _distribute(minimum: list[float], natural: list[float], usable: float) -> list[float]:
+def _distribute(minimum: list[float], natural: list[float], wrap: Sequence[bool],
+                usable: float) -> list[float]:
     """Text columns grow from their minimum toward their natural width in proportion; room left
-    after that widens every column alike, so the table spans the page."""
+    after that goes to the text columns (or to every column alike when there is none), so the
+    table spans the page."""
     room = usable - sum(minimum)
     growth = [n - m for m, n in zip(minimum, natural)]
     wanted = sum(growth)
     if wanted >= room:
         return [m + g * room / wanted for m, g in zip(minimum, growth)] if wanted else list(minimum)
     widths = list(natural)
-    spare = (room - wanted) / len(widths)
-    return [w + spare for w in widths]
+    takers = [i for i, w in enumerate(wrap) if w] or list(range(len(widths)))
+    spare = (room - wanted) / len(takers)
+    return [w + (spare if i in takers else 0) for i, w in enumerate(widths)]
 
 
 def check_itemized_columns_fit(columns: Sequence[Column]) -> None:

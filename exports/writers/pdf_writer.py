@@ -96,32 +96,35 @@ def itemized_sql(query: ReportQuery, facts: QueryFacts) -> str:
 
 def _widest_values(client: Client, query: ReportQuery, facts: QueryFacts, fmt: Presenter) -> list[str]:
     """Per column, the widest text it will print: the widest value (measured in ClickHouse with
-    the font's glyph widths), or for numbers the widest of its
-    extremes and of the totals printed under it, formatted with the widest exponent."""
+    the font's glyph widths), or for numbers the widest of its extremes and of the totals
+    printed under it, each formatted with its own currency's exponent."""
     parts = []
     for i, column in enumerate(query.columns):
         if column.kind in NUMERIC_KINDS:
             parts += [f"min(c{i})", f"max(c{i})"]
         else:
             parts.append(f"argMax(c{i}, {width_sql(f'c{i}')})")
-    result = client.query(f"{width_table_sql(Text())} SELECT {', '.join(parts)}, max(e) "
-                          f"FROM ({itemized_sql(query, facts)})",
+    groups = client.query(f"{width_table_sql(Text())} SELECT e, {', '.join(parts)} "
+                          f"FROM ({itemized_sql(query, facts)}) GROUP BY e",
                           parameters=query.parameters).result_rows
-    values = list(result[0]) if result else []
-    exponent = int(values[-1] or 0) if values else 0
-    widest, position = [], 0
-    for column in query.columns:
-        if column.kind not in NUMERIC_KINDS:
-            widest.append(str(values[position] or "") if values else "")
-            position += 1
-            continue
-        extremes = [int(v or 0) for v in values[position:position + 2]] if values else [0]
-        position += 2
-        extremes += list(facts.totals_minor.get(column.name, {}).values())
-        candidates = [fmt.amount(v, exponent) if column.kind == "money" else fmt.integer(v)
-                      for v in extremes]
-        widest.append(max(candidates, key=len))
-    return widest
+    candidates: list[list[str]] = [[] for _ in query.columns]
+    for exponent, *values in groups:
+        position = 0
+        for i, column in enumerate(query.columns):
+            if column.kind in NUMERIC_KINDS:
+                for value in values[position:position + 2]:
+                    candidates[i].append(fmt.amount(int(value or 0), int(exponent))
+                                         if column.kind == "money" else fmt.integer(int(value or 0)))
+                position += 2
+            else:
+                candidates[i].append(str(values[position] or ""))
+                position += 1
+    for i, column in enumerate(query.columns):
+        for currency, total in facts.totals_minor.get(column.name, {}).items():
+            candidates[i].append(fmt.amount(total, facts.exponents.get(currency, 0)))
+    glyphs = Text()
+    return [max(texts, key=lambda t: glyphs.width(t, glyphs.regular, 10), default="")
+            for texts in candidates]
 
 
 # ---------------------------------------------------------------- summary (weasyprint)
@@ -506,7 +509,7 @@ def render_itemized_rows(query: ReportQuery, facts: QueryFacts,
     currency_index, exponent_index = width, width + 1
     # Codes equal to the row's currency are currency columns (whatever they are called): shown
     # in the one currency style of human documents, uppercase ISO.
-    currency_like = [c.kind == "string" and not c.user_text for c in query.columns]
+    currency_like = [c.kind == "string" for c in query.columns]
     fast_room = [room / (size * MAX_GLYPH_EM) for room in rooms]  # characters that always fit
 
     pdf = canvas.Canvas(str(tmp), pagesize=(page_width, page_height), pageCompression=1)
