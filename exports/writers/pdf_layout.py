@@ -31,7 +31,7 @@ A4 = (595.2756, 841.8898)
 PAGES = ((A4, 8.0), ((A4[1], A4[0]), 8.0), ((A4[1], A4[0]), 7.5), ((A4[1], A4[0]), 7.0),
          ((A4[1], A4[0]), 6.5), ((A4[1], A4[0]), MIN_FONT_SIZE))
 MARGIN = 24.0
-PAD = 2.5  # each side of a cell
+PAD = 3.0  # each side of a cell
 TEXT_MIN_CHARS = 16
 LINE_SPACING = 1.28  # line height / font size
 HEADER_MAX_LINES = 3
@@ -197,9 +197,10 @@ def plan_itemized_layout(columns: Sequence[Column], widest: Sequence[str]) -> It
     shortfall = 0.0
     for page_size, size in PAGES:
         usable = page_size[0] - 2 * MARGIN
-        minimum, natural = [], []
+        minimum, natural, one_line = [], [], []
         for i, column in enumerate(columns):
             head = _longest_word(headers[i], bold, size)
+            one_line.append(text.width(headers[i], bold, size) + 2 * PAD)
             value = text.width(widest[i] or "", font, size)
             if wrap[i]:
                 floor = min(value, stringWidth("n" * TEXT_MIN_CHARS, font, size))
@@ -210,7 +211,7 @@ def plan_itemized_layout(columns: Sequence[Column], widest: Sequence[str]) -> It
                 natural.append(minimum[-1])
         need = sum(minimum)
         if need <= usable:
-            widths = _distribute(minimum, natural, wrap, usable)
+            widths = _distribute(minimum, natural, one_line, wrap, usable)
             lefts = [MARGIN]
             for w in widths[:-1]:
                 lefts.append(lefts[-1] + w)
@@ -229,20 +230,29 @@ def plan_itemized_layout(columns: Sequence[Column], widest: Sequence[str]) -> It
         f"which have no width limit.", param="columns")
 
 
-def _distribute(minimum: list[float], natural: list[float], wrap: Sequence[bool],
-                usable: float) -> list[float]:
-    """Text columns grow from their minimum toward their natural width in proportion; room left
-    after that goes to the text columns (or to every column alike when there is none), so the
-    table spans the page."""
-    room = usable - sum(minimum)
-    growth = [n - m for m, n in zip(minimum, natural)]
-    wanted = sum(growth)
-    if wanted >= room:
-        return [m + g * room / wanted for m, g in zip(minimum, growth)] if wanted else list(minimum)
-    widths = list(natural)
+def _grow(widths: list[float], targets: list[float], room: float) -> float:
+    """Grow widths toward their targets, in proportion when room is short; returns room left."""
+    wanted = sum(max(t - w, 0.0) for w, t in zip(widths, targets))
+    if wanted <= 0:
+        return room
+    share = min(1.0, room / wanted)
+    for i, (w, t) in enumerate(zip(widths, targets)):
+        widths[i] = w + max(t - w, 0.0) * share
+    return room - wanted * share
+
+
+def _distribute(minimum: list[float], natural: list[float], header: list[float],
+                wrap: Sequence[bool], usable: float) -> list[float]:
+    """From every column's minimum: text columns grow toward their natural width, then every
+    column toward a one-line header, then what is left goes to the text columns (or to every
+    column alike when there is none), so the table spans the page."""
+    widths = list(minimum)
+    room = _grow(widths, natural, usable - sum(widths))
+    room = _grow(widths, [max(w, h) for w, h in zip(widths, header)], room)
     takers = [i for i, w in enumerate(wrap) if w] or list(range(len(widths)))
-    spare = (room - wanted) / len(takers)
-    return [w + (spare if i in takers else 0) for i, w in enumerate(widths)]
+    for i in takers:
+        widths[i] += room / len(takers)
+    return widths
 
 
 def check_itemized_columns_fit(columns: Sequence[Column]) -> None:

@@ -223,6 +223,19 @@ EMPTY_MESSAGE = "No activity in this period"
 
 def _section(query: ReportQuery, currency: str, rows: list[tuple], companions: dict[str, list[dict]],
              fmt: Presenter) -> dict:
+    section = _section_content(query, currency, rows, companions, fmt)
+    # As many key figures side by side as their longest value leaves room for (A4 portrait).
+    longest = max((len(f["value"]) + len(f["currency"]) for f in section["figures"]), default=0)
+    per_row = 4 if longest <= 14 else 3 if longest <= 20 else 2
+    count = len(section["figures"])
+    if count > per_row and count <= 2 * per_row:  # balanced rows: 5 -> 3 + 2, 6 -> 3 + 3
+        per_row = (count + 1) // 2
+    section["figures_per_row"] = max(per_row, 1)
+    return section
+
+
+def _section_content(query: ReportQuery, currency: str, rows: list[tuple],
+                     companions: dict[str, list[dict]], fmt: Presenter) -> dict:
     width = len(query.columns)
     exponent = int(rows[0][width + 1]) if rows else 0
     names = [c.name for c in query.columns]
@@ -661,4 +674,4 @@ def _draw_totals(pdf, query: ReportQuery, facts: QueryFacts, layout: ItemizedLay
                                     fmt.amount(total, exponent))
         y -= line_height
     pdf.setFont(layout.font, size)
-    pdf.drawString(MARGIN + PAD, y - 2, f"{fmt.integer(rows)} rows")
+    pdf.drawString(MARGIN + PAD, y - 2, f"{fmt.integer(rows)} row{'' if rows == 1 else 's'}")
