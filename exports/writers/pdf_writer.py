@@ -24,6 +24,7 @@ fetch at most limit + 1 rows of their single query and count only when over it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -136,6 +137,9 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
     instead of by a separate totals query (which on a summary over millions of rows costs as
     much as the report itself). Companion queries (the balance summary's activity by category)
     are small aggregates of their own."""
+    # The chart engine's start (~0.5 s, once per process) overlaps the queries.
+    warming = threading.Thread(target=_warm_up_charts, name="warm-up-charts", daemon=True)
+    warming.start()
     names, types = query_columns(client, query)
     money = money_indexes(query)
     limit = settings.pdf_itemized_row_limit
@@ -151,12 +155,20 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
                             [tuple(r[i] for i in money) + (r[width], r[width + 1]) for r in fetched])
     companions = {role: _fetch_typed(client, companion)
                   for role, companion in query.companions.items()}
+    warming.join()
     with atomic_output(out_path) as tmp:
         rows = _render_summary(query, fetched, companions, tmp, settings)
     byte_size, sha256 = file_digest(out_path)
     progress.finish(rows)
     return build_manifest(query, "pdf", out_path, facts, byte_size=byte_size, sha256=sha256,
                           row_count=rows, extra={"layout": query.shape})
+
+
+def _warm_up_charts() -> None:
+    try:
+        charts.warm_up()
+    except Exception:  # noqa: BLE001 - rendering the chart reports the real error
+        pass
 
 
 def _fetch_typed(client: Client, query: ReportQuery) -> list[dict]:
