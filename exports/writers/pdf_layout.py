@@ -17,6 +17,7 @@ the renderer does not trust that), the renderer breaks it over lines rather than
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ MARGIN = 24.0
 PAD = 3.0  # each side of a cell
 TEXT_MIN_CHARS = 16
 LINE_SPACING = 1.28  # line height / font size
-HEADER_MAX_LINES = 3
+WRAP_LINES_GOAL = 2  # the longest text value of a row should not need more lines than this
 
 # Widest plausible values per kind for the request-time check (no data yet). Ids are Stripe's
 # length (prefix + 24 characters); amounts ten significant digits.
@@ -195,6 +196,7 @@ def plan_itemized_layout(columns: Sequence[Column], widest: Sequence[str]) -> It
     wrap = tuple(is_text(c) for c in columns)
     numeric = tuple(c.kind in ("money", "integer") for c in columns)
     shortfall = 0.0
+    fitting: tuple[float, ItemizedLayout] | None = None
     for page_size, size in PAGES:
         usable = page_size[0] - 2 * MARGIN
         minimum, natural, one_line = [], [], []
@@ -217,9 +219,23 @@ def plan_itemized_layout(columns: Sequence[Column], widest: Sequence[str]) -> It
                 lefts.append(lefts[-1] + w)
             header_lines = tuple(tuple(_header_lines(h, w - 2 * PAD, bold, size))
                                  for h, w in zip(headers, widths))
-            return ItemizedLayout(page_size, size, round(size * LINE_SPACING, 2), tuple(widths),
-                                  tuple(lefts), wrap, numeric, header_lines, font, bold)
+            layout = ItemizedLayout(page_size, size, round(size * LINE_SPACING, 2), tuple(widths),
+                                    tuple(lefts), wrap, numeric, header_lines, font, bold)
+            # The largest size whose longest text wraps onto at most WRAP_LINES_GOAL lines; if
+            # none, the size with the shortest such row (more rows per page, fewer breaks).
+            lines = max((math.ceil(n / w) for n, w, t in zip(natural, widths, wrap) if t),
+                        default=1)
+            if lines <= WRAP_LINES_GOAL:
+                return layout
+            height = lines * layout.line_height
+            if fitting is None or height < fitting[0]:
+                fitting = (height, layout)
+            continue
+        if fitting is not None:
+            break
         shortfall = need - usable
+    if fitting is not None:
+        return fitting[1]
     widest_columns = sorted(range(len(columns)), key=lambda i: -minimum[i])[:3]
     raise InvalidParameter(
         f"The {len(columns)} selected columns do not fit a PDF page: even on A4 landscape at "

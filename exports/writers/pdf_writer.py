@@ -470,16 +470,25 @@ MAX_GLYPH_EM = 0.62  # no glyph of DejaVu Sans Condensed is wider than this: a c
 
 
 def _break_characters(text: str, room: float, width) -> list[str]:
-    """Lines of `text`, broken between characters where it must: nothing is ever dropped.
-    `width(text)` measures in points."""
+    """Lines of `text`, broken between characters where it must (after an '@', '.', '/', '-',
+    '_' or '+' when the line has one: emails and URLs break where they read naturally).
+    Nothing is ever dropped. `width(text)` measures in points."""
     lines, current = [], ""
     for char in text:
         if current and width(current + char) > room:
-            lines.append(current)
-            current = char
+            cut = max(current.rfind(c) for c in BREAK_AFTER) + 1
+            if 0 < cut < len(current) and width(current[cut:] + char) <= room:
+                lines.append(current[:cut])
+                current = current[cut:] + char
+            else:
+                lines.append(current)
+                current = char
         else:
             current += char
     return lines + [current]
+
+
+BREAK_AFTER = "@./-_+"
 
 
 def _wrap_words(text: str, room: float, width) -> list[str]:

@@ -84,9 +84,12 @@ def test_a_selection_too_wide_for_any_page_is_refused_naming_columns():
 def test_layout_keeps_ids_whole_and_wraps_text():
     columns = [Column("balance_transaction_id", "string", user_text=False), Column("amount", "money"),
                Column("description", "string")]
-    widest = ["txn_1NirD82eZvKYlo2CIvbtLWuY", "-43,503.13", "word " * 200]
+    widest = ["txn_1NirD82eZvKYlo2CIvbtLWuY", "-43,503.13", "word " * 20]
     layout = plan_itemized_layout(columns, widest)
     assert not layout.landscape and layout.font_size == 8.0  # three columns: portrait, 8 pt
+    # A very long text: the size giving its row the fewest points of height (landscape).
+    long_text = plan_itemized_layout(columns, [*widest[:2], "word " * 400])
+    assert long_text.landscape
     assert layout.wrap == (False, False, True)
     from reportlab.pdfbase.pdfmetrics import stringWidth
     for i in (0, 1):
