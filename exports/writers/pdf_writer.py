@@ -391,9 +391,10 @@ def _balance_section(query: ReportQuery, section: dict, currency: str, exponent:
                               and c.name != "currency" and not c.user_text), None)
     description_of = {r[label_index]: r[description_index] for r in rows} if description_index is not None else {}
     start_label, activity_label, payouts_label = addend_labels
-    categories = [(r["reporting_category"], int(r["net"])) for r in activity_rows
-                  if r.get(CURRENCY_COLUMN) == currency
-                  and r.get("reporting_category") not in (TOTAL_LABEL, "payout")]
+    # The companion is balance_change_from_activity.summary: reporting_category, ..., net.
+    categories = [(r["reporting_category"], int(r["net"] or 0)) for r in activity_rows
+                  if r.get(CURRENCY_COLUMN) == currency and "net" in r
+                  and r.get("reporting_category") not in (None, TOTAL_LABEL, "payout")]
     if sum(v for _, v in categories) != value_of.get(activity_label, 0):
         categories = [(activity_label, value_of.get(activity_label, 0))]  # no exact breakdown
     section["figures"] = [

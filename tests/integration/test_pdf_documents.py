@@ -304,3 +304,15 @@ def test_empty_period_says_no_activity(client, pdf_settings, tmp_path, report_ty
     assert manifest.row_count == 0
     text = pdf_text(out)
     assert "No activity in this period" in text and "Page 1 of 1" in text
+
+
+def test_quiet_period_of_an_active_account_shows_its_balance_and_no_activity(
+        client, pdf_settings, tmp_path, rows):
+    params = {"interval_start": "2024-06-10", "interval_end": "2024-06-20"}  # after the history
+    out, query, _ = render(client, pdf_settings, tmp_path, "balance.summary", "Jpy", params)
+    text = pdf_text(out)
+    figures = expected_balances(rows, query.account_id, "Asia/Tokyo", **{
+        "start": params["interval_start"], "end": params["interval_end"]})["jpy"]
+    assert figures["starting"] == figures["ending"] != 0
+    assert "No activity in this period" in text
+    assert whole_token(grouped(figures["ending"], 0)).search(text)
