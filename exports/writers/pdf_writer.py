@@ -226,8 +226,7 @@ def summary_document(query: ReportQuery, fetched: list[tuple],
     sections = [_section(query, currency, rows, companions or {}, fmt)
                 for currency, rows in by_currency.items()]
     return {**_header(query, fmt, [c for c in by_currency if c]), "sections": sections,
-            "empty_message": EMPTY_MESSAGE if not fetched else "",
-            "row_count": len(fetched)}
+            "empty_message": EMPTY_MESSAGE if not fetched else ""}
 
 
 EMPTY_MESSAGE = "No activity in this period"
@@ -282,7 +281,7 @@ def _section_content(query: ReportQuery, currency: str, rows: list[tuple],
                 f"{label(value_name)} by {label(query.chart_label_column).lower()}",
                 [(_value_label(query, label_index, r[label_index]), int(r[value_index] or 0))
                  for r in body_rows], exponent, currency, fmt))
-    table = _table(query, rows, currency, exponent, label_index, fmt)
+    table = _table(query, rows, exponent, label_index, fmt)
     if query.totals_are_additive and not total_rows and rows:
         table["total"] = _total_row(query, table["columns"], rows, exponent, fmt)
     section["tables"].append(table)
@@ -298,11 +297,10 @@ def _value_label(query: ReportQuery, index: int | None, value) -> str:
     return label(str(value), context=query.columns[index].name)
 
 
-def _figure(name: str, value, kind: str, exponent: int, currency: str, fmt: Presenter,
-            title: str | None = None) -> dict:
+def _figure(name: str, value, kind: str, exponent: int, currency: str, fmt: Presenter) -> dict:
     value = int(value or 0)
     money = kind == "money"
-    return {"label": title or label(name),
+    return {"label": label(name),
             "value": fmt.amount(value, exponent) if money else fmt.integer(value),
             "currency": currency_code(currency) if money and currency else "",
             "negative": value < 0}
@@ -324,8 +322,8 @@ def _cell(column, value, exponent: int, fmt: Presenter, *, human_codes: bool) ->
     return label(str(value), context=column.name) if human_codes else str(value)
 
 
-def _table(query: ReportQuery, rows: list[tuple], currency: str, exponent: int,
-           label_index: int | None, fmt: Presenter) -> dict:
+def _table(query: ReportQuery, rows: list[tuple], exponent: int, label_index: int | None,
+           fmt: Presenter) -> dict:
     width = len(query.columns)
     # The currency column repeats the section's heading: dropped (whatever it is called).
     shown = [i for i in range(width)
@@ -386,9 +384,12 @@ def _balance_section(query: ReportQuery, section: dict, currency: str, exponent:
     down by reporting category when the companion query's categories add up to it exactly."""
     result_label, addend_labels = query.identity
     value_of = {r[label_index]: int(r[value_index] or 0) for r in rows}
+    width = len(query.columns)
+    # The rows' own wording ("Starting balance (2024-02-01)"): a text column that is neither the
+    # category nor the currency.
     description_index = next((i for i, c in enumerate(query.columns)
                               if c.kind == "string" and i != label_index
-                              and c.name != "currency" and not c.user_text), None)
+                              and not all((r[i] or "") == (r[width] or "") for r in rows)), None)
     description_of = {r[label_index]: r[description_index] for r in rows} if description_index is not None else {}
     start_label, activity_label, payouts_label = addend_labels
     # The companion is balance_change_from_activity.summary: reporting_category, ..., net.
