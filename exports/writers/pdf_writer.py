@@ -697,4 +697,5 @@ def _draw_totals(pdf, query: ReportQuery, facts: QueryFacts, layout: ItemizedLay
                                     fmt.amount(total, exponent))
         y -= line_height
     pdf.setFont(layout.font, size)
-    pdf.drawString(MARGIN + PAD, y - 2, f"{fmt.integer(rows)} row{'' if rows == 1 else 's'}")
+    summary = f"{fmt.integer(rows)} row{'' if rows == 1 else 's'}" if rows else EMPTY_MESSAGE
+    pdf.drawString(MARGIN + PAD, y - 2, summary)

@@ -295,7 +295,7 @@ def test_category_chart_leaves_the_total_row_out(client, pdf_settings, tmp_path)
     assert len(bars) == len(fetched) - 1  # every category, only the total row left out
 
 
-@pytest.mark.parametrize("report_type", SUMMARY_TYPES)
+@pytest.mark.parametrize("report_type", [*SUMMARY_TYPES, "payments.itemized"])
 def test_empty_period_says_no_activity(client, pdf_settings, tmp_path, report_type):
     params = dict(platform.MONTH)
     if REPORT_TYPES[report_type].interval == "end_only":
