@@ -22,12 +22,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from pathlib import Path
 
 from exports.writers.presentation import Presenter, d3_locale
 
-FONT = "Payreports Sans"  # the PDF's @font-face family (lean DejaVu copies)
-FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+# Charts are laid out with DejaVu Sans (a system font vl-convert finds itself) and drawn with
+# the PDF's @font-face family of the same glyphs (the lean DejaVu copies the PDF embeds).
+MEASURE_FONT = "DejaVu Sans"
+PDF_FONT = "Payreports Sans, DejaVu Sans, sans-serif"
 DAILY_MAX_DAYS = 62  # up to two months: one bar per day
 WEEKLY_MAX_DAYS = 400  # up to ~13 months: one bar per ISO week; beyond: per month
 POSITIVE, NEGATIVE, BALANCE = "#2e6fba", "#c0392b", "#5b6770"
@@ -45,7 +46,7 @@ class Chart:
 
 def _config() -> dict:
     return {
-        "font": FONT, "view": {"stroke": None},
+        "font": MEASURE_FONT, "view": {"stroke": None},
         "axis": {"labelFontSize": 11, "titleFontSize": 11, "labelColor": "#333", "titleColor": "#333",
                  "gridColor": "#e5e5e5", "domainColor": "#888", "tickColor": "#888"},
         "text": {"fontSize": 10.5},
@@ -54,25 +55,20 @@ def _config() -> dict:
 
 
 def warm_up() -> None:
-    """Start vl-convert's engine (0.4-0.5 s once per process); call from a background thread."""
+    """Start vl-convert's engine (~0.4 CPU-s once per process); call from a background thread."""
     import vl_convert
 
-    if FONT_DIR.is_dir():
-        vl_convert.register_font_directory(str(FONT_DIR))
     vl_convert.vegalite_to_svg({"mark": "point", "data": {"values": [{}]}}, allowed_base_urls=[])
 
 
 def render(chart: Chart, locale: str) -> Chart:
     import vl_convert
 
-    if FONT_DIR.is_dir():
-        vl_convert.register_font_directory(str(FONT_DIR))
     svg = vl_convert.vegalite_to_svg(chart.spec, allowed_base_urls=[],
                                      format_locale=_format_locale(locale))
     # Inline in HTML: no XML prolog; the family WeasyPrint resolves to the lean embedded copies.
     svg = re.sub(r"^<\?xml[^>]*>\s*", "", svg)
-    chart.svg = svg.replace('font-family="Payreports Sans"',
-                            'font-family="Payreports Sans, DejaVu Sans, sans-serif"')
+    chart.svg = re.sub(r'font-family="[^"]*DejaVu Sans[^"]*"', f'font-family="{PDF_FONT}"', svg)
     return chart
 
 
