@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import RedirectResponse
 
-from api.auth import current_account, enforce_create_limits, enforce_pending_cap, get_settings_dep
+from api.auth import current_account, enforce_create_limits, get_settings_dep
 from api.errors import ReportExpired, ReportNotReady
 from api.schemas import CreateReportBody, ReportList, ReportObject, report_object
-from exports import db
 from exports.requests import store
 from exports.settings import Settings
 from exports.storage import get_storage
@@ -40,21 +39,17 @@ def create_report(body: CreateReportBody, account_id: Account, settings: Setting
 
     validate_report_request(account_id, body.report_type, body.parameters, body.format,
                             settings=settings, account_timezone=account_timezone(account_id, settings))
+    from exports.scheduling.templates import validate_webhook_url
+
     new = store.NewRequest(account_id=account_id, report_type=body.report_type,
                            parameters=body.parameters, format=body.format,
-                           email_recipients=body.email_to, webhook_url=body.webhook_url,
+                           email_recipients=body.email_to,
+                           webhook_url=validate_webhook_url(body.webhook_url, settings),
                            idempotency_key=idempotency_key, source="api")
-    if idempotency_key is None or not _idempotent_replay(new, settings):
-        enforce_pending_cap(account_id, settings)
-    row, _created = store.create(new, settings)
+    # The cap is checked under a per-account lock in the insert's transaction (a replay of an
+    # accepted request is returned even at the cap).
+    row, _created = store.create(new, settings, max_pending=settings.max_pending_per_account)
     return _object(row, settings)
-
-
-def _idempotent_replay(new: store.NewRequest, settings: Settings) -> bool:
-    """A replay of an accepted request must return it even when the account is at its cap."""
-    with db.connect("app", settings) as conn:
-        return conn.execute("SELECT 1 FROM report_requests WHERE account_id = %s AND idempotency_key = %s",
-                            (new.account_id, new.idempotency_key)).fetchone() is not None
 
 
 @router.get("", response_model=ReportList)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
 
-from api.auth import current_account, get_settings_dep
+from api.auth import current_account, enforce_create_limits, get_settings_dep
 from exports.errors import InvalidParameter
 from exports.scheduling import templates
 from exports.settings import Settings
@@ -30,6 +30,7 @@ def _object_body(body: Any) -> dict:
 
 @router.post("", status_code=200)
 def create_template(body: JsonBody, account_id: Account, settings: SettingsDep) -> dict:
+    enforce_create_limits(account_id, settings)  # the same per-account budget as report creation
     row = templates.create_template(account_id, _object_body(body), settings=settings)
     return templates.to_api(row)
 

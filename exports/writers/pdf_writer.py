@@ -39,8 +39,8 @@ from exports.writers import charts
 from exports.writers.pdf_layout import (MARGIN, PAD, ItemizedLayout, Text, nominal_widest,
                                         plan_itemized_layout, width_sql, width_table_sql)
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
-                                      check_row_count, facts_from_rows, file_digest,
-                                      money_indexes, query_columns)
+                                      check_row_count, facts_from_rows, figure_row_sql,
+                                      file_digest, query_columns)
 from exports.writers.presentation import Presenter, currency_code, label
 from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, format_column, ident
 
@@ -141,18 +141,21 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
     warming = threading.Thread(target=_warm_up_charts, name="warm-up-charts", daemon=True)
     warming.start()
     names, types = query_columns(client, query)
-    money = money_indexes(query)
+    figures = figure_row_sql(query, names)
     limit = settings.pdf_itemized_row_limit
-    selected = ", ".join(ident(n) for n in (*names, CURRENCY_COLUMN, EXPONENT_COLUMN))
+    selected = ", ".join([ident(n) for n in (*names, CURRENCY_COLUMN, EXPONENT_COLUMN)] + figures)
     result = client.query(f"SELECT {selected} FROM ({query.sql}) LIMIT {limit + 1}",
                           parameters=query.parameters)
-    fetched = [tuple(r) for r in result.result_rows]
+    # Rows: the report's columns, currency, exponent (what the document shows); then what each
+    # row adds to each of the manifest's figures.
+    fetched = [tuple(r[:len(names) + 2]) for r in result.result_rows]
     if len(fetched) > limit:
         total = client.query(f"SELECT count() FROM ({query.sql})", parameters=query.parameters)
         _check_row_limit(int(total.result_rows[0][0]), settings)
     width = len(query.columns)
     facts = facts_from_rows(query, names, types,
-                            [tuple(r[i] for i in money) + (r[width], r[width + 1]) for r in fetched])
+                            [tuple(r[len(names) + 2:]) + tuple(r[len(names):len(names) + 2])
+                             for r in result.result_rows])
     companions = {role: _fetch_typed(client, companion)
                   for role, companion in query.companions.items()}
     warming.join()
@@ -289,6 +292,7 @@ def _section_content(query: ReportQuery, currency: str, rows: list[tuple],
 
 
 TOTAL_LABEL = "total"
+PAYOUT_CATEGORIES = ("payout", "payout_reversal")
 
 
 def _value_label(query: ReportQuery, index: int | None, value) -> str:
@@ -392,12 +396,16 @@ def _balance_section(query: ReportQuery, section: dict, currency: str, exponent:
                               and not all((r[i] or "") == (r[width] or "") for r in rows)), None)
     description_of = {r[label_index]: r[description_index] for r in rows} if description_index is not None else {}
     start_label, activity_label, payouts_label = addend_labels
-    # The companion is balance_change_from_activity.summary: reporting_category, ..., net.
-    categories = [(r["reporting_category"], int(r["net"] or 0)) for r in activity_rows
-                  if r.get(CURRENCY_COLUMN) == currency and "net" in r
-                  and r.get("reporting_category") not in (None, TOTAL_LABEL, "payout")]
-    if sum(v for _, v in categories) != value_of.get(activity_label, 0):
-        categories = [(activity_label, value_of.get(activity_label, 0))]  # no exact breakdown
+    # The companion is balance_change_from_activity.summary: reporting_category, ..., net. Its
+    # categories are the activity's breakdown when they add up to it exactly (with or without
+    # payout categories, whichever definition the activity summary follows).
+    listed = [(r["reporting_category"], int(r["net"] or 0)) for r in activity_rows
+              if r.get(CURRENCY_COLUMN) == currency and "net" in r
+              and r.get("reporting_category") not in (None, TOTAL_LABEL)]
+    activity = value_of.get(activity_label, 0)
+    categories = next((option for option in (
+        listed, [(c, v) for c, v in listed if c not in PAYOUT_CATEGORIES])
+        if sum(v for _, v in option) == activity), [(activity_label, activity)])
     section["figures"] = [
         _figure(name, value_of.get(name, 0), "money", exponent, currency, fmt)
         for name in (start_label, activity_label, payouts_label, result_label)]
