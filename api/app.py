@@ -8,6 +8,7 @@ it never needs the warehouse or Dagster to accept, list, read or download report
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import pkgutil
 import re
@@ -15,10 +16,12 @@ import secrets
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 
 import api.routes
-from api.errors import install_error_handlers
+from api.errors import install_error_handlers, server_error_response
+from exports.errors import InvalidParameter
 from exports import db
 from exports.logging import configure_logging, log_context
 from exports.settings import Settings, get_settings
@@ -28,6 +31,7 @@ log = logging.getLogger("api.requests")
 # A caller's (or proxy's) X-Request-Id is kept when it is a plain token, so it can be followed
 # across services; anything else is replaced rather than written into the logs.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_PRIVATE_PREFIXES = ("/v1/", "/files/")
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -47,12 +51,54 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
 
     app = FastAPI(title="payreports Report API", version="1", lifespan=lifespan,
-                  docs_url="/docs", openapi_url="/openapi.json")
+                  docs_url="/docs", openapi_url="/openapi.json",
+                  dependencies=[Depends(reject_nul_characters)])
     app.state.settings = settings
     install_error_handlers(app)
     _include_routers(app)
     app.middleware("http")(_log_request)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _first_nul(value, path: str) -> str | None:
+    """The path of the first string (or object key) in a JSON value that contains a NUL."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            child = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return child
+            if found := _first_nul(item, child):
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if found := _first_nul(item, f"{path}[{index}]"):
+                return found
+    return None
+
+
+async def reject_nul_characters(request: Request) -> None:
+    """NUL is never meaningful in an id, a query value or a JSON string, and Postgres cannot
+    store it in text or jsonb: refuse it up front, naming the field, for every route."""
+    for name, value in request.path_params.items():
+        if "\x00" in str(value):
+            raise InvalidParameter(f"{name} must not contain NUL characters.", param=name)
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise InvalidParameter(f"{name[:100]!r} must not contain NUL characters.", param=name[:100])
+    for name in ("idempotency-key",):
+        if "\x00" in request.headers.get(name, ""):
+            raise InvalidParameter(f"{name} must not contain NUL characters.", param="Idempotency-Key")
+    if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", ""):
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            return  # the body's own validation reports it
+        if found := _first_nul(body, ""):
+            raise InvalidParameter(f"{found} must not contain NUL (\\u0000) characters.",
+                                   param=found or "body")
 
 
 async def _log_request(request: Request, call_next):
@@ -66,8 +112,9 @@ async def _log_request(request: Request, call_next):
         try:
             response = await call_next(request)
         except Exception:
+            # Whatever failed, the client gets the API's error shape and an id to quote.
             log.exception("request failed", extra=fields)
-            raise
+            response = server_error_response(request_id)
         fields.update(status=response.status_code,
                       duration_ms=round((time.perf_counter() - started) * 1000, 1))
         if account_id := getattr(request.state, "account_id", None):
@@ -75,6 +122,11 @@ async def _log_request(request: Request, call_next):
         log.log(logging.WARNING if response.status_code >= 500 else logging.INFO, "request",
                 extra=fields)
     response.headers["X-Request-Id"] = request_id
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.url.path.startswith(_PRIVATE_PREFIXES):
+        # Report objects carry signed download links, /v1/webhook_secret a secret, /files the
+        # data itself: no shared or browser cache may keep them.
+        response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -90,3 +142,22 @@ def app_factory() -> FastAPI:
     # Our per-request line carries more than uvicorn's access line (duration, account, id).
     logging.getLogger("uvicorn.access").disabled = True
     return create_app(settings)
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, minus the 422 it adds to every route: validation errors are 400s in
+    the API's error shape (api.errors), which each route documents with its other codes."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes,
+                             description="Reports on a payment platform's data. Authenticate with "
+                                         "`Authorization: Bearer <API key>`; every error is "
+                                         "`{\"error\": {type, code, param, message}}`; timestamps "
+                                         "are Unix seconds.")
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema

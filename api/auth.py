@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import AuthenticationFailed
 from exports.errors import RateLimited
@@ -14,10 +17,16 @@ def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def current_account(request: Request, settings: Settings = Depends(get_settings_dep)) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+# Declares the bearer scheme in the OpenAPI document (every route depending on current_account
+# lists it); auto_error=False so a missing key is our 401 in the API's error shape.
+_bearer = HTTPBearer(auto_error=False, scheme_name="apiKey", description="An API key: `Authorization: Bearer rk_...`.")
+
+
+def current_account(request: Request, settings: Settings = Depends(get_settings_dep),
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+                    ) -> str:
+    secret = credentials.credentials if credentials is not None else ""
+    if not secret.strip():
         raise AuthenticationFailed("You did not provide an API key. Use 'Authorization: Bearer <key>'.",
                                    param="Authorization")
     account = store.account_for_key(secret.strip(), settings)
