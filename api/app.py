@@ -52,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="payreports Report API", version="1", lifespan=lifespan,
                   docs_url="/docs", openapi_url="/openapi.json",
-                  dependencies=[Depends(reject_nul_characters)])
+                  dependencies=[Depends(reject_unstorable_text)],
+                  # Operation ids are the handlers' names (the OpenAPI links refer to them).
+                  generate_unique_id_function=lambda route: route.name)
     app.state.settings = settings
     install_error_handlers(app)
     _include_routers(app)
@@ -61,44 +63,77 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _first_nul(value, path: str) -> str | None:
-    """The path of the first string (or object key) in a JSON value that contains a NUL."""
+def _unstorable(text: str) -> bool:
+    """NUL, or a lone surrogate (valid JSON escapes, not encodable as UTF-8)."""
+    return "\x00" in text or not text.isascii() and _has_surrogate(text)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _first_unstorable(value, path: str) -> str | None:
+    """The path of the first string (or object key) in a JSON value Postgres cannot store."""
     if isinstance(value, str):
-        return path if "\x00" in value else None
+        return path if _unstorable(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             child = f"{path}.{key}" if path else str(key)
-            if "\x00" in str(key):
+            if _unstorable(str(key)):
                 return child
-            if found := _first_nul(item, child):
+            if found := _first_unstorable(item, child):
                 return found
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            if found := _first_nul(item, f"{path}[{index}]"):
+            if found := _first_unstorable(item, f"{path}[{index}]"):
                 return found
     return None
 
 
-async def reject_nul_characters(request: Request) -> None:
-    """NUL is never meaningful in an id, a query value or a JSON string, and Postgres cannot
-    store it in text or jsonb: refuse it up front, naming the field, for every route."""
+class _NotJson(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise _NotJson(text)
+    return number
+
+
+def _no_constants(name: str):
+    raise _NotJson(name)
+
+
+async def reject_unstorable_text(request: Request) -> None:
+    """NUL characters and lone surrogates are never meaningful in an id, a query value or a JSON
+    string, and Postgres can store neither in text or jsonb; NaN and Infinity are not JSON. Refuse
+    them up front, naming the field, for every route."""
     for name, value in request.path_params.items():
-        if "\x00" in str(value):
-            raise InvalidParameter(f"{name} must not contain NUL characters.", param=name)
+        if _unstorable(str(value)):
+            raise InvalidParameter(f"{name} must not contain NUL or unpaired surrogate characters.",
+                                   param=name)
     for name, value in request.query_params.multi_items():
-        if "\x00" in name or "\x00" in value:
+        if _unstorable(name) or _unstorable(value):
             raise InvalidParameter(f"{name[:100]!r} must not contain NUL characters.", param=name[:100])
-    for name in ("idempotency-key",):
-        if "\x00" in request.headers.get(name, ""):
-            raise InvalidParameter(f"{name} must not contain NUL characters.", param="Idempotency-Key")
+    if _unstorable(request.headers.get("idempotency-key", "")):
+        raise InvalidParameter("Idempotency-Key must not contain NUL characters.", param="Idempotency-Key")
     if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", ""):
         try:
-            body = json.loads(await request.body() or b"null")
-        except ValueError:
-            return  # the body's own validation reports it
-        if found := _first_nul(body, ""):
-            raise InvalidParameter(f"{found} must not contain NUL (\\u0000) characters.",
-                                   param=found or "body")
+            body = json.loads(await request.body() or b"null", parse_float=_finite,
+                              parse_constant=_no_constants)
+        except _NotJson:
+            raise InvalidParameter("The request body is not valid JSON: NaN and Infinity are not "
+                                   "JSON numbers.", param="body") from None
+        except (ValueError, RecursionError):
+            return  # the body's own parsing reports it
+        if found := _first_unstorable(body, ""):
+            raise InvalidParameter(f"{found} must not contain NUL (\\u0000) or unpaired surrogate "
+                                   "characters.", param=found or "body")
 
 
 async def _log_request(request: Request, call_next):

@@ -83,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         loc = tuple(first.get("loc", ()))
         param = param_from_loc(loc)
-        if param is None and loc[:1] == ("body",):
+        if (param is None and loc[:1] == ("body",)) or first.get("type") == "json_invalid":
             param = "body"
         error = invalid_parameter_from(first, param)
         return JSONResponse(_body(error.error_type, error.code, param, error.message), status_code=400)
@@ -91,12 +91,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "resource_missing", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        param = None
+        if exc.status_code == 400:  # FastAPI's "There was an error parsing the body"
+            code, param = "parameter_invalid", "body"
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405 and (allowed := _allowed_methods(request)):
             # Starlette names the methods of the first route matching the path only; a path
             # served by several routes (GET + POST /v1/report_templates) allows all of theirs.
             headers["Allow"] = allowed
-        return JSONResponse(_body("invalid_request_error", code, None, str(exc.detail)),
+        return JSONResponse(_body("invalid_request_error", code, param, str(exc.detail)),
                             status_code=exc.status_code, headers=headers)
 
 

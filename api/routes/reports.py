@@ -22,7 +22,14 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 Status = Literal[tuple(store.STATUSES)]  # type: ignore[valid-type]
 
 
-@router.post("", response_model=ReportObject, responses=error_responses(*AUTHENTICATED, 409, 429))
+# For clients and stateful testers: the id a create returns is what the other operations take.
+_REPORT_LINKS = {name: {"operationId": name, "parameters": {"report_id": "$response.body#/id"}}
+                 for name in ("retrieve_report", "download_report", "cancel_report",
+                              "list_report_deliveries")}
+
+
+@router.post("", response_model=ReportObject,
+             responses={200: {"links": _REPORT_LINKS}, **error_responses(*AUTHENTICATED, 409, 429)})
 def create_report(body: CreateReportBody, account_id: Account, settings: SettingsDep,
                   idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
                   ) -> ReportObject:

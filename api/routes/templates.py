@@ -24,8 +24,13 @@ Account = Annotated[str, Depends(current_account)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
+_TEMPLATE_LINKS = {name: {"operationId": name, "parameters": {"template_id": "$response.body#/id"}}
+                   for name in ("retrieve_template", "update_template", "update_template_patch",
+                                "delete_template")}
+
+
 @router.post("", status_code=200, response_model=TemplateObject,
-             responses=error_responses(*AUTHENTICATED, 429))
+             responses={200: {"links": _TEMPLATE_LINKS}, **error_responses(*AUTHENTICATED, 429)})
 def create_template(body: NewTemplate, account_id: Account, settings: SettingsDep) -> dict:
     row = templates.create_template(account_id, body.model_dump(exclude_unset=True), settings=settings)
     return templates.to_api(row)
@@ -45,7 +50,7 @@ def retrieve_template(template_id: str, account_id: Account, settings: SettingsD
 
 @router.post("/{template_id}", response_model=TemplateObject,
              responses=error_responses(*AUTHENTICATED, 404))
-@router.patch("/{template_id}", response_model=TemplateObject,
+@router.patch("/{template_id}", response_model=TemplateObject, operation_id="update_template_patch",
               responses=error_responses(*AUTHENTICATED, 404))
 def update_template(template_id: str, body: TemplateChanges, account_id: Account,
                     settings: SettingsDep) -> dict:

@@ -74,6 +74,29 @@ def test_nul_in_json_strings_is_a_400_naming_the_field(client, path, body, param
     assert_400(client.post(path, json=body), param)
 
 
+@pytest.mark.parametrize(("path", "raw", "param"), [
+    # A lone surrogate is a valid JSON escape but not UTF-8: Postgres cannot store it.
+    ("/v1/reports", '{"report_type": "balance.summary", "parameters": {"interval_start": "2024-05-01",'
+                    ' "interval_end": "2024-06-01", "currency": "\\ud800"}}', "parameters.currency"),
+    ("/v1/reports", '{"report_type": "balance.summary", "email_to": ["a\\udc00@example.com"]}', "email_to[0]"),
+    ("/v1/report_templates", '{"name": "\\ud83d", "report_type": "balance.summary", "format": "csv"}', "name"),
+    # NaN and Infinity are not JSON (Python's parser accepts them; jsonb does not).
+    ("/v1/reports", '{"report_type": "balance.summary", "parameters": {"interval_start": NaN,'
+                    ' "interval_end": "2024-06-01"}}', "body"),
+    ("/v1/reports", '{"report_type": "balance.summary", "parameters": {"interval_start": 1e400,'
+                    ' "interval_end": "2024-06-01"}}', "body"),
+    ("/v1/report_templates", '{"name": "x", "report_type": "balance.summary", "format": "csv",'
+                             ' "parameters": {"interval_end": -Infinity}}', "body"),
+    ("/v1/reports", '{"report_type": "balance.summary",', "body"),
+    ("/v1/reports", "[" * 100_000 + "]" * 100_000, "body"),
+    ("/v1/reports", '{"report_type": "balance.summary", "parameters": {"interval_start": ' + "9" * 5000 + "}}",
+     "body"),
+])
+def test_json_postgres_cannot_store_or_python_cannot_parse_is_a_400(client, path, raw, param):
+    response = client.post(path, content=raw.encode(), headers={"Content-Type": "application/json"})
+    assert_400(response, param)
+
+
 # --------------------------------------------------------------------- dates, cron, timezones
 
 @pytest.mark.parametrize(("parameters", "param"), [
