@@ -8,7 +8,6 @@ it never needs the warehouse or Dagster to accept, list, read or download report
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import pkgutil
 import re
@@ -21,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 
 import api.routes
 from api.errors import install_error_handlers, server_error_response
-from exports.errors import InvalidParameter
+from api.input_guard import reject_unstorable_text
 from exports import db
 from exports.logging import configure_logging, log_context
 from exports.settings import Settings, get_settings
@@ -61,79 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(_log_request)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
-
-
-def _unstorable(text: str) -> bool:
-    """NUL, or a lone surrogate (valid JSON escapes, not encodable as UTF-8)."""
-    return "\x00" in text or not text.isascii() and _has_surrogate(text)
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _first_unstorable(value, path: str) -> str | None:
-    """The path of the first string (or object key) in a JSON value Postgres cannot store."""
-    if isinstance(value, str):
-        return path if _unstorable(value) else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            child = f"{path}.{key}" if path else str(key)
-            if _unstorable(str(key)):
-                return child
-            if found := _first_unstorable(item, child):
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if found := _first_unstorable(item, f"{path}[{index}]"):
-                return found
-    return None
-
-
-class _NotJson(ValueError):
-    pass
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if number in (float("inf"), float("-inf")):
-        raise _NotJson(text)
-    return number
-
-
-def _no_constants(name: str):
-    raise _NotJson(name)
-
-
-async def reject_unstorable_text(request: Request) -> None:
-    """NUL characters and lone surrogates are never meaningful in an id, a query value or a JSON
-    string, and Postgres can store neither in text or jsonb; NaN and Infinity are not JSON. Refuse
-    them up front, naming the field, for every route."""
-    for name, value in request.path_params.items():
-        if _unstorable(str(value)):
-            raise InvalidParameter(f"{name} must not contain NUL or unpaired surrogate characters.",
-                                   param=name)
-    for name, value in request.query_params.multi_items():
-        if _unstorable(name) or _unstorable(value):
-            raise InvalidParameter(f"{name[:100]!r} must not contain NUL characters.", param=name[:100])
-    if _unstorable(request.headers.get("idempotency-key", "")):
-        raise InvalidParameter("Idempotency-Key must not contain NUL characters.", param="Idempotency-Key")
-    if request.method in ("POST", "PUT", "PATCH") and "json" in request.headers.get("content-type", ""):
-        try:
-            body = json.loads(await request.body() or b"null", parse_float=_finite,
-                              parse_constant=_no_constants)
-        except _NotJson:
-            raise InvalidParameter("The request body is not valid JSON: NaN and Infinity are not "
-                                   "JSON numbers.", param="body") from None
-        except (ValueError, RecursionError):
-            return  # the body's own parsing reports it
-        if found := _first_unstorable(body, ""):
-            raise InvalidParameter(f"{found} must not contain NUL (\\u0000) or unpaired surrogate "
-                                   "characters.", param=found or "body")
 
 
 async def _log_request(request: Request, call_next):

@@ -160,7 +160,10 @@ def validate_email_recipients(recipients: Any, param: str = "email_recipients") 
 def validate_webhook_url(url: Any, settings: Settings, param: str = "webhook_url") -> str | None:
     if url is None or url == "":
         return None
-    parts = urlsplit(url) if isinstance(url, str) else None
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not a URL
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidParameter("webhook_url must be an absolute http(s) URL", param=param)
     if settings.environment == "production" and parts.scheme != "https":

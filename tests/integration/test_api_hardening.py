@@ -89,6 +89,8 @@ def test_nul_in_json_strings_is_a_400_naming_the_field(client, path, body, param
                              ' "parameters": {"interval_end": -Infinity}}', "body"),
     ("/v1/reports", '{"report_type": "balance.summary",', "body"),
     ("/v1/reports", "[" * 100_000 + "]" * 100_000, "body"),
+    ("/v1/reports", '{"report_type": "balance.summary", "parameters": {"filters": '
+                    + '{"a": ' * 40 + "1" + "}" * 40 + "}}", "body"),
     ("/v1/reports", '{"report_type": "balance.summary", "parameters": {"interval_start": ' + "9" * 5000 + "}}",
      "body"),
 ])
@@ -161,6 +163,7 @@ def test_a_non_ascii_signature_is_403_not_a_type_error(api_server):
     ({"catch_up": True}, "catch_up"),
     ({"relative_range": 7}, "relative_range"),
     ({"webhook_url": {"url": "https://example.com"}}, "webhook_url"),
+    ({"webhook_url": "https://[::1/hooks"}, "webhook_url"),
     ({"surprise": None}, "surprise"),
     ({"name": "Daily\r\nBcc: everyone@example.com"}, "name"),
     ({"description": MEGABYTE}, "description"),
@@ -196,6 +199,7 @@ def test_template_updates_are_strict_too(client):
     ({"parameters": "interval_end=2024-06-01"}, "parameters"),
     ({"webhook_url": 12}, "webhook_url"),
     ({"webhook_url": "http://"}, "webhook_url"),
+    ({"webhook_url": "http://[::1"}, "webhook_url"),  # urlsplit raises on the open bracket
     ({"unknown": None}, "unknown"),
 ])
 def test_report_requests_validate_recipients_and_parameters_like_templates(client, overrides, param):
