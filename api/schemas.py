@@ -22,7 +22,14 @@ __all__ = ["CreateReportBody", "ReportObject", "ReportList", "NewTemplate", "Tem
 
 
 class CreateReportBody(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"report_type": "balance.summary", "format": "csv",
+         "parameters": {"interval_start": "2024-05-01", "interval_end": "2024-06-01",
+                        "timezone": "Europe/Berlin"}},
+        {"report_type": "balance_change_from_activity.itemized", "format": "xlsx",
+         "parameters": {"relative_range": "last_month", "currency": "usd"},
+         "email_to": ["finance@example.com"]},
+    ]})
 
     report_type: ReportTypeName
     parameters: Parameters = Field(default_factory=dict)
@@ -30,8 +37,9 @@ class CreateReportBody(BaseModel):
     email_to: list[Annotated[str, Field(max_length=MAX_ADDRESS_CHARS)]] | None = Field(
         default=None, max_length=MAX_RECIPIENTS, description="Who gets the report by email.")
     webhook_url: Annotated[str, WithJsonSchema(
-        {"type": "string", "maxLength": 500, "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"})] | None = Field(
-        default=None, description="Where the report.succeeded / report.failed event is POSTed.")
+        {"type": "string", "maxLength": 500, "pattern": "^$|^[Hh][Tt][Tt][Pp][Ss]?://"})] | None = Field(
+        default=None, description="Where the report.succeeded / report.failed event is POSTed "
+                                  "(empty: none).")
 
 
 class ReportList(BaseModel):

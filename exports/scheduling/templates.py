@@ -78,6 +78,12 @@ class TemplateChanges(BaseModel):
 
 
 class NewTemplate(TemplateChanges):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "Daily activity", "report_type": "balance_change_from_activity.itemized",
+         "format": "csv", "schedule_cron": "0 6 * * *", "timezone": "Europe/Berlin",
+         "relative_range": "yesterday", "email_recipients": ["finance@example.com"]},
+    ]})
+
     name: str = Field(min_length=1, max_length=255)
     report_type: ReportTypeName
     format: FormatName

@@ -32,7 +32,7 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(postgres, crea
         config.write_text(CONFIG)
         cmd = [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run",
                f"{base_url}/openapi.json", "--checks", "all",
-               "--phases", "coverage,fuzzing,stateful", "--max-examples", str(EXAMPLES),
+               "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", str(EXAMPLES),
                "--seed", SEED, "--generation-database", "none", "--workers", "2",
                "--request-timeout", "15", "--header", f"Authorization: Bearer {key}",
                "--no-color", "--report", "junit", "--report-dir", str(tmp_path / "report")]
