@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 
 import api.routes
-from api.errors import install_error_handlers, server_error_response
+from api.errors import body_too_large_response, install_error_handlers, server_error_response
 from api.input_guard import reject_unstorable_text
 from exports import db
 from exports.logging import configure_logging, log_context
@@ -31,6 +31,7 @@ log = logging.getLogger("api.requests")
 # across services; anything else is replaced rather than written into the logs.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PRIVATE_PREFIXES = ("/v1/", "/files/")
+MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 def _include_routers(app: FastAPI) -> None:
@@ -38,7 +39,9 @@ def _include_routers(app: FastAPI) -> None:
         module = importlib.import_module(f"api.routes.{module_info.name}")
         router = getattr(module, "router", None)
         if router is not None:
-            app.include_router(router)
+            # Every real body is a few KB; this bounds what one request makes us read and parse
+            # (per router, not app-wide: there the 413 would bypass the API's error shape).
+            app.include_router(router, max_body_size=MAX_BODY_BYTES)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -71,7 +74,12 @@ async def _log_request(request: Request, call_next):
     with log_context(request_id=request_id):
         fields = {"method": request.method, "path": request.url.path}
         try:
-            response = await call_next(request)
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                # Refused before reading a byte (the routers' limit catches chunked bodies).
+                response = body_too_large_response(MAX_BODY_BYTES)
+            else:
+                response = await call_next(request)
         except Exception:
             # Whatever failed, the client gets the API's error shape and an id to quote.
             log.exception("request failed", extra=fields)

@@ -90,10 +90,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "resource_missing", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "resource_missing", 405: "method_not_allowed",
+                413: "body_too_large"}.get(exc.status_code, "http_error")
         param = None
         if exc.status_code == 400:  # FastAPI's "There was an error parsing the body"
             code, param = "parameter_invalid", "body"
+        elif exc.status_code == 413:
+            param = "body"
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405 and (allowed := _allowed_methods(request)):
             # Starlette names the methods of the first route matching the path only; a path
@@ -115,6 +118,11 @@ def _allowed_methods(request: Request) -> str | None:
         if pattern.match(request.url.path):
             return methods
     return None
+
+
+def body_too_large_response(limit: int) -> JSONResponse:
+    return JSONResponse(_body("invalid_request_error", "body_too_large", "body",
+                              f"The request body is larger than {limit} bytes."), status_code=413)
 
 
 def server_error_response(request_id: str) -> JSONResponse:

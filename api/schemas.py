@@ -159,6 +159,7 @@ _DESCRIPTIONS = {
     404: "No such object (another account's objects are not found either).",
     409: "Conflict with the object's state (e.g. an Idempotency-Key reused with another body).",
     410: "The report's file was deleted when it expired.",
+    413: "The request body is larger than the API accepts (2 MiB).",
     429: "Too many requests or too many pending reports: retry after `Retry-After` seconds.",
     503: "A service the API needs (the database) is unavailable: retry after `Retry-After` seconds.",
 }

@@ -29,7 +29,7 @@ _REPORT_LINKS = {name: {"operationId": name, "parameters": {"report_id": "$respo
 
 
 @router.post("", response_model=ReportObject,
-             responses={200: {"links": _REPORT_LINKS}, **error_responses(*AUTHENTICATED, 409, 429)})
+             responses={200: {"links": _REPORT_LINKS}, **error_responses(*AUTHENTICATED, 413, 409, 429)})
 def create_report(body: CreateReportBody, account_id: Account, settings: SettingsDep,
                   idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
                   ) -> ReportObject:

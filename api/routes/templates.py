@@ -30,7 +30,7 @@ _TEMPLATE_LINKS = {name: {"operationId": name, "parameters": {"template_id": "$r
 
 
 @router.post("", status_code=200, response_model=TemplateObject,
-             responses={200: {"links": _TEMPLATE_LINKS}, **error_responses(*AUTHENTICATED, 429)})
+             responses={200: {"links": _TEMPLATE_LINKS}, **error_responses(*AUTHENTICATED, 413, 429)})
 def create_template(body: NewTemplate, account_id: Account, settings: SettingsDep) -> dict:
     row = templates.create_template(account_id, body.model_dump(exclude_unset=True), settings=settings)
     return templates.to_api(row)
@@ -49,9 +49,9 @@ def retrieve_template(template_id: str, account_id: Account, settings: SettingsD
 
 
 @router.post("/{template_id}", response_model=TemplateObject,
-             responses=error_responses(*AUTHENTICATED, 404))
+             responses=error_responses(*AUTHENTICATED, 404, 413))
 @router.patch("/{template_id}", response_model=TemplateObject, operation_id="update_template_patch",
-              responses=error_responses(*AUTHENTICATED, 404))
+              responses=error_responses(*AUTHENTICATED, 404, 413))
 def update_template(template_id: str, body: TemplateChanges, account_id: Account,
                     settings: SettingsDep) -> dict:
     """Change the fields given; a field set to null is cleared (or back to its default)."""

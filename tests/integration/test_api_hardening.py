@@ -229,6 +229,18 @@ def test_errors_do_not_echo_large_input(client, path, body):
     assert len(response.content) < 5000
 
 
+@pytest.mark.parametrize("chunked", [False, True])
+def test_bodies_over_the_limit_are_413_in_the_error_shape(client, chunked):
+    from api.app import MAX_BODY_BYTES
+
+    raw = b'{"name": "' + b"x" * (MAX_BODY_BYTES + 10) + b'"}'
+    content = (raw[i:i + 65536] for i in range(0, len(raw), 65536)) if chunked else raw
+    response = client.post("/v1/report_templates", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text[:300]
+    assert response.json()["error"]["param"] == "body" and response.headers["x-request-id"]
+    assert len(response.content) < 1000
+
+
 def test_a_long_cursor_is_not_echoed_whole(client):
     response = client.get("/v1/reports", params={"starting_after": "rpt_" + "x" * 20000})
     assert response.status_code == 400 and len(response.content) < 5000
@@ -326,7 +338,7 @@ def test_openapi_describes_codes_errors_security_and_types(api_server):
     scheme = components["securitySchemes"]["apiKey"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
-    expected = {("post", "/v1/reports"): {"200", "400", "401", "409", "429", "503"},
+    expected = {("post", "/v1/reports"): {"200", "400", "401", "409", "413", "429", "503"},
                 ("get", "/v1/reports/{report_id}"): {"200", "400", "401", "404", "503"},
                 ("get", "/v1/reports/{report_id}/download"): {"302", "400", "401", "404", "409", "410", "503"},
                 ("get", "/files/{key}"): {"200", "400", "403", "404", "503"}}
