@@ -8,6 +8,7 @@ PAYREPORTS_FUZZ_SEED=<n> PAYREPORTS_FUZZ_EXAMPLES=<more> and keep what it finds 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -31,14 +32,21 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(postgres, crea
                                 "PAYREPORTS_MAX_PENDING_PER_ACCOUNT": "1000000"},
                                str(tmp_path / "api.log"))
     try:
-        key = create_api_key("acct_fuzz" + secrets.token_hex(4))
+        # Two accounts (peers): object_level_authorization replays each one's reads of its own
+        # objects as the other, which must get a 404 (checked: reading by id without the account
+        # fails this test).
+        accounts = [{"name": name, "fixedHeaders": [
+            {"name": "Authorization", "value": f"Bearer {create_api_key('acct_fuzz' + secrets.token_hex(4))}"}]}
+            for name in ("owner", "other_account")]
+        auth = tmp_path / "auth.json"
+        auth.write_text(json.dumps({"auth": accounts}))
         config = tmp_path / "schemathesis.toml"
-        config.write_text(CONFIG)
+        config.write_text(CONFIG + f'\n[auth.wfc]\npath = "{auth}"\npeers = ["owner", "other_account"]\n')
         cmd = [str(Path(sys.executable).with_name("st")), "--config-file", str(config), "run",
                f"{base_url}/openapi.json", "--checks", "all",
                "--phases", "examples,coverage,fuzzing,stateful", "--max-examples", str(EXAMPLES),
                "--seed", SEED, "--generation-database", "none", "--workers", "1",
-               "--request-timeout", "15", "--header", f"Authorization: Bearer {key}",
+               "--request-timeout", "15",
                "--no-color"]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     finally:
