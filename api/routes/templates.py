@@ -54,7 +54,10 @@ def retrieve_template(template_id: str, account_id: Account, settings: SettingsD
               responses=error_responses(*AUTHENTICATED, 404, 413))
 def update_template(template_id: str, body: TemplateChanges, account_id: Account,
                     settings: SettingsDep) -> dict:
-    """Change the fields given; a field set to null is cleared (or back to its default)."""
+    """Change the fields given. Null clears an optional field (description, relative_range,
+    email_recipients, webhook_url; schedule_cron together with schedule_enabled false) or
+    restores its default (timezone UTC, catch_up latest); name, report_type and format cannot
+    be null."""
     row = templates.update_template(template_id, account_id, body.model_dump(exclude_unset=True),
                                     settings=settings)
     return templates.to_api(row)
