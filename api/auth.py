@@ -43,10 +43,3 @@ def enforce_create_limits(account_id: str, settings: Settings) -> None:
         raise RateLimited("Too many report requests for this account; retry after the indicated delay.",
                           retry_after_seconds=max(1, int(wait + 0.999)))
 
-
-def enforce_pending_cap(account_id: str, settings: Settings) -> None:
-    pending = store.count_pending(account_id, settings)
-    if pending >= settings.max_pending_per_account:
-        raise RateLimited(f"This account already has {pending} reports waiting or running "
-                          f"(limit {settings.max_pending_per_account}); retry when some finish.",
-                          retry_after_seconds=30)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,9 +17,10 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from exports.errors import RateLimited, ReportingError, invalid_parameter_from, param_from_loc
+from exports.services.postgres import EmbeddedPostgresError
 
 log = logging.getLogger("api.errors")
-
+DATABASE_RETRY_AFTER_SECONDS = 2
 # Long enough for the longest list of choices a message offers, short enough that a 1 MB input
 # is not sent back.
 MAX_MESSAGE_CHARS = 2000
@@ -77,6 +80,21 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse(_body(exc.error_type, exc.code, exc.param, exc.message),
                             status_code=exc.http_status, headers=headers)
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Unreachable, stalled (connect timeout), restarting, or a statement over its timeout:
+        # the request was not carried out (nothing half-done: each change is one transaction),
+        # so the client retries — with its Idempotency-Key, a replay can never duplicate.
+        log.warning("database unavailable: %s: %s", type(exc).__name__, (str(exc).splitlines() or [""])[0],
+                    extra={"path": request.url.path})
+        return JSONResponse(
+            _body("api_error", "database_unavailable", None,
+                  "The service's database is temporarily unavailable; retry after the indicated delay."),
+            status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+
+    # The embedded server (development) raises its own error when it cannot be reached.
+    for database_error in (psycopg.OperationalError, EmbeddedPostgresError):
+        app.add_exception_handler(database_error, database_unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

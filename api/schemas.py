@@ -157,7 +157,8 @@ _DESCRIPTIONS = {
     401: "No API key, or an invalid or revoked one.",
     403: "The download link is invalid or has expired.",
     404: "No such object (another account's objects are not found either).",
-    409: "Conflict with the object's state (e.g. an Idempotency-Key reused with another body).",
+    409: "Conflict with the object's state (an Idempotency-Key reused with another body, a report "
+         "not ready for download) or a per-account limit reached (report templates).",
     410: "The report's file was deleted when it expired.",
     413: "The request body is larger than the API accepts (2 MiB).",
     429: "Too many requests or too many pending reports: retry after `Retry-After` seconds.",

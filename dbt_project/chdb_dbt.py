@@ -9,6 +9,11 @@ only exports the profile's connection variables and runs plain dbt.
 
 Dagster's DbtCliResource uses this file as its `dbt_executable`, so it must stay executable and
 behave like the `dbt` command (same arguments, same stdout, exit code 0/1/2).
+
+Every path that builds the marts runs through here, so this is also where "data available up
+to" moves: each model a `build`/`run` builds successfully records the replication watermark the
+invocation consumed — read before dbt starts — capped by its parents' (exports.replication.
+record_model_builds); data_available_end is the oldest over the models reports read.
 """
 
 from __future__ import annotations
@@ -22,7 +27,54 @@ PROJECT_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(PROJECT_DIR.parent))  # run as a script from anywhere
 
 # Commands that never open a connection: no lock, no chdb.
-_OFFLINE_COMMANDS = {"parse", "deps", "clean", "list", "ls", "compile", "--version", "--help", "debug"}
+_OFFLINE_COMMANDS = {"parse", "deps", "clean", "list", "ls", "compile", "--version", "--help", "debug",
+                    "serve"}
+_BUILDING_COMMANDS = {"build", "run"}
+
+
+def _vars(argv: list[str]) -> dict:
+    import yaml
+
+    for i, arg in enumerate(argv):
+        if arg == "--vars" and i + 1 < len(argv):
+            return yaml.safe_load(argv[i + 1]) or {}
+        if arg.startswith("--vars="):
+            return yaml.safe_load(arg.split("=", 1)[1]) or {}
+    return {}
+
+
+def _record_model_builds(argv: list[str], result, consumed, settings) -> None:
+    """Each model built successfully is built through the replication watermark read before
+    dbt started, capped by its parent models' times (a parent built earlier, from older raw
+    rows, caps what its children can claim). A partitioned run of old days only
+    (catch_up=false) rebuilt a window, not every change: it records nothing."""
+    from exports import replication
+
+    if consumed is None or _vars(argv).get("catch_up", True) is False:
+        return
+    known = replication.model_built_through(settings)
+    now_built: dict[str, object] = {}
+    for item in getattr(result.result, "results", None) or []:  # in execution order
+        node = getattr(item, "node", None)
+        if node is None or node.resource_type != "model" or str(item.status) != "success":
+            continue
+        through = consumed
+        for parent in node.depends_on.nodes:
+            if parent.startswith("model."):
+                name = parent.rsplit(".", 1)[-1]
+                parent_time = now_built.get(name, known.get(name))
+                if parent_time is None:
+                    through = None
+                    break
+                through = min(through, parent_time)
+        if through is not None:
+            now_built[node.name] = through
+    if now_built:
+        replication.record_model_builds(now_built, settings, invocation=getattr(
+            getattr(result.result, "args", None), "invocation_id", None))
+        through = replication.marts_built_through(settings)
+        print(f"payreports: {len(now_built)} models recorded; reports' data available up to {through}",
+              file=sys.stderr, flush=True)
 
 
 def _export_server_profile(url: str) -> None:
@@ -61,11 +113,20 @@ def run(argv: list[str]) -> int:
     os.environ.setdefault("PAYREPORTS_WAREHOUSE_RAW_DATABASE", settings.warehouse_raw_database)
     os.environ.setdefault("PAYREPORTS_WAREHOUSE_MARTS_DATABASE", settings.warehouse_marts_database)
     command = next((a for a in argv if not a.startswith("-")), argv[0] if argv else "--help")
+    if argv[:2] == ["docs", "serve"]:
+        command = "serve"  # serves target/ files; must not hold the warehouse while it runs
 
     def invoke() -> int:
+        consumed = None
+        if command in _BUILDING_COMMANDS:
+            from exports import replication
+
+            consumed = replication.replicated_through(settings)  # before dbt reads a raw row
         result = dbtRunner().invoke(argv)
         if result.exception is not None and result.success is False and result.result is None:
             return 2  # dbt's own convention: 2 = dbt could not run, 1 = something failed
+        if command in _BUILDING_COMMANDS:
+            _record_model_builds(argv, result, consumed, settings)
         return 0 if result.success else 1
 
     if not settings.warehouse_is_embedded:

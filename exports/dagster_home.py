@@ -22,6 +22,11 @@ def dagster_env(settings: Settings | None = None) -> dict[str, str]:
         # Three slots on 2 cores: report runs spend most of their life starting up, and their
         # warehouse part is serialized by its lock anyway (orchestration/tags.py).
         "DAGSTER_MAX_CONCURRENT_RUNS": os.environ.get("DAGSTER_MAX_CONCURRENT_RUNS", "3"),
+        # Dagster's telemetry uploader thread (webserver and daemon) does not read dagster.yaml's
+        # `telemetry: enabled: false`; only this variable stops it. It treats $DAGSTER_HOME/logs
+        # as its spool (moved away and deleted on each start), which is also why the project's
+        # own logs live in Settings.logs_dir instead.
+        "DAGSTER_DISABLE_TELEMETRY": "1",
         "PAYREPORTS_STATE_DIR": str(settings.state_dir),
         "PAYREPORTS_EMBEDDED_POSTGRES_PORT": str(settings.embedded_postgres_port),
     }

@@ -35,14 +35,26 @@ def database_url(which: Database, settings: Settings | None = None) -> str:
 
 def connect(which: Database, settings: Settings | None = None, *, autocommit: bool = False,
             dict_rows: bool = False) -> psycopg.Connection:
+    """A new connection that gives up instead of hanging: connecting (TCP + start-up handshake)
+    is bounded by settings.database_connect_timeout_seconds, and every statement on the app
+    database by settings.database_statement_timeout_seconds. Both surface as
+    psycopg.OperationalError, which the API answers as 503 with Retry-After (api/errors.py)."""
+    settings = settings or get_settings()
+    extra = {}
+    if which == "app":
+        # A startup option, so it costs no extra round trip; SET LOCAL overrides it (migrate()).
+        extra["options"] = f"-c statement_timeout={int(settings.database_statement_timeout_seconds * 1000)}"
     return psycopg.connect(database_url(which, settings), autocommit=autocommit,
-                           row_factory=dict_row if dict_rows else psycopg.rows.tuple_row)
+                           row_factory=dict_row if dict_rows else psycopg.rows.tuple_row,
+                           connect_timeout=settings.database_connect_timeout_seconds, **extra)
 
 
 def migrate(which: Literal["source", "app"], settings: Settings | None = None) -> list[str]:
     """Apply pending migrations for one database; return the names applied now."""
     applied_now: list[str] = []
     with connect(which, settings) as conn:
+        # A migration may rewrite a big table: no statement timeout for it.
+        conn.execute("SET LOCAL statement_timeout = 0")
         # One migrator at a time per database (API, daemon and CLI may all start together).
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('payreports.migrate'))")
         conn.execute(

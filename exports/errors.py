@@ -77,3 +77,10 @@ class ReportTooLarge(ReportingError):
     """E.g. an itemized PDF above the documented row limit."""
 
     code = "report_too_large"
+
+
+class LimitReached(ReportingError):
+    """The account holds as many of something (e.g. report templates) as it may; delete some first."""
+
+    http_status = 409
+    code = "limit_reached"

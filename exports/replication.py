@@ -7,8 +7,21 @@ Each table's window is (last watermark - overlap, high mark], where the high mar
 older `updated_at`; raw tables are `ReplacingMergeTree(updated_at)`, so re-pulled and updated
 rows collapse to their newest version under `FINAL`. A table without a watermark is loaded in full.
 
-The watermark of each table lives in the app database (`replication_watermarks`), so the API can
-tell "data available up to" without opening the warehouse (`data_available_end`).
+The watermark of each table lives in the app database (`replication_watermarks`). Replication
+alone does not make data reportable: "data available up to T" means the marts reports read were
+built through T, so after every successful dbt model build the launcher (dbt_project/chdb_dbt.py,
+used by Dagster, the CLI and the tests alike) records the oldest watermark that build consumed
+(`record_model_builds`, table `marts_builds`), and `data_available_end` reads the oldest over the
+models reports read (`REPORT_MODELS`) — without opening the warehouse.
+
+Source session timezone: ClickHouse's postgresql() reads timestamptz values as the wall-clock
+text of its Postgres session (dropping the offset) and sends the window bounds as zone-less text,
+so both are right only in a session whose TimeZone is UTC — a source database or role set to
+e.g. Asia/Kolkata would shift every timestamp by 5:30 and pull the wrong window. The session
+TimeZone comes from libpq's PGTZ: for the embedded engine (chdb runs libpq in this process)
+`sync_table` sets PGTZ=UTC; a ClickHouse server needs PGTZ=UTC in its environment or the
+replication role pinned (`ALTER ROLE <user> SET timezone = 'UTC'`). Every sync verifies it
+(`check_source_session_timezone`) and refuses to pull through a shifted session.
 
 Pure Python: Dagster assets and the CLI both call `sync_table` with a client from
 `exports.warehouse.open_warehouse()`.
@@ -16,6 +29,7 @@ Pure Python: Dagster assets and the CLI both call `sync_table` with a client fro
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -149,15 +163,65 @@ def get_watermarks(settings: Settings | None = None) -> dict[str, tuple[datetime
     return {name: (mark, pulled, synced) for name, mark, pulled, synced in rows}
 
 
-def data_available_end(settings: Settings | None = None) -> datetime | None:
-    """Reports may cover time strictly before this: the oldest watermark over all replicated
-    tables, or None while any table has never been synced. Reads Postgres only."""
+def replicated_through(settings: Settings | None = None) -> datetime | None:
+    """The raw tables hold every source change before this: the oldest watermark over all
+    replicated tables, or None while any table has never been synced. Reads Postgres only."""
     with db.connect("app", settings) as conn:
         count, oldest = conn.execute(
             "SELECT count(*), min(watermark) FROM replication_watermarks WHERE table_name = ANY(%s)",
             (list(REPLICATED_TABLES),),
         ).fetchone()
     return oldest if count == len(REPLICATED_TABLES) else None
+
+
+# The marts report queries read (exports/reports/types/*): data is reportable up to the oldest
+# time any of them is built through.
+REPORT_MODELS: tuple[str, ...] = ("dim_accounts", "fct_balance_transactions", "fct_payments",
+                                  "fct_payouts", "balance_transactions_15m", "balance_transactions_1d")
+
+
+def record_model_builds(built_through: dict[str, datetime], settings: Settings | None = None, *,
+                        invocation: str | None = None) -> None:
+    """After dbt built `model` from raw tables replicated through `built_through[model]`. A
+    model's time never moves backwards (a slow build finishing after a newer one)."""
+    settings = settings or get_settings()
+    with db.connect("app", settings) as conn:
+        for model, through in built_through.items():
+            conn.execute(
+                "INSERT INTO marts_builds (marts_database, model, built_through, built_at, dbt_invocation) "
+                "VALUES (%s, %s, %s, now(), %s) ON CONFLICT (marts_database, model) DO UPDATE SET "
+                "built_through = GREATEST(marts_builds.built_through, EXCLUDED.built_through), "
+                "built_at = now(), dbt_invocation = EXCLUDED.dbt_invocation",
+                (settings.warehouse_marts_database, model, through, invocation))
+        conn.commit()
+
+
+def model_built_through(settings: Settings | None = None) -> dict[str, datetime]:
+    """model -> the replication time its last build consumed, for this marts database."""
+    settings = settings or get_settings()
+    with db.connect("app", settings) as conn:
+        rows = conn.execute("SELECT model, built_through FROM marts_builds WHERE marts_database = %s",
+                            (settings.warehouse_marts_database,)).fetchall()
+    return dict(rows)
+
+
+def marts_built_through(settings: Settings | None = None) -> datetime | None:
+    """The oldest built-through time over REPORT_MODELS, or None while one was never built."""
+    built = model_built_through(settings)
+    if not all(model in built for model in REPORT_MODELS):
+        return None
+    return min(built[model] for model in REPORT_MODELS)
+
+
+def data_available_end(settings: Settings | None = None) -> datetime | None:
+    """Reports may cover time strictly before this: when the marts were last built through
+    (never past what is replicated now, should the raw tables have been reset), or None before
+    the first build. The report's data version. Reads Postgres only."""
+    settings = settings or get_settings()
+    built, replicated = marts_built_through(settings), replicated_through(settings)
+    if built is None or replicated is None:
+        return None
+    return min(built, replicated)
 
 
 def _raw_is_empty(client: Client, table: str, settings: Settings) -> bool:
@@ -173,11 +237,60 @@ def _utc_text(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime(_TIME_FORMAT)
 
 
+def _add_new_columns(client: Client, table: str, columns: list[tuple[str, str]],
+                     settings: Settings) -> None:
+    """Columns a later source migration added (e.g. 0002's invoice_id) join the raw table; rows
+    pulled before read them as NULL until they change and are pulled again."""
+    have = {row[0] for row in client.query(
+        "SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}",
+        parameters={"db": settings.warehouse_raw_database, "t": table}).result_rows}
+    previous = None
+    for name, ctype in columns:
+        if name not in have:  # in source order, before _synced_at (ClickHouse has no BEFORE)
+            place = f"AFTER `{previous}`" if previous else "FIRST"
+            client.command(f"ALTER TABLE {raw_table(table, settings)} "
+                           f"ADD COLUMN IF NOT EXISTS `{name}` {ctype} {place}")
+        previous = name
+
+
+class SourceSessionTimezoneError(RuntimeError):
+    """ClickHouse's Postgres session is not in UTC: timestamps would be shifted."""
+
+
+def pin_source_session_timezone(settings: Settings) -> None:
+    """Make the embedded engine's Postgres sessions UTC (libpq reads PGTZ when it connects)."""
+    if settings.warehouse_is_embedded:
+        os.environ["PGTZ"] = "UTC"
+
+
+def check_source_session_timezone(client: Client, table: str, settings: Settings | None = None) -> None:
+    """Read the newest and the oldest row's timestamps through ClickHouse and through psycopg;
+    if they differ, ClickHouse's session shifts timestamps: raise, naming the fix."""
+    settings = settings or get_settings()
+    key = _PRIMARY_KEY.get(_check_table(table), "id")
+    with db.connect("source", settings) as conn:
+        probes = conn.execute(
+            f"(SELECT {key}, updated_at FROM {table} ORDER BY updated_at DESC LIMIT 1) UNION ALL "
+            f"(SELECT {key}, created_at FROM {table} ORDER BY created_at LIMIT 1)").fetchall()
+        source_tz = conn.execute("SHOW TimeZone").fetchone()[0]
+    for (pk, expected), column in zip(probes, ("updated_at", "created_at")):
+        got = client.query(f"SELECT {column} FROM {_postgresql(table)} WHERE {key} = {{pk:String}}",
+                           parameters={**_source_parameters(settings), "pk": pk}).result_rows
+        if got and got[0][0].replace(tzinfo=None) != expected.astimezone(timezone.utc).replace(tzinfo=None):
+            raise SourceSessionTimezoneError(
+                f"ClickHouse reads {table}.{column} of {pk} as {got[0][0]} but it is "
+                f"{expected.astimezone(timezone.utc)} UTC: its Postgres session is not in UTC "
+                f"(the source database defaults to {source_tz}). Set PGTZ=UTC in the ClickHouse "
+                "server's environment or run ALTER ROLE <replication user> SET timezone = 'UTC'.")
+
+
 def sync_table(client: Client, table: str, settings: Settings | None = None) -> SyncResult:
     """Pull one table's new and changed rows into raw.<table>, then advance its watermark."""
     settings = settings or get_settings()
     _check_table(table)
     started = time.monotonic()
+    pin_source_session_timezone(settings)
+    check_source_session_timezone(client, table, settings)
     ensure_raw_tables(client, settings)
     previous = get_watermarks(settings).get(table)
     previous_watermark = previous[0] if previous else None
@@ -193,7 +306,9 @@ def sync_table(client: Client, table: str, settings: Settings | None = None) -> 
         low = previous_watermark - timedelta(seconds=settings.replication_overlap_seconds)
         parameters["low"] = _utc_text(low)
         window = "updated_at > {low:DateTime64(6, 'UTC')} AND " + window
-    names = [name for name, _ in source_columns(client, table, settings)]
+    columns = source_columns(client, table, settings)
+    _add_new_columns(client, table, columns, settings)
+    names = [name for name, _ in columns]
     column_list = ", ".join(f"`{n}`" for n in names)
     client.command(
         f"INSERT INTO {raw_table(table, settings)} ({column_list}, `_synced_at`) "

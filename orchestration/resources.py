@@ -43,7 +43,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
 def _dbt_sources_mtime() -> float:
     paths = [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
-    for folder in ("models", "macros", "tests"):
+    for folder in ("models", "macros", "tests", "seeds"):
         paths.extend((DBT_PROJECT_DIR / folder).rglob("*"))
     return max(p.stat().st_mtime for p in paths if p.is_file())
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import RedirectResponse
 
-from api.auth import current_account, enforce_create_limits, enforce_pending_cap, get_settings_dep
+from api.auth import current_account, enforce_create_limits, get_settings_dep
 from api.errors import ReportExpired, ReportNotReady
 from api.schemas import AUTHENTICATED, CreateReportBody, ReportList, ReportObject, error_responses
 from exports.report_object import report_object
@@ -50,8 +50,8 @@ def create_report(body: CreateReportBody, account_id: Account, settings: Setting
 
     validate_report_request(account_id, body.report_type, body.parameters, body.format,
                             settings=settings, account_timezone=account_timezone(account_id, settings))
-    enforce_pending_cap(account_id, settings)
-    row, _created = store.create(new, settings)
+    # The cap is checked under a per-account lock in the insert's transaction.
+    row, _created = store.create(new, settings, max_pending=settings.max_pending_per_account)
     return report_object(row, settings)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from api.auth import current_account, get_settings_dep
+from api.auth import current_account, enforce_create_limits, get_settings_dep
 from api.schemas import (
     AUTHENTICATED, DeletedTemplate, NewTemplate, TemplateChanges, TemplateList, TemplateObject,
     error_responses,
@@ -30,8 +30,9 @@ _TEMPLATE_LINKS = {name: {"operationId": name, "parameters": {"template_id": "$r
 
 
 @router.post("", status_code=200, response_model=TemplateObject,
-             responses={200: {"links": _TEMPLATE_LINKS}, **error_responses(*AUTHENTICATED, 413, 429)})
+             responses={200: {"links": _TEMPLATE_LINKS}, **error_responses(*AUTHENTICATED, 409, 413, 429)})
 def create_template(body: NewTemplate, account_id: Account, settings: SettingsDep) -> dict:
+    enforce_create_limits(account_id, settings)  # the same per-account budget as report creation
     row = templates.create_template(account_id, body.model_dump(exclude_unset=True), settings=settings)
     return templates.to_api(row)
 

@@ -5,6 +5,7 @@ Each command family lives in its own module and is registered here:
   report ...          exports.cli.report     (run a report to a file, list report types)
   api                 exports.cli.api        (serve the Report API)
   ops ...             exports.cli.ops        (queue status, retry, backfill, expire)
+  dbt build | docs    exports.cli.dbt        (build the marts, build/serve the dbt docs site)
   ui                  exports.cli.stack      (Dagster webserver + daemon on this project's instance)
 """
 
@@ -25,6 +26,7 @@ _COMMAND_MODULES: dict[str, str | None] = {
     "exports.cli.report": "report",
     "exports.cli.api": "api",
     "exports.cli.ops": "ops",
+    "exports.cli.dbt": "dbt",
 }
 
 

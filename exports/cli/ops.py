@@ -104,6 +104,9 @@ def backfill_launch_command(start: str, end: str, settings=None) -> list[str]:
         "warehouse": "embedded" if settings.warehouse_is_embedded else "server",
         "payreports/backfill_from": first.isoformat(),
         "payreports/backfill_to": last.isoformat(),
+        # platform_refresh is day-partitioned: one run over the range (its BackfillPolicy batches).
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
         "payreports/source": "ops-backfill",
     }
     dagster = Path(sys.executable).parent / "dagster"

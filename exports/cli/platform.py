@@ -95,10 +95,13 @@ def run_platform_refresh(settings: Settings) -> tuple[str, bool]:
     import dagster as dg
 
     from orchestration.definitions import defs
+    from orchestration.defs.platform.partitions import latest_partition_key
 
     job = defs().resolve_job_def("platform_refresh")
     with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+        # Today's partition: it applies every change since the last build (partitions.py).
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        partition_key=latest_partition_key())
     return result.run_id, result.success
 
 
@@ -240,6 +243,11 @@ def register(app: typer.Typer) -> None:
             table.add_row(r.table, f"{r.rows_pulled:,}", "full" if r.full_load else "incremental",
                           r.watermark.isoformat(), f"{r.seconds:.2f}")
         console.print(table)
+        # Reports read the marts: replicated rows become reportable when dbt rebuilds them.
+        end = replication.data_available_end(settings)
+        console.print(f"Replicated through {replication.replicated_through(settings)}; data available "
+                      f"to reports up to {end or 'nothing yet'} (the marts). Run `payreports dbt build` "
+                      "(or the platform_refresh job) to make the replicated rows reportable.")
 
     @app.command()
     def sql(query: str = typer.Argument(..., help="A SELECT on the marts, e.g. "

@@ -71,7 +71,12 @@ def run_command(
     fmt: str = typer.Option("csv", "--format", help="csv, xlsx, pdf or parquet."),
     output: Path = typer.Option(..., "-o", "--output", help="File to write."),
     gzip: bool = typer.Option(False, "--gzip", help="Gzip the CSV."),
-    minor_units: bool = typer.Option(False, "--minor-units", help="Money as integer minor units."),
+    minor_units: bool = typer.Option(False, "--minor-units",
+                                     help="Money as integer minor units (columns named <name>_minor)."),
+    bom: bool = typer.Option(False, "--bom", help="CSV: start with a UTF-8 byte order mark (Excel on Windows)."),
+    timestamps: str = typer.Option("stripe", "--timestamps",
+                                   help="CSV timestamps: stripe (YYYY-MM-DD HH:MM:SS, Stripe's) or "
+                                        "iso8601 (with the UTC offset: unambiguous across DST)."),
 ) -> None:
     """Run one report into a file and print its manifest."""
     from exports.money import exponent_of, format_minor
@@ -94,7 +99,8 @@ def run_command(
             manifest = generate_report(
                 account, report_type, parameters, fmt, output,
                 progress=lambda rows: progress.update(task, completed=rows),
-                gzip=gzip, money_format="minor" if minor_units else "major", account_timezone=tz)
+                gzip=gzip, money_format="minor" if minor_units else "major", account_timezone=tz,
+                csv_bom=bom, timestamp_format=timestamps)
     except InvalidParameter as exc:
         _fail(exc)
         return
@@ -108,14 +114,36 @@ def run_command(
     summary.add_row("Bytes", f"{manifest.byte_size:,}")
     summary.add_row("SHA-256", manifest.sha256)
     extra = manifest.extra or {}
-    if extra.get("interval_start") or extra.get("interval_end"):
-        summary.add_row("Interval", f"{extra.get('interval_start')} → {extra.get('interval_end')} "
-                                    f"({extra.get('timezone')})")
-    for column, per_currency in manifest.totals_minor.items():
+    period = interval_text(extra.get("interval_start"), extra.get("interval_end"))
+    if period:
+        summary.add_row("Interval", f"{period} ({extra.get('timezone')})")
+    for figure, per_currency in manifest.totals_minor.items():
         for code, amount in sorted(per_currency.items()):
-            try:
-                shown = f"{format_minor(amount, exponent_of(code))} {code}"
-            except ValueError:
-                shown = f"{amount} (minor units) {code}"
-            summary.add_row(f"Total {column}", shown)
+            exponent = manifest.currency_exponents.get(code)
+            if exponent is None:
+                try:
+                    exponent = exponent_of(code)
+                except ValueError:
+                    exponent = None
+            shown = (f"{amount} (minor units) {code}" if exponent is None
+                     else f"{format_minor(amount, exponent)} {code}")
+            summary.add_row(figure_label(figure, manifest.columns), shown)
     console.print(summary)
+
+
+def interval_text(start: str | None, end: str | None) -> str | None:
+    """'start → end', 'as of end' for end-only reports (an ending balance), None for neither."""
+    if start and end:
+        return f"{start} → {end}"
+    if end:
+        return f"as of {end}"
+    if start:
+        return f"from {start}"
+    return None
+
+
+def figure_label(figure: str, columns: list[str]) -> str:
+    """'Total net' for a column's total; a summary's own figure by its name ('Ending balance')."""
+    if figure in columns:
+        return f"Total {figure}"
+    return figure.replace("_", " ").capitalize()

@@ -150,9 +150,9 @@ def _send(conn, delivery: dict, report: dict | None, settings: Settings
                 webhooks.event_id_for(report["id"], event), event,
                 int(delivery["created_at"].timestamp()),
                 report_object(report, settings).model_dump(mode="json"))
-            secret = webhooks.webhook_secret(report["account_id"], settings)
-            result = webhooks.post_event(delivery["target"], payload, secret, settings)
-            return result.ok, False, result.error, result.status_code
+            secrets = webhooks.signing_secrets(report["account_id"], settings)
+            result = webhooks.post_event(delivery["target"], payload, secrets, settings)
+            return result.ok, result.permanent, result.error, result.status_code
     except email_channel.PermanentDeliveryError as exc:
         return False, True, str(exc), None
     except Exception as exc:  # noqa: BLE001 — any trouble is recorded and retried

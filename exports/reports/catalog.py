@@ -59,6 +59,15 @@ def describe(report: ReportType) -> dict[str, Any]:
         "columns": [{"name": c.name, "kind": c.kind, "description": c.description,
                      "default": c.default} for c in report.columns],
         "default_columns": report.default_columns,
+        # Columns named by the request: one per metadata key of the related payment.
+        "column_patterns": ["payment_metadata[<key>]"] if report.has_metadata_columns else [],
+        # What the manifest's totals_minor holds: each figure's money column and, for a
+        # summary's own figures, the rows it is read from (e.g. category = ending_balance).
+        "totals": ([{"name": c.name, "column": c.name} for c in report.columns
+                    if c.kind == "money" and c.summable] if report.totals is None else
+                   [{"name": f.name, "column": f.column,
+                     "where": {f.label_column: f.label} if f.label_column else None}
+                    for f in report.totals]),
     }
 
 

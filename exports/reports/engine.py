@@ -18,7 +18,7 @@ from exports.errors import InvalidParameter
 from exports.reports.catalog import data_available_end as _data_available_end
 from exports.reports.catalog import get_report_type
 from exports.reports.params import ValidatedReport, validate_parameters
-from exports.reports.query import Manifest, ReportQuery
+from exports.reports.query import Figure, Manifest, ReportQuery
 from exports.reports.types.base import QueryContext
 from exports.settings import Settings, get_settings
 
@@ -89,7 +89,9 @@ def _check_belongs(client, settings: Settings, validated: ValidatedReport) -> No
 
 
 def build_report_query(client, validated: ValidatedReport, *,
-                       settings: Settings | None = None) -> ReportQuery:
+                       settings: Settings | None = None, preaggregated: bool = True) -> ReportQuery:
+    """`preaggregated=False`: summaries scan the fact instead of the 15-minute marts (the
+    baseline they equal; benchmarks and tests compare the two)."""
     settings = settings or get_settings()
     account_name, account_tz = _account(client, settings, validated.account_id)
     if validated.timezone_source == "default" and account_tz != validated.timezone:
@@ -106,6 +108,7 @@ def build_report_query(client, validated: ValidatedReport, *,
         timezone=validated.timezone, interval_start=validated.interval_start,
         interval_end=validated.interval_end, filters=dict(validated.filters),
         columns=tuple(report.column(name) for name in validated.columns),
+        preaggregated=preaggregated,
     )
     sql, parameters = report.build(context)
     selected = {c.name for c in context.columns}
@@ -117,41 +120,47 @@ def build_report_query(client, validated: ValidatedReport, *,
         filters=dict(validated.filters),
         chart_label_column=report.chart_label_column if report.chart_label_column in selected else None,
         chart_value_column=report.chart_value_column if report.chart_value_column in selected else None,
-        totals_are_additive=report.totals_are_additive,
+        totals=_figures(report, context.columns),
         identity=report.identity if {report.chart_label_column, report.chart_value_column} <= selected else None,
     )
 
 
-def _data_version(client, settings: Settings) -> str | None:
-    """When the marts were last changed (max updated_at of the fact table), for the manifest."""
-    try:
-        value = client.query(
-            f"SELECT max(updated_at) FROM {settings.warehouse_marts_database}.fct_balance_transactions"
-        ).result_rows[0][0]
-    except Exception:  # noqa: BLE001 - informational only; never fail a report over it
-        return None
-    return value.isoformat() if value else None
+def _figures(report, columns) -> tuple[Figure, ...]:
+    """The report's declared figures, or each selected summable money column summed over all
+    rows; a figure needs its columns in the file (totals always describe the file's rows)."""
+    selected = {c.name for c in columns}
+    if report.totals is None:
+        return tuple(Figure(c.name, c.name) for c in columns if c.kind == "money" and c.summable)
+    return tuple(f for f in report.totals
+                 if f.column in selected and (f.label_column is None or f.label_column in selected))
 
 
 def generate_report(
     account_id: str, report_type: str, parameters: dict, fmt: str, out_path: Path, *,
     settings: Settings | None = None, progress: Callable[[int], None] | None = None, client=None,
     gzip: bool = False, money_format: str = "major", now: datetime | None = None,
-    account_timezone: str | None = None,
+    account_timezone: str | None = None, csv_bom: bool = False, timestamp_format: str = "stripe",
 ) -> Manifest:
     """Validate, query the warehouse and write the file; returns the writer's Manifest with the
-    interval, timezone and data version added to `extra`."""
+    interval, timezone and data version added to `extra`.
+
+    The data version is the time the marts were built through when the request was validated
+    (exports.replication.data_available_end): the same value bounds the interval and is
+    recorded, in the manifest and on the request row (exports.requests.processing)."""
     from exports.writers import write_report  # the writers' package; imported when needed
 
     settings = settings or get_settings()
+    data_version = _data_available_end(settings)
     validated = validate_report_request(account_id, report_type, parameters, fmt, settings=settings,
-                                        now=now, account_timezone=account_timezone)
+                                        now=now, account_timezone=account_timezone,
+                                        data_available_end=data_version)
 
     def run(open_client) -> Manifest:
         query = build_report_query(open_client, validated, settings=settings)
         manifest = write_report(open_client, query, validated.format, Path(out_path),
                                 progress=progress, gzip=gzip, money_format=money_format,
-                                settings=settings)
+                                settings=settings, csv_bom=csv_bom,
+                                timestamp_format=timestamp_format)
         manifest.extra.update({
             "account_id": query.account_id,
             "interval_start": query.interval_start.isoformat() if query.interval_start else None,
@@ -159,7 +168,7 @@ def generate_report(
             "timezone": query.timezone,
             "relative_range": validated.relative_range,
             "filters": query.filters,
-            "data_version": _data_version(open_client, settings),
+            "data_version": data_version.isoformat() if data_version else None,
         })
         return manifest
 

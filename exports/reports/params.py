@@ -221,13 +221,13 @@ def validate_columns(report: ReportType, value: Any) -> list[str]:
         raise InvalidParameter(
             f"columns must be a non-empty list of column names. Available columns: "
             f"{', '.join(report.column_names)}.", param="parameters.columns")
-    allowed = set(report.column_names)
-    unknown = [c for c in value if c not in allowed]
+    unknown = [c for c in value if not report.has_column(c)]
     if unknown:
+        metadata = " and payment_metadata[key] for any metadata key" if report.has_metadata_columns else ""
         raise InvalidParameter(
             f"{report.id} has no column {', '.join(show(c) for c in unknown[:5])}"
             f"{' (and more)' if len(unknown) > 5 else ''}. Available columns: "
-            f"{', '.join(report.column_names)}.", param="parameters.columns")
+            f"{', '.join(report.column_names)}{metadata}.", param="parameters.columns")
     duplicates = sorted(c for c, n in Counter(value).items() if n > 1)
     if duplicates:
         raise InvalidParameter(f"Column {', '.join(duplicates)} is listed more than once.",

@@ -40,6 +40,17 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """One figure of a report's totals: the sum, per currency, of money column `column` over
+    the rows whose `label_column` holds `label` (every row when `label_column` is None)."""
+
+    name: str  # key in Manifest.totals_minor, e.g. "net" or "ending_balance"
+    column: str
+    label_column: str | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True)
 class ReportQuery:
     report_type: str  # e.g. "balance_change_from_activity.itemized"
     title: str  # human title, e.g. "Balance change from activity (itemized)"
@@ -57,10 +68,12 @@ class ReportQuery:
     # For summary PDFs: which column holds the category label and which holds the value to chart.
     chart_label_column: str | None = None
     chart_value_column: str | None = None
-    # False when summing a money column over all rows means nothing (a balance summary's rows are
-    # balances and flows; category summaries carry their own `total` rows): writers then show no
-    # grand totals. The manifest still records the plain column sums, for reconciliation.
-    totals_are_additive: bool = True
+    # What the manifest's totals are. None: every money column summed over every row (itemized
+    # reports, and summaries whose rows partition the data, e.g. per day). Otherwise the report's
+    # own figures (a category summary's `total` rows; a balance summary's starting balance,
+    # activity, payouts and ending balance): a sum over rows that are balances, flows or already
+    # totals means nothing, so it is never computed. () = no totals.
+    totals: tuple[Figure, ...] | None = None
     # (result label, addend labels): per currency, the chart_value_column of the row labelled
     # `result` must equal the sum over the addend rows, e.g. ending = starting + activity + payouts.
     # Writers that render for people show the identity and whether it holds.
@@ -69,6 +82,19 @@ class ReportQuery:
     @property
     def money_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.kind == "money"]
+
+    @property
+    def totals_are_additive(self) -> bool:
+        """Every figure is a column summed over all rows (writers may show grand totals under
+        the columns)."""
+        return all(f.label_column is None for f in self.figures)
+
+    @property
+    def figures(self) -> tuple[Figure, ...]:
+        """The totals as figures: the declared ones, or one per money column."""
+        if self.totals is not None:
+            return self.totals
+        return tuple(Figure(c.name, c.name) for c in self.columns if c.kind == "money")
 
 
 @dataclass
@@ -81,7 +107,9 @@ class Manifest:
     row_count: int  # data rows (header excluded)
     byte_size: int
     sha256: str
-    # money column -> currency -> total in minor units, computed from the same rows as the file.
+    # figure -> currency -> total in minor units, computed from the same rows as the file: the
+    # money columns' sums for itemized reports, the report's own figures for summaries (see
+    # ReportQuery.totals).
     totals_minor: dict[str, dict[str, int]]
     columns: list[str]
     compressed: str | None = None  # "gzip" when the CSV is gzipped

@@ -8,7 +8,6 @@ overwrites the same object instead of adding one.
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -17,10 +16,10 @@ from pathlib import Path
 from exports.delivery import notify_report_finished
 from exports.errors import ReportingError
 from exports.logging import log_context
-from exports.replication import data_available_end
 from exports.requests import store
 from exports.settings import Settings, get_settings
 from exports.storage import CONTENT_TYPES, extension_for, get_storage, report_key
+from exports.tempdirs import work_dir
 
 
 log = logging.getLogger(__name__)
@@ -119,11 +118,13 @@ def _process_request(request_id: str, settings: Settings | None, *, run_id: str 
 
     progress = _ProgressReporter(request_id, settings, None)
     try:
-        data_version = data_available_end(settings)  # the watermark this report is computed at
-        with progress, tempfile.TemporaryDirectory(prefix=f"{request_id}-") as tmp:
+        # Under the project's scratch root: a killed worker's dir is swept later (exports/tempdirs.py).
+        with progress, work_dir(request_id, settings) as tmp:
             out_path = Path(tmp) / f"{request_id}.{extension_for(row['format'])}"
             manifest = generate_report(row["account_id"], row["report_type"], row["parameters"],
                                        row["format"], out_path, settings=settings, progress=progress)
+            version = manifest.extra.get("data_version")  # one definition: see generate_report
+            data_version = datetime.fromisoformat(version) if version else None
             if store.status_of(request_id, settings) == "canceled":
                 raise ReportCanceled(request_id)
             extension = extension_for(manifest.format, manifest.compressed)

@@ -21,7 +21,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from exports import db
-from exports.errors import Conflict, InvalidParameter, NotFound
+from exports.errors import Conflict, InvalidParameter, NotFound, RateLimited
 from exports.settings import Settings, get_settings
 
 STATUSES = ("pending", "processing", "completed", "failed", "canceled", "expired")
@@ -64,13 +64,37 @@ class NewRequest:
         })
 
 
-def create(request: NewRequest, settings: Settings | None = None) -> tuple[dict, bool]:
+class PendingLimitReached(RateLimited):
+    def __init__(self, pending: int, limit: int):
+        super().__init__(f"This account already has {pending} reports waiting or running "
+                         f"(limit {limit}); retry when some finish.", retry_after_seconds=30)
+
+
+def lock_pending_count(conn, account_id: str) -> int:
+    """Inside a transaction: take the account's pending-cap lock (held until commit) and return
+    how many of its requests are pending or processing. Every insert that must respect the cap
+    (API creates, the scheduler) counts under this lock, so parallel inserts cannot all see room."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('payreports.pending:' || %s))", (account_id,))
+    return conn.execute("SELECT count(*) AS n FROM report_requests WHERE account_id = %s"
+                        " AND status IN ('pending', 'processing')", (account_id,)).fetchone()["n"]
+
+
+def create(request: NewRequest, settings: Settings | None = None, *,
+           max_pending: int | None = None) -> tuple[dict, bool]:
     """Insert a pending request; return (row, created). With an idempotency key already used by
     this account: the same body returns the existing row (created=False), another body raises
-    Conflict."""
+    Conflict. With `max_pending`, raise PendingLimitReached when the account already has that many
+    pending or processing requests (checked atomically with the insert; a replay is never refused)."""
     fingerprint = request.fingerprint()
     priority = request.priority if request.priority is not None else PRIORITY_BY_SOURCE[request.source]
-    with _conn(settings) as conn:
+    with _conn(settings) as conn, conn.transaction():
+        if max_pending is not None:
+            pending = lock_pending_count(conn, request.account_id)
+            replay = request.idempotency_key is not None and conn.execute(
+                "SELECT 1 FROM report_requests WHERE account_id = %s AND idempotency_key = %s",
+                (request.account_id, request.idempotency_key)).fetchone() is not None
+            if pending >= max_pending and not replay:
+                raise PendingLimitReached(pending, max_pending)
         row = conn.execute(
             """
             INSERT INTO report_requests (id, account_id, report_type, parameters, format,
@@ -165,14 +189,6 @@ def list_requests(account_id: str, *, limit: int = 10, starting_after: str | Non
             [*args, limit + 1],
         ).fetchall()
     return rows[:limit], len(rows) > limit
-
-
-def count_pending(account_id: str, settings: Settings | None = None) -> int:
-    with _conn(settings) as conn:
-        return conn.execute(
-            "SELECT count(*) AS n FROM report_requests WHERE account_id = %s "
-            "AND status IN ('pending', 'processing')", (account_id,),
-        ).fetchone()["n"]
 
 
 def list_pending(limit: int = 50, settings: Settings | None = None) -> list[dict]:

@@ -7,6 +7,12 @@ it computes every cron due time in (last_scheduled_for, now] *in the template's 
 inserts one request per due time with `INSERT ... ON CONFLICT (template_id, scheduled_for) DO
 NOTHING`, advancing last_scheduled_for/next_run_at in the same transaction. A second tick, a
 second scheduler process or a restart therefore creates nothing new.
+
+Scheduled requests respect the account's pending cap (settings.max_pending_per_account), counted
+under the same per-account lock as API creates: a due time that does not fit is deferred, not
+dropped — the template's deferred_reason says so, next_run_at is the retry
+(settings.schedule_deferral_retry_seconds) and the request, for its original due time, is created
+once the account has room.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from croniter import croniter
 from psycopg.types.json import Jsonb
 
 from exports import db
-from exports.requests.store import PRIORITY_BY_SOURCE, new_request_id
+from exports.requests.store import PRIORITY_BY_SOURCE, lock_pending_count, new_request_id
 from exports.settings import Settings, get_settings
 
 # With catch_up='all' a long outage of a frequent schedule could mean thousands of due times;
@@ -112,11 +118,11 @@ def schedule_due_reports(settings: Settings | None = None, *, now: datetime) -> 
             " AND next_run_at IS NOT NULL AND next_run_at <= %s ORDER BY next_run_at", (now,))]
         conn.commit()
         for template_id in candidate_ids:
-            created += _schedule_template(conn, template_id, now)
+            created += _schedule_template(conn, template_id, now, settings)
     return created
 
 
-def _schedule_template(conn, template_id: str, now: datetime) -> list[str]:
+def _schedule_template(conn, template_id: str, now: datetime, settings: Settings) -> list[str]:
     created: list[str] = []
     with conn.transaction():
         # SKIP LOCKED: another scheduler working on this template right now will advance it;
@@ -133,6 +139,13 @@ def _schedule_template(conn, template_id: str, now: datetime) -> list[str]:
         else:
             latest = latest_due_time(cron, timezone, after, now)
             due_times = [latest] if latest else []
+        deferred: list[datetime] = []
+        if due_times:
+            # The account's pending cap applies to scheduled reports too, counted under the same
+            # lock as the API's creates; what does not fit stays owed and is retried.
+            pending = lock_pending_count(conn, template["account_id"])
+            room = max(0, settings.max_pending_per_account - pending)
+            due_times, deferred = due_times[:room], due_times[room:]
         for due in due_times:
             row = conn.execute(
                 "INSERT INTO report_requests (id, account_id, report_type, parameters, format,"
@@ -149,9 +162,39 @@ def _schedule_template(conn, template_id: str, now: datetime) -> list[str]:
             if row:
                 created.append(row["id"])
         newest = max([after, *due_times]) if due_times else after
-        conn.execute(
-            "UPDATE report_templates SET last_scheduled_for = %s, next_run_at = %s WHERE id = %s",
-            (newest if due_times else template["last_scheduled_for"],
-             next_due_time(cron, timezone, newest if due_times else max(after, now)),
-             template["id"]))
+        last_scheduled = newest if due_times else template["last_scheduled_for"]
+        if deferred:
+            conn.execute(
+                "UPDATE report_templates SET last_scheduled_for = %s, next_run_at = %s,"
+                " deferred_reason = %s WHERE id = %s",
+                (last_scheduled, now + timedelta(seconds=settings.schedule_deferral_retry_seconds),
+                 f"deferred: account has {pending + len(created)} pending reports (limit "
+                 f"{settings.max_pending_per_account}); the run due at {deferred[0].isoformat()} "
+                 "is created when one finishes", template["id"]))
+        else:
+            conn.execute(
+                "UPDATE report_templates SET last_scheduled_for = %s, next_run_at = %s,"
+                " deferred_reason = NULL WHERE id = %s",
+                (last_scheduled, next_due_time(cron, timezone, newest if due_times else max(after, now)),
+                 template["id"]))
     return created
+
+
+def shortest_interval(cron: str, *, samples: int = 1000) -> timedelta | None:
+    """The shortest gap between consecutive due times of `cron` over its next `samples` due
+    times (a year or more for any schedule that is frequent enough to matter); None when the
+    expression cannot be walked (its own validation reports that)."""
+    try:
+        walker = croniter(cron, datetime(2026, 1, 1))
+        previous = walker.get_next(datetime)
+        shortest: timedelta | None = None
+        for _ in range(samples):
+            current = walker.get_next(datetime)
+            gap = current - previous
+            shortest = gap if shortest is None else min(shortest, gap)
+            if current - datetime(2026, 1, 1) > timedelta(days=800):
+                break
+            previous = current
+        return shortest
+    except Exception:  # noqa: BLE001 — never-firing or invalid: validate_cron's job
+        return None

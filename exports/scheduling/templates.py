@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from croniter import CroniterError, croniter
 from email_validator import EmailNotValidError, validate_email
@@ -19,7 +18,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from exports import db
-from exports.errors import InvalidParameter, NotFound, invalid_parameter_from, param_from_loc
+from exports.errors import InvalidParameter, LimitReached, NotFound, invalid_parameter_from, param_from_loc
 from exports.reports import params as report_params
 from exports.reports.params import show
 from exports.scheduling.scheduler import next_due_time
@@ -164,19 +163,32 @@ def validate_email_recipients(recipients: Any, param: str = "email_recipients") 
 
 
 def validate_webhook_url(url: Any, settings: Settings, param: str = "webhook_url") -> str | None:
+    """The SSRF guard's create-time rules (exports/delivery/netguard.py); send time checks the
+    resolved address again."""
+    from exports.delivery import netguard
+
     if url is None or url == "":
         return None
     try:
-        parts = urlsplit(url) if isinstance(url, str) else None
-    except ValueError:  # e.g. an unclosed IPv6 bracket: not a URL
-        parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidParameter("webhook_url must be an absolute http(s) URL", param=param)
-    if settings.environment == "production" and parts.scheme != "https":
+        target = netguard.check_webhook_url(url, allow_private=settings.webhook_allow_private_targets)
+    except netguard.UnsafeTarget as exc:
+        raise InvalidParameter(str(exc), param=param) from None
+    if settings.environment == "production" and target.scheme != "https":
         raise InvalidParameter("webhook_url must use https", param=param)
-    if len(url) > 500:
-        raise InvalidParameter("webhook_url must be at most 500 characters", param=param)
     return url
+
+
+def validate_schedule_interval(cron: str, settings: Settings, param: str = "schedule_cron") -> None:
+    """A schedule may not fire more often than settings.min_schedule_interval_seconds."""
+    from exports.scheduling.scheduler import shortest_interval
+
+    shortest = shortest_interval(cron)
+    minimum = settings.min_schedule_interval_seconds
+    if shortest is not None and shortest.total_seconds() < minimum:
+        raise InvalidParameter(
+            f"schedule_cron {cron!r} runs every {int(shortest.total_seconds() // 60)} minutes at its "
+            f"most frequent; schedules may run at most once every {minimum // 60} minutes",
+            param=param, code="schedule_too_frequent")
 
 
 def _validate_report(account_id: str, fields: dict[str, Any], settings: Settings, now: datetime) -> None:
@@ -222,6 +234,7 @@ def validate_template(account_id: str, fields: dict[str, Any], settings: Setting
                                param="description")
     if clean.get("schedule_cron") is not None or clean.get("schedule_enabled"):
         clean["schedule_cron"] = validate_cron(clean.get("schedule_cron"))
+        validate_schedule_interval(clean["schedule_cron"], settings)
     enabled = clean.get("schedule_enabled")
     if enabled is not None and not isinstance(enabled, bool):
         raise InvalidParameter("schedule_enabled must be true or false", param="schedule_enabled")
@@ -263,7 +276,14 @@ def create_template(account_id: str, body: dict[str, Any], *, settings: Settings
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
     fields = validate_template(account_id, check_types(body, NewTemplate), settings, now)
-    with _conn(settings) as conn:
+    with _conn(settings) as conn, conn.transaction():
+        # Counted under a per-account lock so parallel creates cannot all see room.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('payreports.templates:' || %s))", (account_id,))
+        count = conn.execute("SELECT count(*) AS n FROM report_templates WHERE account_id = %s AND enabled",
+                             (account_id,)).fetchone()["n"]
+        if count >= settings.max_templates_per_account:
+            raise LimitReached(f"This account already has {count} report templates (limit "
+                               f"{settings.max_templates_per_account}); delete one to create another.")
         return conn.execute(
             "INSERT INTO report_templates (id, account_id, name, description, report_type,"
             " default_parameters, format, schedule_enabled, schedule_cron, timezone, relative_range,"
@@ -320,14 +340,15 @@ def update_template(template_id: str, account_id: str, changes: dict[str, Any], 
             # A changed schedule owes nothing before now: re-anchor and recompute the next run.
             " last_scheduled_for = CASE WHEN %s THEN GREATEST(last_scheduled_for, %s)"
             "   ELSE last_scheduled_for END,"
-            " next_run_at = CASE WHEN %s THEN %s ELSE next_run_at END"
+            " next_run_at = CASE WHEN %s THEN %s ELSE next_run_at END,"
+            " deferred_reason = CASE WHEN %s THEN NULL ELSE deferred_reason END"
             " WHERE id = %s AND account_id = %s RETURNING *",
             (fields["name"].strip(), fields.get("description"), fields["report_type"],
              Jsonb(fields["parameters"]), fields["format"], fields["schedule_enabled"],
              fields.get("schedule_cron"), fields["timezone"], fields["relative_range"],
              fields["catch_up"], fields["email_recipients"], fields["webhook_url"], now,
              schedule_changed, now, schedule_changed,
-             _next_run(fields, max(now, current["last_scheduled_for"] or now)),
+             _next_run(fields, max(now, current["last_scheduled_for"] or now)), schedule_changed,
              template_id, account_id),
         ).fetchone()
 
@@ -357,6 +378,8 @@ def to_api(row: dict) -> dict:
         "timezone": row["timezone"], "relative_range": row["relative_range"],
         "catch_up": row["catch_up"], "email_recipients": list(row["email_recipients"] or []),
         "webhook_url": row["webhook_url"], "next_run_at": ts(row["next_run_at"]),
+        # Set while the next run waits for the account's pending reports to drop below the cap.
+        "deferred_reason": row.get("deferred_reason"),
         "last_scheduled_for": ts(row["last_scheduled_for"]), "created": ts(row["created_at"]),
         "updated": ts(row["updated_at"]),
     }

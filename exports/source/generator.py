@@ -105,7 +105,7 @@ _SALT = {name: i * 7919 for i, name in enumerate((
     "partial", "refund_delay", "dispute_delay", "dispute_outcome", "dispute_close", "brand",
     "funding", "card_country", "method", "failure", "refund_id", "dispute_id", "txn_id",
     "payout_id", "bank", "adjustment", "adjustment_amount", "dispute_reason", "refund_reason",
-    "first_name", "last_name", "described",
+    "first_name", "last_name", "described", "invoiced", "invoice_id",
 ), start=1)}
 
 # Balance transaction kinds: the high bits of a txn id's sequence number, so ids never collide.
@@ -495,7 +495,7 @@ class _Loader:
             INSERT INTO payments (id, account_id, customer_id, payment_intent_id, amount,
                 amount_refunded, currency, status, payment_method_type, card_brand, card_funding,
                 card_country, description, statement_descriptor, failure_code, metadata,
-                created_at, updated_at)
+                invoice_id, created_at, updated_at)
             SELECT {id_sql('ch_', self.seed, 'payment_id', 'g.n')}, acc.id,
                    CASE WHEN g.customer_no IS NOT NULL
                         THEN {id_sql('cus_', self.seed, 'customer_id', 'g.customer_no')} END,
@@ -515,6 +515,9 @@ class _Loader:
                              * {len(CARD_COUNTRIES)})::int] END END,
                    'Order #' || (100000 + g.n), upper(left(acc.name, 22)), g.failure_code,
                    jsonb_build_object('order_id', 'ord_' || (100000 + g.n)),
+                   -- A quarter of the known customers' payments pay an invoice.
+                   CASE WHEN g.customer_no IS NOT NULL AND {u('invoiced', 'g.n')} < 0.25
+                        THEN {id_sql('in_', self.seed, 'invoice_id', 'g.n')} END,
                    g.created_at,
                    greatest(g.created_at, g.refund_at, g.dispute_at, g.dispute_closed_at)
             FROM gen_payments g

@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from exports.errors import InvalidParameter
 from exports.reports.query import Manifest, ReportQuery
 from exports.settings import Settings, get_settings
+from exports.writers.formatting import DEFAULT_TIMESTAMP_STYLE, validate_timestamp_style
 from exports.writers.manifest import Progress, inspect_query
 
 FORMATS = ("csv", "xlsx", "pdf", "parquet")
@@ -31,10 +32,12 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
                  progress: Callable[[int], None] | None = None, gzip: bool = False,
                  money_format: Literal["major", "minor"] = "major",
                  settings: Settings | None = None,
-                 xlsx_rows_per_sheet: int | None = None) -> Manifest:
+                 xlsx_rows_per_sheet: int | None = None, csv_bom: bool = False,
+                 timestamp_format: str = DEFAULT_TIMESTAMP_STYLE) -> Manifest:
     """Write the report to `out_path` in `fmt`; `progress(rows_written)` is called a few times a
     second at most and once with the final count. `xlsx_rows_per_sheet` overrides Excel's sheet
-    size (for tests of the sheet split)."""
+    size (for tests of the sheet split). CSV only: `csv_bom` starts the file with a UTF-8 BOM
+    (Excel on Windows), `timestamp_format` 'iso8601' prints timestamps with their UTC offset."""
     if fmt not in FORMATS:
         raise InvalidParameter(f"Unsupported format {fmt!r}; use one of {', '.join(FORMATS)}.",
                                param="format")
@@ -43,6 +46,14 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
                                param="money_format")
     if gzip and fmt != "csv":
         raise InvalidParameter("gzip compression is only available for CSV.", param="compression")
+    if csv_bom and fmt != "csv":
+        raise InvalidParameter("A byte order mark (csv_bom) is only available for CSV.",
+                               param="csv_bom")
+    validate_timestamp_style(timestamp_format)
+    if timestamp_format != DEFAULT_TIMESTAMP_STYLE and fmt != "csv":
+        raise InvalidParameter(
+            f"timestamp_format {timestamp_format!r} is only available for CSV (XLSX and Parquet "
+            "carry typed timestamps).", param="timestamp_format")
     settings = settings or get_settings()
     out_path = Path(out_path)
     tracker = Progress(progress)
@@ -57,7 +68,7 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
     if fmt == "csv":
         from exports.writers.csv_writer import write_csv
         return write_csv(client, query, facts, out_path, progress=tracker, gzip=gzip,
-                         money_format=money_format)
+                         money_format=money_format, bom=csv_bom, timestamp_style=timestamp_format)
     if fmt == "xlsx":
         from exports.writers.xlsx_writer import write_xlsx
         from exports.writers.xlsx_writer import EXCEL_MAX_DATA_ROWS

@@ -7,14 +7,14 @@ i.e. nearly every single-currency export: ~2x cheaper per cell than building a s
 Three transports carry the rows to our file:
 
 - embedded engine (chdb, same process, same file system), "file": ClickHouse appends them to
-  our temp file itself (`INTO OUTFILE '<tmp>' APPEND FORMAT CSV`, after the header we wrote),
+  our temp file itself (`INTO OUTFILE '<tmp>' APPEND FORMAT CustomSeparated`, after our header),
   while a follower thread maps the file as it grows (its page cache, no copy) to hash it and
   count rows for progress. Nothing crosses a pipe or the client, which matters on 2 cores where every
   copy costs CPU the engine needs: per 10M rows, 4.1 s vs 5.0 s for "pipe" and 9.0 s for
   "stream" in the last benchmark runs (in noisier runs file and pipe were within noise).
 - embedded engine with gzip, "pipe": ClickHouse writes into a named pipe in a private temp dir
   and a reader thread compresses, hashes and writes (chdb releases the GIL).
-- ClickHouse server, "stream": its file system is not ours, so `raw_stream(fmt="CSV")`
+- ClickHouse server, "stream": its file system is not ours, so `raw_stream(fmt=CustomSeparated)`
   (streamed block by block by both backends when the call carries no per-query settings).
 
 On the embedded engine the export query carries a `log_comment` label; if the follower or
@@ -24,10 +24,12 @@ query by that label, so a cancel stops the engine within seconds instead of afte
 Memory stays bounded and we write the header ourselves (CSVWithNames would be buffered whole
 by chdb). All transports produce byte-identical files.
 
-Output: RFC 4180, UTF-8 without BOM, LF line endings (ClickHouse's CSV output; Python's csv
-module and every spreadsheet read them), a header row of the report's column names; text fields
-double-quoted, numbers (integers, single-exponent money) bare, which a CSV reader reads as the
-same values. Optional gzip via a streaming zlib compressor.
+Output: RFC 4180, UTF-8 (a BOM only when asked: `bom`), LF line endings, a header row of the
+report's column names (money columns in minor units are named `<name>_minor`); a field is
+quoted only when it holds a comma, quote or line break, as in Stripe's files and Python's
+csv.QUOTE_MINIMAL (csv_field builds each field's final text; ClickHouse prints it raw).
+Timestamps as Stripe prints them, or ISO 8601 with the offset (`timestamp_style`). Optional gzip
+via a streaming zlib compressor.
 """
 
 from __future__ import annotations
@@ -38,8 +40,6 @@ import io
 import logging
 import mmap
 import os
-import shutil
-import tempfile
 import threading
 import uuid
 import zlib
@@ -53,7 +53,9 @@ from clickhouse_connect.driver.client import Client
 from exports.reports.query import Manifest, ReportQuery
 from exports.writers.manifest import (Digest, HashingFile, Progress, QueryFacts, atomic_output,
                                       build_manifest, money_indexes)
-from exports.writers.sqlformat import CSV_FIELD_SETTINGS, csv_field, ident
+from exports.writers.formatting import DEFAULT_TIMESTAMP_STYLE, column_headers
+from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, CSV_OUTPUT_FORMAT, csv_field, ident,
+                                       sql_string)
 
 try:  # the embedded backend's client class (absent from clickhouse-connect builds without chdb)
     from clickhouse_connect.driver._chdbclient import ChdbClient as _EmbeddedClient
@@ -76,19 +78,26 @@ PIPE_BUFFER_BYTES = 1 << 20
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 # Level 1: ~5x faster than the default 6 for ~15% larger files; CSV exports are big.
 GZIP_LEVEL = 1
+# Opt-in (csv_bom): Excel on Windows reads a UTF-8 file without it as ANSI ("Chloé" -> "ChloÃ©").
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def formatted_select(query: ReportQuery, facts: QueryFacts, *,
                      money_format: Literal["major", "minor"] = "major",
+                     timestamp_style: str = DEFAULT_TIMESTAMP_STYLE,
                      log_comment: str | None = None) -> str:
-    """The report SQL wrapped so every output column prints as its CSV field (see csv_field).
-    `log_comment` labels the query in system.processes / query_log (and lets us KILL it)."""
+    """The report SQL wrapped so every output column prints as its CSV field (see csv_field),
+    in CSV_OUTPUT_FORMAT. `log_comment` labels the query in system.processes / query_log (and
+    lets us KILL it)."""
     money = money_indexes(query)
     exprs = []
     for index, column in enumerate(query.columns):
         field = csv_field(facts.column_sql(index), column, facts.column_types[index],
                           money_format=money_format, row_exponents=facts.row_exponents,
-                          check_exponent=bool(money) and index == money[0])
+                          check_exponent=bool(money) and index == money[0],
+                          timestamp_style=timestamp_style, only_field=len(query.columns) == 1,
+                          quote=None if column.user_text or facts.quoted_codes is None
+                          else index in facts.quoted_codes)
         exprs.append(f"{field} AS {ident(f'c{index}')}")
     label = f", log_comment = {sql_string(log_comment)}" if log_comment else ""
     return f"SELECT {', '.join(exprs)} FROM ({query.sql}) SETTINGS {CSV_FIELD_SETTINGS}{label}"
@@ -96,8 +105,11 @@ def formatted_select(query: ReportQuery, facts: QueryFacts, *,
 
 def header_line(names: list[str]) -> bytes:
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL).writerow(names)
+    csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_MINIMAL).writerow(names)
     return buffer.getvalue().encode("utf-8")
+
+
+
 
 
 def default_transport(client: Client, *, gzip: bool = False) -> Transport:
@@ -165,16 +177,21 @@ class CsvBody:
 
 def write_csv(client: Client, query: ReportQuery, facts: QueryFacts, out_path: Path, *,
               progress: Progress, gzip: bool, money_format: Literal["major", "minor"],
-              transport: Transport | None = None) -> Manifest:
-    """`transport` defaults to `default_transport(client, gzip=gzip)`; tests force each one."""
+              transport: Transport | None = None, bom: bool = False,
+              timestamp_style: str = DEFAULT_TIMESTAMP_STYLE) -> Manifest:
+    """`transport` defaults to `default_transport(client, gzip=gzip)`; tests force each one.
+    `bom`: start the file with a UTF-8 byte order mark (for Excel on Windows); `timestamp_style`:
+    a formatting.TIMESTAMP_STYLES key ('iso8601' adds the UTC offset)."""
     transport = transport or default_transport(client, gzip=gzip)
     if transport not in ("file", "pipe", "stream"):
         raise ValueError(f"unknown CSV transport {transport!r}")
     if transport == "file" and gzip:
         raise ValueError("the 'file' CSV transport writes uncompressed files; gzip uses 'pipe'")
     log_comment = f"payreports-export {uuid.uuid4().hex}"
-    sql = formatted_select(query, facts, money_format=money_format, log_comment=log_comment)
-    header = header_line([c.name for c in query.columns])
+    sql = formatted_select(query, facts, money_format=money_format,
+                           timestamp_style=timestamp_style, log_comment=log_comment)
+    names = column_headers(query.columns, money_format)
+    header = (UTF8_BOM if bom else b"") + header_line(names)
     with atomic_output(out_path) as tmp:
         if transport == "file":
             byte_size, sha256 = write_through_file(client, sql, query.parameters, tmp, header,
@@ -192,13 +209,14 @@ def write_csv(client: Client, query: ReportQuery, facts: QueryFacts, out_path: P
             byte_size, sha256 = sink.byte_size, sink.sha256.hexdigest()
     progress.finish(facts.row_count)
     return build_manifest(query, "csv", out_path, facts, byte_size=byte_size, sha256=sha256,
-                          compressed="gzip" if gzip else None,
-                          extra={"money_format": money_format, "line_ending": "LF"})
+                          compressed="gzip" if gzip else None, columns=names,
+                          extra={"money_format": money_format, "line_ending": "LF",
+                                 "timestamp_format": timestamp_style, "bom": bom})
 
 
 def copy_through_stream(client: Client, sql: str, parameters: dict[str, Any] | None,
                         body: CsvBody) -> None:
-    stream = client.raw_stream(sql, parameters=parameters, fmt="CSV")
+    stream = client.raw_stream(sql, parameters=parameters, fmt=CSV_OUTPUT_FORMAT)
     try:
         while chunk := stream.read(READ_CHUNK_BYTES):
             body.write_rows(chunk)
@@ -209,17 +227,12 @@ def copy_through_stream(client: Client, sql: str, parameters: dict[str, Any] | N
 @contextmanager
 def private_fifo() -> Iterator[str]:
     """A named pipe only we can open (0600, in a fresh 0700 temp dir); removed with its dir."""
-    directory = tempfile.mkdtemp(prefix="payreports-csv-")
-    try:
+    from exports.tempdirs import work_dir  # a killed worker's dir is swept later
+
+    with work_dir("csv-fifo") as directory:
         path = os.path.join(directory, "rows.csv")
         os.mkfifo(path, 0o600)
         yield path
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def sql_string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class RowsWorker:
@@ -349,7 +362,7 @@ def append_rows(client: Client, sql: str, parameters: dict[str, Any] | None, pat
     thread = threading.Thread(target=worker.run, name=thread_name, daemon=True)
     thread.start()
     try:
-        client.command(f"{sql} INTO OUTFILE {sql_string(path)} APPEND FORMAT CSV",
+        client.command(f"{sql} INTO OUTFILE {sql_string(path)} APPEND FORMAT {CSV_OUTPUT_FORMAT}",
                        parameters=parameters)
     except Exception:
         if worker.error is None:  # the query's own failure; else it failed because we killed it

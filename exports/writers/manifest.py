@@ -2,8 +2,9 @@
 per currency, from one aggregate over the same SQL), the file's own bytes (size, sha256), and
 the plumbing every writer shares (atomic output, throttled progress).
 
-Totals come from `SELECT _currency, _exponent, count(), sum(...) FROM (<query.sql>) GROUP BY
-_currency, _exponent`, run just before the file is streamed (a summary PDF, fetched whole
+Totals are the query's figures (ReportQuery.figures: money column sums for itemized reports, the
+report's own figures for summaries) from `SELECT _currency, _exponent, count(), sum(<figure>) FROM
+(<query.sql>) GROUP BY _currency, _exponent`, run just before the file is streamed (a summary PDF, fetched whole
 anyway, sums the rows of its one query instead: `facts_from_rows`). Writers that can count the
 rows they stream (XLSX, Parquet, PDF) check their count against it and fail rather than ship a
 file whose manifest disagrees with its content (e.g. the marts were rebuilt mid-export). Tests
@@ -13,6 +14,7 @@ cent.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
@@ -25,7 +27,8 @@ from pathlib import Path
 from clickhouse_connect.driver.client import Client
 
 from exports.reports.query import Manifest, ReportQuery
-from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, ident
+from exports.writers.sqlformat import (CURRENCY_COLUMN, EXPONENT_COLUMN, ident, needs_csv_quotes,
+                                       sql_string)
 
 PROGRESS_MIN_INTERVAL_SECONDS = 0.25
 PROGRESS_ROW_STEP = 50_000
@@ -44,6 +47,9 @@ class QueryFacts:
     # Every `_exponent` the rows have, rows without a currency (exponent 0) included: when it is
     # one value, the CSV writer can print money as a typed Decimal of that scale.
     row_exponents: frozenset[int] = frozenset()
+    # Indexes of platform-code string columns (IDs, statuses: not user text) where some value
+    # holds a character a CSV field must quote; None = not looked at (quote every one).
+    quoted_codes: frozenset[int] | None = None
 
     def column_sql(self, index: int) -> str:
         return ident(self.column_names[index])
@@ -66,25 +72,58 @@ def money_indexes(query: ReportQuery) -> list[int]:
     return [i for i, c in enumerate(query.columns) if c.kind == "money"]
 
 
+def figure_row_sql(query: ReportQuery, names: tuple[str, ...] | list[str]) -> list[str]:
+    """Per row, what it adds to each of the query's figures (ReportQuery.figures), as Int64
+    expressions over the query's output columns: the money value, or 0 where the row's label is
+    not the figure's. Summed per currency they are the manifest's totals, by a totals query
+    (inspect_query) or over rows already fetched (facts_from_rows)."""
+    index = {c.name: i for i, c in enumerate(query.columns)}
+    out = []
+    for figure in query.figures:
+        value = f"ifNull(toInt64({ident(names[index[figure.column]])}), 0)"
+        if figure.label_column is not None:
+            label = ident(names[index[figure.label_column]])
+            value = f"if(toString({label}) = {sql_string(figure.label or '')}, {value}, 0)"
+        out.append(value)
+    return out
+
+
 def inspect_query(client: Client, query: ReportQuery) -> QueryFacts:
     """Read the query's shape (LIMIT 0) and its totals; both before any stream is opened, since
     an embedded engine serves one call at a time."""
     names, types = query_columns(client, query)
-    money = money_indexes(query)
-    sums = "".join(f", sum(toInt128({ident(names[i])}))" for i in money)
+    figures = figure_row_sql(query, names)
+    codes = code_indexes(query)
+    sums = "".join(f", sum(toInt128({expr}))" for expr in figures)
+    # The code columns' quoting check rides along: aggregation runs on every core, the CSV
+    # fields after the report's ORDER BY on one.
+    checks = "".join(f", max({needs_csv_quotes(code_text(names[i]))})" for i in codes)
     result = client.query(
-        f"SELECT {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}, count(){sums} "
+        f"SELECT {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}, count(){sums}{checks} "
         f"FROM ({query.sql}) GROUP BY {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)} "
         f"ORDER BY {ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}",
         parameters=query.parameters)
-    return _facts(query, names, types, result.result_rows)
+    width = 3 + len(figures)
+    quoted = frozenset(i for n, i in enumerate(codes)
+                       if any(row[width + n] for row in result.result_rows))
+    facts = _facts(query, names, types, [row[:width] for row in result.result_rows])
+    return dataclasses.replace(facts, quoted_codes=quoted)
+
+
+def code_text(name: str) -> str:
+    return f"ifNull(toString({ident(name)}), '')"
+
+
+def code_indexes(query: ReportQuery) -> list[int]:
+    """Platform-code string columns (not user text)."""
+    return [i for i, c in enumerate(query.columns) if c.kind in ("string", "json") and not c.user_text]
 
 
 def facts_from_rows(query: ReportQuery, names: tuple[str, ...], types: tuple[str, ...],
                     rows: list[tuple]) -> QueryFacts:
     """The same facts computed from rows already fetched whole (small summaries, whose single
-    query is then also their totals query). Each row: its money values (in `money_indexes`
-    order, minor units), then currency and exponent."""
+    query is then also their totals query). Each row: its figure_row_sql values, then currency
+    and exponent."""
     groups: dict[tuple, list] = {}
     for *values, currency, exponent in rows:
         key = (currency or "", int(exponent))
@@ -96,22 +135,21 @@ def facts_from_rows(query: ReportQuery, names: tuple[str, ...], types: tuple[str
 
 
 def _facts(query: ReportQuery, names, types, by_currency) -> QueryFacts:
-    """QueryFacts from (currency, exponent, count, *money sums) per currency and exponent (a
+    """QueryFacts from (currency, exponent, count, *figure sums) per currency and exponent (a
     currency has one exponent; grouping by both just makes `row_exponents` exact)."""
-    money = money_indexes(query)
-    totals: dict[str, dict[str, int]] = {query.columns[i].name: {} for i in money}
+    figures = [f.name for f in query.figures]
+    totals: dict[str, dict[str, int]] = {name: {} for name in figures}
     exponents: dict[str, int] = {}
     row_exponents: set[int] = set()
     row_count = 0
-    for currency, exponent, count, *column_sums in by_currency:
+    for currency, exponent, count, *figure_sums in by_currency:
         row_count += int(count)
         row_exponents.add(int(exponent))
         if not currency:
             continue
         exponents[currency] = max(int(exponent), exponents.get(currency, 0))
-        for i, total in zip(money, column_sums, strict=True):
-            by_currency_total = totals[query.columns[i].name]
-            by_currency_total[currency] = by_currency_total.get(currency, 0) + int(total or 0)
+        for name, total in zip(figures, figure_sums, strict=True):
+            totals[name][currency] = totals[name].get(currency, 0) + int(total or 0)
     return QueryFacts(tuple(names), tuple(types), row_count, totals, exponents,
                       frozenset(row_exponents))
 

@@ -5,14 +5,16 @@ microseconds, dates to Int32 epoch days) and clickhouse-connect streams the Nati
 (`query_column_block_stream`, no per-query settings, so chdb streams it); each block becomes
 Arrow arrays and row groups of at most ROW_GROUP_ROWS rows.
 
-Types: timestamps -> timestamp[us, tz=<the column's zone>], dates -> date32, integers -> int64,
-booleans -> bool, strings/json -> string.
+Types (formatting.parquet_type, the rule table's Arrow rendering): timestamps ->
+timestamp[us, tz=<the column's zone>], dates -> date32, integers -> int64, booleans -> bool,
+strings/json -> string.
 
-Money, one rule: if the report's rows carry exactly ONE currency (and money_format is "major"),
-each money column keeps its name and is decimal128(38, exponent) in major units (USD 10.00).
-Otherwise (several currencies, none, or money_format="minor") each money column is int64 minor
-units named `<column>_minor`, and the file gains `currency` (unless the report already has a
-column of that name) and `currency_exponent` so every amount can be read exactly.
+Money, one schema whatever the currencies (one, several, or none: an empty file), so a nightly
+load never breaks on a quiet day: each money column is decimal128(38, 4) in major units under its
+own name (4 = the largest currency exponent the source allows, so USD, JPY and KWD are all exact),
+or with money_format="minor" int64 minor units named `<column>_minor`. Either way the file has
+`currency` (unless the report already has a column of that name) and `currency_exponent`, so
+each amount's own precision is known.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from clickhouse_connect.driver.client import Client
 from exports.reports.query import Manifest, ReportQuery
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
                                       check_row_count, file_digest, timezone_of)
+from exports.writers.formatting import (MAX_CURRENCY_EXPONENT, PARQUET_MONEY_PRECISION,
+                                        minor_units_name, parquet_type)
 from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, ident
 
 ROW_GROUP_ROWS = 256_000
@@ -47,39 +51,41 @@ def _decimal_from_minor(minor: pa.Array, scale: int) -> pa.Array:
 
 def write_parquet(client: Client, query: ReportQuery, facts: QueryFacts, out_path: Path, *,
                   progress: Progress, money_format: Literal["major", "minor"] = "major") -> Manifest:
-    single_currency = len(facts.exponents) == 1 and money_format == "major"
-    scale = next(iter(facts.exponents.values())) if single_currency else 0
     names = [c.name for c in query.columns]
     select: list[str] = []
     fields: list[pa.Field] = []
     for index, column in enumerate(query.columns):
         ref = facts.column_sql(index)
+        tz = timezone_of(facts.column_types[index]) or "UTC"
+        arrow = parquet_type(column.kind, money_format=money_format, timezone=tz)
+        name = column.name
         if column.kind == "money":
             select.append(f"toInt64({ref})")
-            fields.append(pa.field(column.name if single_currency else f"{column.name}_minor",
-                                   pa.decimal128(38, scale) if single_currency else pa.int64()))
+            if money_format == "minor":
+                name = minor_units_name(column.name)
+            else:  # minor units rescaled to the file's one scale: exact integer arithmetic
+                select[-1] = (f"toInt64({ref}) * toInt64(intExp10({MAX_CURRENCY_EXPONENT} - "
+                              f"least({ident(EXPONENT_COLUMN)}, {MAX_CURRENCY_EXPONENT})))")
         elif column.kind == "timestamp":
-            tz = timezone_of(facts.column_types[index]) or "UTC"
             select.append(f"toUnixTimestamp64Micro(toDateTime64({ref}, 6))")
-            fields.append(pa.field(column.name, pa.timestamp("us", tz=tz)))
         elif column.kind == "date":
             select.append(f"toInt32({ref})")
-            fields.append(pa.field(column.name, pa.date32()))
         elif column.kind == "integer":
             select.append(f"toInt64({ref})")
-            fields.append(pa.field(column.name, pa.int64()))
         elif column.kind == "boolean":
             select.append(f"toBool({ref})")
-            fields.append(pa.field(column.name, pa.bool_()))
         else:
             select.append(f"toString({ref})")
-            fields.append(pa.field(column.name, pa.string()))
-    if not single_currency and query.money_columns:
+        fields.append(pa.field(name, arrow))
+    if query.money_columns:
         if "currency" not in names:
             select.append(ident(CURRENCY_COLUMN))
             fields.append(pa.field("currency", pa.string()))
         select.append(f"toInt8({ident(EXPONENT_COLUMN)})")
         fields.append(pa.field("currency_exponent", pa.int8()))
+    if any(e > MAX_CURRENCY_EXPONENT for e in facts.exponents.values()):
+        raise ValueError(f"{query.report_type}: a currency exponent above "
+                         f"{MAX_CURRENCY_EXPONENT} does not fit the Parquet money scale")
     schema = pa.schema(fields)
     sql = f"SELECT {', '.join(select)} FROM ({query.sql})"
 
@@ -115,4 +121,5 @@ def write_parquet(client: Client, query: ReportQuery, facts: QueryFacts, out_pat
     progress.finish(progress.rows)
     return build_manifest(query, "parquet", out_path, facts, byte_size=byte_size, sha256=sha256,
                           row_count=progress.rows, columns=schema.names,
-                          extra={"money": "decimal_major" if single_currency else "int64_minor"})
+                          extra={"money": "int64_minor" if money_format == "minor" else
+                                 f"decimal128({PARQUET_MONEY_PRECISION}, {MAX_CURRENCY_EXPONENT})_major"})

@@ -32,8 +32,8 @@ from exports.money import format_minor
 from exports.reports.query import Manifest, ReportQuery
 from exports.settings import Settings
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
-                                      check_row_count, facts_from_rows, file_digest,
-                                      money_indexes, query_columns)
+                                      check_row_count, facts_from_rows, figure_row_sql,
+                                      file_digest, query_columns)
 from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, format_column, ident
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -171,12 +171,11 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
     summary over millions of rows costs as much as the report itself)."""
     names, types = query_columns(client, query)
     facts = QueryFacts(names, types, 0, {}, {})  # only column_sql() is used until the rows come
-    money = money_indexes(query)
     labels = [c.name for c in query.columns]
     value_ref = (facts.column_sql(labels.index(query.chart_value_column))
                  if query.chart_value_column in labels else "NULL")
-    typed = ([f"toInt64({facts.column_sql(i)})" for i in money]
-             + [ident(CURRENCY_COLUMN), ident(EXPONENT_COLUMN), f"toInt64({value_ref})"])
+    figures = figure_row_sql(query, names)
+    typed = figures + [ident(CURRENCY_COLUMN), ident(EXPONENT_COLUMN), f"toInt64({value_ref})"]
     limit = settings.pdf_itemized_row_limit
     result = client.query(f"{_formatted_sql(query, facts, typed)} LIMIT {limit + 1}",
                           parameters=query.parameters)
@@ -185,7 +184,7 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
         _check_row_limit(int(total.result_rows[0][0]), settings)
     width = len(query.columns)
     facts = facts_from_rows(query, names, types,
-                            [tuple(r[width:width + len(money) + 2]) for r in result.result_rows])
+                            [tuple(r[width:width + len(figures) + 2]) for r in result.result_rows])
     with atomic_output(out_path) as tmp:
         rows = _render_summary(query, facts, result.result_rows, tmp, settings)
     byte_size, sha256 = file_digest(out_path)

@@ -1,21 +1,20 @@
-"""ClickHouse expressions that format one typed report column as text.
+"""ClickHouse expressions that format one typed report column as text: the ClickHouse rendering
+of the rules in `exports.writers.formatting` (the one table of them).
 
 Formatting inside the engine keeps the CSV path at engine speed (per-row Python formatting was
 measured 8-10x slower). Every function takes the SQL of a column reference and returns SQL text;
 nothing user-supplied is ever formatted into it (column references are quoted identifiers).
 
-Rules (shared by CSV and the PDF tables):
 - money: Int64 minor units + the row's `_exponent` -> major units, exact integer arithmetic
   (never floats): JPY '1234', USD '10.00', KWD '1.234', '-0.05'; no '+', no thousands separator.
-- timestamp: 'YYYY-MM-DD HH:MM:SS' in the column's own timezone (the catalog already converted it).
-- date: 'YYYY-MM-DD'.  boolean: 'true' / 'false'.  integer: decimal digits.
-- NULL -> empty string.
+- timestamp: a TIMESTAMP_STYLES pattern in the column's own timezone (the catalog converted it).
+- date, boolean, integer: as the rule table says.  NULL -> empty string.
 - string/json (CSV only, columns marked `user_text`): a cell beginning with = + - @ TAB or CR
   gets a leading apostrophe so a spreadsheet does not evaluate it as a formula (OWASP CSV
   injection). Money and numbers are never touched, so '-5.00' stays '-5.00'; platform-generated
   codes and IDs are left byte-exact.
 The CSV writer prints integers and single-exponent money as typed numbers instead (`csv_field`):
-the same text, without building a string column per cell.
+the same text, without building a string column per cell; it quotes only fields that need it.
 """
 
 from __future__ import annotations
@@ -25,18 +24,27 @@ from collections.abc import Iterable
 from clickhouse_connect.driver.binding import quote_identifier
 
 from exports.reports.query import Column, ColumnKind
+from exports.writers.formatting import (BOOLEAN_TEXT, CSV_SPECIAL_CHARS, DATE_PATTERN,
+                                        DEFAULT_TIMESTAMP_STYLE, FORMULA_START_CHARS,
+                                        TIMESTAMP_STYLES)
 
 EXPONENT_COLUMN = "_exponent"
 CURRENCY_COLUMN = "_currency"
-
-# A leading character a spreadsheet would treat as the start of a formula.
-FORMULA_START_CHARS = "=+-@\t\r"
 # Decimal64 holds 18 digits: the largest scale a reinterpreted Int64 can have.
 MAX_DECIMAL64_SCALE = 18
 
 
 def ident(name: str) -> str:
     return quote_identifier(name)
+
+
+def sql_string(text: str) -> str:
+    """A ClickHouse string literal (for the project's own constants and paths, never for
+    request values, which are bound parameters)."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'")
+    for char, escape in (("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"), ("\0", "\\0")):
+        escaped = escaped.replace(char, escape)
+    return "'" + escaped + "'"
 
 
 def money_major(minor_sql: str, exponent_sql: str = ident(EXPONENT_COLUMN),
@@ -93,16 +101,35 @@ def money_typed(minor_sql: str, exponent: int, *, check_sql: str | None = None) 
     return f"if(({check_sql}) = {exponent}, {typed(minor_sql)}, {typed(failure)})"
 
 
-def timestamp_text(sql: str) -> str:
-    return f"formatDateTime({sql}, '%Y-%m-%d %H:%i:%S')"
+def timestamp_text(sql: str, style: str = DEFAULT_TIMESTAMP_STYLE) -> str:
+    rule = TIMESTAMP_STYLES[style]
+    wall = f"formatDateTime({sql}, {sql_string(rule.clickhouse_pattern)})"
+    if not rule.with_offset:
+        return wall
+    offset = f"formatDateTime({sql}, '%z')"  # +HHMM in the value's own zone
+    return f"concat({wall}, substring({offset}, 1, 3), ':', substring({offset}, 4, 2))"
 
 
 def date_text(sql: str) -> str:
-    return f"formatDateTime({sql}, '%Y-%m-%d')"
+    return f"formatDateTime({sql}, {sql_string(DATE_PATTERN)})"
 
 
 def boolean_text(sql: str) -> str:
-    return f"if({sql}, 'true', 'false')"
+    true, false = BOOLEAN_TEXT
+    return f"if({sql}, {sql_string(true)}, {sql_string(false)})"
+
+
+def needs_csv_quotes(text_sql: str) -> str:
+    """SQL: the String holds a character that makes its CSV field need quotes."""
+    return f"multiSearchAny({text_sql}, [{', '.join(sql_string(c) for c in CSV_SPECIAL_CHARS)}])"
+
+
+def csv_quote(text_sql: str) -> str:
+    """The CSV field of a String: as is, or double-quoted with quotes doubled when it holds a
+    delimiter, quote or line break (RFC 4180 minimal quoting, as Stripe's files and Python's
+    csv.QUOTE_MINIMAL)."""
+    return (f"if({needs_csv_quotes(text_sql)}, "
+            f"concat('\"', replaceAll({text_sql}, '\"', '\"\"'), '\"'), {text_sql})")
 
 
 def formula_guard(text_sql: str) -> str:
@@ -114,7 +141,8 @@ def formula_guard(text_sql: str) -> str:
 
 def format_column(column_sql: str, kind: ColumnKind, *, guard_formulas: bool,
                   exponent_sql: str = ident(EXPONENT_COLUMN),
-                  exponents: Iterable[int] | None = None, nullable: bool = True) -> str:
+                  exponents: Iterable[int] | None = None, nullable: bool = True,
+                  timestamp_style: str = DEFAULT_TIMESTAMP_STYLE) -> str:
     """A String expression formatting one column of the given kind (NULL -> '');
     `exponents` as for money_major. `nullable=False` (the column's type is not Nullable) drops
     the NULL handling, which costs a pass over the column."""
@@ -123,7 +151,7 @@ def format_column(column_sql: str, kind: ColumnKind, *, guard_formulas: bool,
     elif kind == "integer":
         text = f"toString({column_sql})"
     elif kind == "timestamp":
-        text = timestamp_text(column_sql)
+        text = timestamp_text(column_sql, timestamp_style)
     elif kind == "date":
         text = date_text(column_sql)
     elif kind == "boolean":
@@ -140,9 +168,15 @@ def format_column(column_sql: str, kind: ColumnKind, *, guard_formulas: bool,
     return f"if(isNull({column_sql}), '', assumeNotNull({text}))"
 
 
-# Settings the CSV fields below rely on, written into the SELECT itself (a call carrying
+# How the CSV fields below leave the engine: CustomSeparated with the Raw escaping rule prints
+# each field's text as is (csv_field has already quoted what needs quoting), comma-separated, LF
+# line ends; NULL prints as an empty field. Written into the SELECT itself (a call carrying
 # per-query settings would be buffered whole by clickhouse-connect on chdb).
-CSV_FIELD_SETTINGS = "output_format_decimal_trailing_zeros = 1, format_csv_null_representation = ''"
+CSV_OUTPUT_FORMAT = "CustomSeparated"
+CSV_FIELD_SETTINGS = (
+    "output_format_decimal_trailing_zeros = 1, format_tsv_null_representation = '', "
+    "format_custom_escaping_rule = 'Raw', format_custom_field_delimiter = ',', "
+    "format_custom_row_after_delimiter = '\\n'")
 
 
 def single_exponent(row_exponents: Iterable[int]) -> int | None:
@@ -155,24 +189,44 @@ def single_exponent(row_exponents: Iterable[int]) -> int | None:
 
 def csv_field(column_sql: str, column: Column, type_name: str, *, money_format: str = "major",
               row_exponents: Iterable[int] = (), exponent_sql: str = ident(EXPONENT_COLUMN),
-              check_exponent: bool = True) -> str:
-    """One CSV field under CSV_FIELD_SETTINGS: typed where ClickHouse's own CSV text for the type
-    already is our format (integers; money when every row has one exponent), formatted text
-    otherwise. Formula guard only on `user_text` columns. NULL prints as an empty field.
+              check_exponent: bool = True, timestamp_style: str = DEFAULT_TIMESTAMP_STYLE,
+              only_field: bool = False, quote: bool | None = None) -> str:
+    """One CSV field under CSV_FIELD_SETTINGS, its final text: typed where ClickHouse's own
+    text for the type already is our format (integers; money when every row has one exponent),
+    formatted text otherwise, strings quoted only when they need it. Formula guard only on
+    `user_text` columns. NULL prints as an empty field.
 
     `type_name`: the column's ClickHouse type; `row_exponents`: QueryFacts.row_exponents;
     `check_exponent`: typed money verifies the row's exponent (see money_typed). The check is per
-    row, so one typed money column per row is enough to carry it."""
+    row, so one typed money column per row is enough to carry it. `only_field`: the report has
+    this one column, so an empty value must be written `""` (an empty line is no row at all).
+    `quote`: whether a string field may need quotes; by default user text may and platform codes
+    (IDs, currencies, statuses: fixed alphabets) may not. The CSV writer passes what the totals
+    query found for codes (QueryFacts.quoted_codes), so the quoting work, which runs after the
+    report's ORDER BY on one thread, is spent only on columns that can need it."""
     nullable = "Nullable(" in type_name
     exponents = sorted({int(e) for e in row_exponents})
+    if quote is None:
+        quote = column.user_text
+    if only_field:
+        text = format_column(column_sql, column.kind, guard_formulas=column.user_text,
+                             exponent_sql=exponent_sql, exponents=exponents, nullable=nullable,
+                             timestamp_style=timestamp_style)
+        if column.kind == "money" and money_format == "minor":
+            text = f"ifNull(toString({column_sql}), '')"
+        quoted = csv_quote(text) if column.kind in ("string", "json") and quote else text
+        return f"if({text} = '', '\"\"', {quoted})"
     if column.kind == "integer" or (column.kind == "money" and money_format == "minor"):
         return column_sql
     if column.kind == "money" and (exponent := single_exponent(exponents)) is not None:
         return money_typed(column_sql, exponent, check_sql=exponent_sql if check_exponent else None)
     if column.kind in ("string", "json") and type_name in ("String", "LowCardinality(String)"):
-        return formula_guard(column_sql) if column.user_text else column_sql
-    return format_column(column_sql, column.kind, guard_formulas=column.user_text,
-                         exponent_sql=exponent_sql, exponents=exponents, nullable=nullable)
+        text = formula_guard(column_sql) if column.user_text else column_sql
+        return csv_quote(text) if quote else text
+    text = format_column(column_sql, column.kind, guard_formulas=column.user_text,
+                         exponent_sql=exponent_sql, exponents=exponents, nullable=nullable,
+                         timestamp_style=timestamp_style)
+    return csv_quote(text) if column.kind in ("string", "json") and quote else text
 
 
 def xml_escape(text_sql: str) -> str:

@@ -7,12 +7,18 @@ XML-escaped such that TabSeparated output has nothing left to escape (see sqlfor
 and we stream those lines via `raw_stream(fmt="TabSeparated")` straight into the zip entry of
 the current sheet. Python only counts newlines to split sheets; memory stays constant.
 
-Workbook layout:
+Workbook layout (formats from exports.writers.formatting, the one rule table):
 - typed cells: integers and money are numbers (money in major units, written as the exact
-  decimal text, with a currency number format by the row's exponent: '#,##0', '#,##0.00',
-  '#,##0.000', …), timestamps/dates are Excel serial dates with 'yyyy-mm-dd hh:mm:ss' /
-  'yyyy-mm-dd' formats, booleans are booleans, strings are inline strings, NULL is an empty cell.
-- bold frozen header row, autofilter over the data, column widths by kind and header length.
+  decimal text, with a number format by the row's currency that shows its code and exponent:
+  '#,##0.00 "USD"', '#,##0 "JPY"', '#,##0.000 "KWD"'), timestamps/dates are Excel serial dates
+  with 'yyyy-mm-dd hh:mm:ss' / 'yyyy-mm-dd' formats, booleans are booleans, strings are inline
+  strings, NULL is an empty cell. money_format="minor": integers, headers `<name>_minor`.
+- bold frozen header row, autofilter over the data; column widths from the content (the longest
+  value of each column, measured by one aggregate over the report before the rows stream, as the
+  widths come first in the sheet XML), so a 30-character ID is not clipped and a currency column
+  is not as wide as one.
+- print setup: landscape, fit to one page wide, the header row repeated on every printed page,
+  sheet name and "Page n of N" in the footer.
 - a new sheet ("Report", "Report (2)", …) every 1,048,575 data rows (Excel's row limit minus the
   header), instead of failing or truncating.
 Rows and cells carry no `r` attribute: SpreadsheetML makes it optional and readers (Excel,
@@ -29,9 +35,12 @@ from xml.sax.saxutils import escape
 from clickhouse_connect.driver.client import Client
 
 from exports.reports.query import Column, Manifest, ReportQuery
+from exports.writers.formatting import (DATE_EXCEL_FORMAT, DEFAULT_TIMESTAMP_STYLE,
+                                        TIMESTAMP_STYLES, column_headers, excel_money_format)
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
                                       check_row_count, file_digest)
-from exports.writers.sqlformat import EXPONENT_COLUMN, ident, money_major, xml_escape
+from exports.writers.sqlformat import (CURRENCY_COLUMN, EXPONENT_COLUMN, ident, money_major,
+                                       sql_string, xml_escape)
 
 EXCEL_MAX_DATA_ROWS = 1_048_575  # 1,048,576 rows per sheet, one of them the header
 READ_CHUNK_BYTES = 1 << 20
@@ -40,22 +49,40 @@ MAX_MONEY_EXPONENT = 6
 
 # cellXfs indexes (styles.xml below)
 STYLE_HEADER, STYLE_DATE, STYLE_TIMESTAMP, STYLE_INTEGER_MONEY = 1, 2, 3, 4
-STYLE_MONEY_BASE = 5  # + exponent, 0..MAX_MONEY_EXPONENT
+STYLE_MONEY_BASE = 5  # + exponent, 0..MAX_MONEY_EXPONENT (a currency the styles do not name)
+STYLE_CURRENCY_BASE = STYLE_MONEY_BASE + MAX_MONEY_EXPONENT + 1  # + the currency's position
 EXCEL_EPOCH_OFFSET_DAYS = 25569  # 1970-01-01 as an Excel (1900 system) serial
+MIN_WIDTH, MAX_WIDTH = 6, 80  # characters
+FILTER_BUTTON_WIDTH = 2  # the autofilter arrow sits on the header cell
 
 NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 NS_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
 
 
-def _cell_sql(ref: str, column: Column, money_format: str, exponents=None) -> str:
+def _money_style_sql(currencies: list[str]) -> str:
+    """The row's money style index: its currency's (code shown), else by exponent."""
+    by_exponent = (f"toUInt64({STYLE_MONEY_BASE} + least(toUInt8({ident(EXPONENT_COLUMN)}), "
+                   f"{MAX_MONEY_EXPONENT}))")
+    if not currencies:
+        return f"toString({by_exponent})"
+    if len(currencies) == 1:  # the typical account: one constant, no per-cell lookup
+        return (f"if({ident(CURRENCY_COLUMN)} = {sql_string(currencies[0])}, "
+                f"'{STYLE_CURRENCY_BASE}', toString({by_exponent}))")
+    codes = ", ".join(sql_string(c) for c in currencies)
+    styles = ", ".join(str(STYLE_CURRENCY_BASE + i) for i in range(len(currencies)))
+    return f"toString(transform({ident(CURRENCY_COLUMN)}, [{codes}], [{styles}], {by_exponent}))"
+
+
+def _cell_sql(ref: str, column: Column, money_format: str, exponents=None,
+              currencies: list[str] | None = None) -> str:
     """SQL producing one `<c>` element (String) for a column value; `exponents` as for
-    sqlformat.money_major."""
+    sqlformat.money_major; `currencies`: those with their own money style (_styles_xml)."""
     if column.kind == "money":
         if money_format == "minor":
             cell = f"concat('<c s=\"{STYLE_INTEGER_MONEY}\"><v>', toString({ref}), '</v></c>')"
         else:
-            style = f"toString({STYLE_MONEY_BASE} + least(toUInt8({ident(EXPONENT_COLUMN)}), {MAX_MONEY_EXPONENT}))"
+            style = _money_style_sql(currencies or [])
             cell = f"concat('<c s=\"', {style}, '\"><v>', {money_major(ref, exponents=exponents)}, '</v></c>')"
     elif column.kind == "integer":
         cell = f"concat('<c><v>', toString({ref}), '</v></c>')"
@@ -75,9 +102,55 @@ def _cell_sql(ref: str, column: Column, money_format: str, exponents=None) -> st
 
 
 def rows_select(query: ReportQuery, facts: QueryFacts, money_format: str) -> str:
-    cells = ", ".join(_cell_sql(facts.column_sql(i), c, money_format, facts.exponents.values())
+    currencies = sorted(facts.exponents)
+    cells = ", ".join(_cell_sql(facts.column_sql(i), c, money_format, facts.exponents.values(),
+                                currencies)
                       for i, c in enumerate(query.columns))
     return f"SELECT concat('<row>', {cells}, '</row>') FROM ({query.sql})"
+
+
+def content_widths(client: Client, query: ReportQuery, facts: QueryFacts, money_format: str,
+                   names: list[str]) -> list[float]:
+    """Column widths (characters) from the longest value of each column as it will show: one
+    aggregate over the report's rows (no ORDER BY needed, so it runs on every core)."""
+    exprs = []
+    for index, column in enumerate(query.columns):
+        ref = facts.column_sql(index)
+        if column.kind in ("string", "json"):
+            exprs.append(f"max(lengthUTF8(ifNull(toString({ref}), '')))")
+        elif column.kind == "money":
+            # Digits of the largest amount (in minor units when the file is in minor units).
+            exprs.append(f"max(abs(toInt128(ifNull({ref}, 0))))")
+        elif column.kind == "integer":
+            exprs.append(f"max(abs(toInt128(ifNull({ref}, 0))))")
+        else:
+            exprs.append("0")
+    row = client.query(f"SELECT {', '.join(exprs)} FROM ({query.sql})",
+                       parameters=query.parameters).result_rows[0] if exprs else []
+    exponent = max(facts.exponents.values(), default=0)
+    widths = []
+    for column, name, longest in zip(query.columns, names, row, strict=True):
+        longest = len(str(int(longest or 0))) if column.kind in ("money", "integer") else int(longest or 0)
+        if column.kind == "money":
+            if money_format == "minor":
+                content = longest + 1 + (longest - 1) // 3  # sign, thousands separators
+            else:
+                digits = max(longest - exponent, 1)
+                content = 1 + digits + (digits - 1) // 3 + (exponent + 1 if exponent else 0)
+                content += 4 if facts.exponents else 0  # ' USD'
+        elif column.kind == "integer":
+            content = longest + 1 + (longest - 1) // 3
+        elif column.kind == "timestamp":
+            content = 19
+        elif column.kind == "date":
+            content = 10
+        elif column.kind == "boolean":
+            content = 5
+        else:
+            content = longest
+        header = len(name) + FILTER_BUTTON_WIDTH
+        widths.append(float(min(max(content + 1, header + 1, MIN_WIDTH), MAX_WIDTH)))
+    return widths
 
 
 def _column_letter(index: int) -> str:
@@ -89,20 +162,15 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def _width(column: Column) -> float:
-    by_kind = {"money": 14, "integer": 10, "timestamp": 20, "date": 12, "boolean": 8,
-               "string": 22, "json": 40}
-    return float(min(max(by_kind[column.kind], len(column.name) + 3), 60))
-
-
-def _sheet_head(columns: tuple[Column, ...]) -> bytes:
-    cols = "".join(f'<col min="{i + 1}" max="{i + 1}" width="{_width(c)}" customWidth="1"/>'
-                   for i, c in enumerate(columns))
-    header = "".join(f'<c s="{STYLE_HEADER}" t="inlineStr"><is><t>{escape(c.name)}</t></is></c>'
-                     for c in columns)
+def _sheet_head(names: list[str], widths: list[float]) -> bytes:
+    cols = "".join(f'<col min="{i + 1}" max="{i + 1}" width="{w}" customWidth="1"/>'
+                   for i, w in enumerate(widths))
+    header = "".join(f'<c s="{STYLE_HEADER}" t="inlineStr"><is><t>{escape(name)}</t></is></c>'
+                     for name in names)
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<worksheet xmlns="{NS_MAIN}" xmlns:r="{NS_REL}">'
+        '<sheetPr><pageSetUpPr fitToPage="1"/></sheetPr>'
         '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
         'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
         '<sheetFormatPr defaultRowHeight="15"/>'
@@ -112,19 +180,30 @@ def _sheet_head(columns: tuple[Column, ...]) -> bytes:
 
 def _sheet_tail(column_count: int, data_rows: int) -> bytes:
     ref = f"A1:{_column_letter(column_count - 1)}{data_rows + 1}"
-    return f'</sheetData><autoFilter ref="{ref}"/></worksheet>'.encode()
+    # Landscape, one page wide (as many tall as it takes); footer: sheet, page n of N.
+    return (f'</sheetData><autoFilter ref="{ref}"/>'
+            '<printOptions horizontalCentered="1"/>'
+            '<pageMargins left="0.4" right="0.4" top="0.5" bottom="0.6" header="0.3" footer="0.3"/>'
+            '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>'
+            '<headerFooter><oddFooter>&amp;L&amp;A&amp;RPage &amp;P of &amp;N</oddFooter></headerFooter>'
+            '</worksheet>').encode()
 
 
-def _styles_xml() -> str:
-    money_formats = ["#,##0" + ("." + "0" * e if e else "") for e in range(MAX_MONEY_EXPONENT + 1)]
-    numfmts = ['<numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>',
-               '<numFmt numFmtId="165" formatCode="yyyy-mm-dd hh:mm:ss"/>']
-    numfmts += [f'<numFmt numFmtId="{166 + e}" formatCode="{code}"/>' for e, code in enumerate(money_formats)]
+def _styles_xml(currencies: dict[str, int]) -> str:
+    """Styles; `currencies` (code -> exponent) get money formats that show their code."""
+    money_formats = [excel_money_format(e) for e in range(MAX_MONEY_EXPONENT + 1)]
+    money_formats += [f'{excel_money_format(min(e, MAX_MONEY_EXPONENT))} "{code.upper()}"'
+                      for code, e in sorted(currencies.items())]
+    timestamp_format = TIMESTAMP_STYLES[DEFAULT_TIMESTAMP_STYLE].excel_format
+    numfmts = [f'<numFmt numFmtId="164" formatCode="{DATE_EXCEL_FORMAT}"/>',
+               f'<numFmt numFmtId="165" formatCode="{timestamp_format}"/>']
+    numfmts += [f'<numFmt numFmtId="{166 + i}" formatCode="{escape(code, {chr(34): "&quot;"})}"/>'
+                for i, code in enumerate(money_formats)]
     xf = '<xf numFmtId="{}" fontId="{}" fillId="0" borderId="0" xfId="0"{}/>'
     xfs = [xf.format(0, 0, ""), xf.format(0, 1, ' applyFont="1"'),
            xf.format(164, 0, ' applyNumberFormat="1"'), xf.format(165, 0, ' applyNumberFormat="1"'),
            xf.format(3, 0, ' applyNumberFormat="1"')]
-    xfs += [xf.format(166 + e, 0, ' applyNumberFormat="1"') for e in range(MAX_MONEY_EXPONENT + 1)]
+    xfs += [xf.format(166 + i, 0, ' applyNumberFormat="1"') for i in range(len(money_formats))]
     return (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         f'<styleSheet xmlns="{NS_MAIN}">'
@@ -145,10 +224,13 @@ def _sheet_name(number: int) -> str:
     return "Report" if number == 1 else f"Report ({number})"
 
 
-def _package_parts(sheet_count: int, title: str) -> dict[str, str]:
+def _package_parts(sheet_count: int, title: str, currencies: dict[str, int]) -> dict[str, str]:
     head = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
     sheets = "".join(f'<sheet name="{_sheet_name(n)}" sheetId="{n}" r:id="rId{n}"/>'
                      for n in range(1, sheet_count + 1))
+    # Print titles: the header row repeats on every printed page of every sheet.
+    titles = "".join(f'<definedName name="_xlnm.Print_Titles" localSheetId="{n - 1}">'
+                     f"'{_sheet_name(n)}'!$1:$1</definedName>" for n in range(1, sheet_count + 1))
     sheet_rels = "".join(
         f'<Relationship Id="rId{n}" Type="{NS_REL}/worksheet" Target="worksheets/sheet{n}.xml"/>'
         for n in range(1, sheet_count + 1))
@@ -181,12 +263,12 @@ def _package_parts(sheet_count: int, title: str) -> dict[str, str]:
             '</cp:coreProperties>'),
         "xl/workbook.xml": head + (
             f'<workbook xmlns="{NS_MAIN}" xmlns:r="{NS_REL}"><bookViews><workbookView/></bookViews>'
-            f'<sheets>{sheets}</sheets></workbook>'),
+            f'<sheets>{sheets}</sheets><definedNames>{titles}</definedNames></workbook>'),
         "xl/_rels/workbook.xml.rels": head + (
             f'<Relationships xmlns="{NS_PKG_REL}">{sheet_rels}'
             f'<Relationship Id="rId{sheet_count + 1}" Type="{NS_REL}/styles" Target="styles.xml"/>'
             '</Relationships>'),
-        "xl/styles.xml": _styles_xml(),
+        "xl/styles.xml": _styles_xml(currencies),
     }
 
 
@@ -195,6 +277,8 @@ def write_xlsx(client: Client, query: ReportQuery, facts: QueryFacts, out_path: 
                max_rows_per_sheet: int = EXCEL_MAX_DATA_ROWS) -> Manifest:
     columns = query.columns
     sql = rows_select(query, facts, money_format)
+    names = column_headers(query.columns, money_format)
+    widths = content_widths(client, query, facts, money_format, names)
     total_rows = 0
     sheet_count = 0
     with atomic_output(out_path) as tmp:
@@ -208,7 +292,7 @@ def write_xlsx(client: Client, query: ReportQuery, facts: QueryFacts, out_path: 
                 sheet_count += 1
                 sheet_rows = 0
                 sheet = archive.open(f"xl/worksheets/sheet{sheet_count}.xml", "w", force_zip64=True)
-                sheet.write(_sheet_head(columns))
+                sheet.write(_sheet_head(names, widths))
 
             def close_sheet():
                 sheet.write(_sheet_tail(len(columns), sheet_rows))
@@ -253,12 +337,12 @@ def write_xlsx(client: Client, query: ReportQuery, facts: QueryFacts, out_path: 
                 stream.close()
             close_sheet()
             total_rows = progress.rows
-            for name, text in _package_parts(sheet_count, query.title).items():
+            for name, text in _package_parts(sheet_count, query.title, facts.exponents).items():
                 archive.writestr(name, text)
         check_row_count(total_rows, facts, query)
     byte_size, sha256 = file_digest(out_path)
     progress.finish(total_rows)
     return build_manifest(query, "xlsx", out_path, facts, byte_size=byte_size, sha256=sha256,
-                          row_count=total_rows, sheets=sheet_count,
+                          row_count=total_rows, sheets=sheet_count, columns=names,
                           extra={"money_format": money_format,
                                  "max_rows_per_sheet": max_rows_per_sheet})

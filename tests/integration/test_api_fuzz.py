@@ -29,7 +29,8 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(postgres, crea
     # Limits out of the way: a fuzzer creating reports must see the API's answers, not 429s.
     proc, base_url = start_api({"PAYREPORTS_API_RATE_BURST": "1000000",
                                 "PAYREPORTS_API_RATE_PER_SECOND": "1000",
-                                "PAYREPORTS_MAX_PENDING_PER_ACCOUNT": "1000000"},
+                                "PAYREPORTS_MAX_PENDING_PER_ACCOUNT": "1000000",
+                                "PAYREPORTS_MAX_TEMPLATES_PER_ACCOUNT": "1000000"},
                                str(tmp_path / "api.log"))
     try:
         # Two accounts (peers): object_level_authorization replays each one's reads of its own

@@ -44,7 +44,7 @@ def test_full_replication_equals_source(demo_platform):
     assert set(watermarks) == set(replication.REPLICATED_TABLES)
     # Live, not the fixture's snapshot: other tests (a dg.materialize run) may re-sync the
     # session's platform and advance the watermarks.
-    assert replication.data_available_end(settings) == min(mark for mark, _, _ in watermarks.values())
+    assert replication.replicated_through(settings) == min(mark for mark, _, _ in watermarks.values())
 
 
 @pytest.fixture(scope="module")
@@ -111,10 +111,10 @@ def test_second_run_pulls_only_changed_rows_and_final_shows_new_versions(private
         for table in replication.REPLICATED_TABLES:
             rec = replication.reconcile_table(client, table, settings)
             assert rec.matches, (table, rec.differences)
-    assert replication.data_available_end(settings) == min(r.watermark for r in third.values())
+    assert replication.replicated_through(settings) == min(r.watermark for r in third.values())
 
 
-def test_data_available_end_is_none_until_every_table_synced(private_source):
+def test_replicated_through_is_none_until_every_table_synced(private_source):
     settings = Settings(state_dir=private_source.state_dir, embedded_postgres_port=private_source.embedded_postgres_port)
     with db.connect("app", settings) as conn:
         saved = conn.execute("SELECT table_name, watermark, rows_pulled, synced_at FROM replication_watermarks "
@@ -122,6 +122,7 @@ def test_data_available_end_is_none_until_every_table_synced(private_source):
         conn.execute("DELETE FROM replication_watermarks WHERE table_name = 'disputes'")
         conn.commit()
     try:
+        assert replication.replicated_through(settings) is None
         assert replication.data_available_end(settings) is None
     finally:
         if saved:
@@ -133,3 +134,51 @@ def test_data_available_end_is_none_until_every_table_synced(private_source):
 def test_unknown_table_is_rejected(private_source):
     with open_warehouse(private_source) as client, pytest.raises(ValueError, match="not a replicated table"):
         replication.sync_table(client, "pg_authid", private_source)
+
+
+def test_replication_is_exact_whatever_the_source_session_timezone(private_source, monkeypatch):
+    """A source database whose sessions default to Asia/Kolkata (+5:30): the window and the
+    timestamps read must still be exact (ClickHouse's postgresql() works in session wall-clock
+    time), and a session that would shift timestamps is refused with the fix named."""
+    from exports.services import postgres as embedded
+    from exports.source.generator import generate_platform
+    from exports.source.mutations import mutate_recent
+
+    settings = private_source
+    source_db = db.pg_conninfo_parts(db.database_url("source", settings))["dbname"]
+    with db.connect("source", settings) as conn:
+        empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM payments)").fetchone()[0]
+    if empty:
+        generate_platform(settings, seed=11, payments=600, days=20,
+                          end_date=datetime.now(UTC).date() - timedelta(days=1))
+    import psycopg
+
+    with psycopg.connect(embedded.server_url(settings), autocommit=True) as admin:
+        admin.execute(f"ALTER DATABASE \"{source_db}\" SET timezone TO 'Asia/Kolkata'")
+    monkeypatch.delenv("PGTZ", raising=False)  # as a fresh process would start
+    try:
+        with open_warehouse(settings) as client:
+            replication.sync_all(client, settings)
+            mutate_recent(settings, seed=5, refunds=5)
+            with psycopg.connect(db.database_url("source", settings)) as conn:
+                conn.execute("SET TimeZone = 'Asia/Kolkata'")
+                changed = dict(conn.execute(
+                    "SELECT id, updated_at FROM payments WHERE updated_at > now() - interval '10 minutes'"
+                ).fetchall())
+            assert changed
+            replication.sync_all(client, settings)
+            raw = dict(client.query(
+                "SELECT id, updated_at FROM raw.payments FINAL WHERE id IN {ids:Array(String)}",
+                parameters={"ids": sorted(changed)}).result_rows)
+            assert {k: v.replace(tzinfo=UTC) for k, v in raw.items()} == {
+                k: v.astimezone(UTC) for k, v in changed.items()}
+            for table in replication.REPLICATED_TABLES:
+                rec = replication.reconcile_table(client, table, settings)
+                assert rec.matches, (table, rec.differences)
+            monkeypatch.setenv("PGTZ", "Asia/Kolkata")  # what an unpinned ClickHouse server does
+            with pytest.raises(replication.SourceSessionTimezoneError, match="PGTZ=UTC"):
+                replication.check_source_session_timezone(client, "payments", settings)
+    finally:
+        monkeypatch.setenv("PGTZ", "UTC")
+        with psycopg.connect(embedded.server_url(settings), autocommit=True) as admin:
+            admin.execute(f"ALTER DATABASE \"{source_db}\" RESET timezone")

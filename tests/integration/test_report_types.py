@@ -117,7 +117,8 @@ MART_DDL = {
     "fct_payouts": "payout_id String, account_id String, created_at DateTime64(6, 'UTC'), arrival_date Date,"
                    " currency String, currency_exponent UInt8, amount_minor Int64, status String,"
                    " automatic Bool, type String, method String, description Nullable(String),"
-                   " destination_id Nullable(String), updated_at DateTime64(6, 'UTC')",
+                   " destination_id Nullable(String), reversed_at Nullable(DateTime64(6, 'UTC')),"
+                   " updated_at DateTime64(6, 'UTC')",
     "fct_payments": "payment_id String, account_id String, created_at DateTime64(6, 'UTC'), currency String,"
                     " currency_exponent UInt8, amount_minor Int64, amount_refunded_minor Int64,"
                     " amount_disputed_minor Int64, status String, payment_method_type String,"
@@ -126,7 +127,8 @@ MART_DDL = {
                     " customer_email Nullable(String), customer_name Nullable(String),"
                     " description Nullable(String), statement_descriptor Nullable(String),"
                     " failure_code Nullable(String), payment_intent_id Nullable(String),"
-                    " payment_metadata Nullable(String), fee_minor Int64, net_minor Int64,"
+                    " payment_metadata Nullable(String), invoice_id Nullable(String),"
+                    " fee_minor Int64, net_minor Int64,"
                     " updated_at DateTime64(6, 'UTC')",
     "fct_balance_transactions": "balance_transaction_id String, account_id String,"
                     " created_at DateTime64(6, 'UTC'), available_on DateTime64(6, 'UTC'), currency String,"
@@ -141,7 +143,10 @@ MART_DDL = {
                     " payment_method_type Nullable(String), card_brand Nullable(String),"
                     " card_funding Nullable(String), card_country Nullable(String),"
                     " statement_descriptor Nullable(String), dispute_reason Nullable(String),"
-                    " payment_metadata Nullable(String), updated_at DateTime64(6, 'UTC')",
+                    " payment_metadata Nullable(String), invoice_id Nullable(String),"
+                    " customer_facing_amount_minor Nullable(Int64),"
+                    " customer_facing_currency Nullable(String), updated_at DateTime64(6, 'UTC'),"
+                    " mart_loaded_at DateTime64(6, 'UTC') DEFAULT now64(6, 'UTC')",
 }
 
 
@@ -187,13 +192,15 @@ def _write_marts(client, marts: str) -> None:
         rows.append([tid, a, ts(created), ts(created), cur, EXPONENT[cur], gross, fee, gross - fee, cat, cat,
                      source, f"{cat} {tid}", "available", payout, charge, ("pi_" + charge) if charge else None,
                      cus and customers[cus][2], cus and customers[cus][3],
-                     ts(payment[charge][7]) if charge else None, ts(created)])
+                     ts(payment[charge][7]) if charge else None,
+                     json.dumps({"order_id": f"ord_{charge}", "note": "x'y"}) if charge else None,
+                     ts(created)])
     client.insert(f"{marts}.fct_balance_transactions", rows,
                   column_names=["balance_transaction_id", "account_id", "created_at", "available_on",
                                 "currency", "currency_exponent", "gross_minor", "fee_minor", "net_minor",
                                 "type", "reporting_category", "source_id", "description", "status",
                                 "automatic_payout_id", "charge_id", "payment_intent_id", "customer_email",
-                                "customer_name", "charge_created_at", "updated_at"])
+                                "customer_name", "charge_created_at", "payment_metadata", "updated_at"])
 
 
 CATALOG_SOURCE_DB = "catalog_source"
@@ -218,6 +225,19 @@ def platform(postgres):
     _write_source(settings)
     with open_warehouse(settings, purpose="test_report_types setup") as client:
         _write_marts(client, settings.warehouse_marts_database)
+        for table in ("balance_transactions_15m", "balance_transactions_1d"):
+            client.command(f"DROP TABLE IF EXISTS {CATALOG_MARTS}.{table}")
+    # The summaries' pre-aggregates, built from the marts above by the real dbt model.
+    import os
+    import subprocess
+    import sys
+
+    from tests.fixtures.platform import DBT_LAUNCHER
+    built = subprocess.run(
+        [sys.executable, str(DBT_LAUNCHER), "run", "--select", "balance_transactions_15m", "balance_transactions_1d"],
+        cwd=DBT_LAUNCHER.parent, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PAYREPORTS_WAREHOUSE_MARTS_DATABASE": CATALOG_MARTS})
+    assert built.returncode == 0, built.stdout[-4000:]
     return settings
 
 
@@ -275,6 +295,7 @@ def test_activity_itemized_matches_source_per_currency(client, source):
     expected = {cur: [g, f, n] for cur, g, f, n in source_rows(source, """
         SELECT currency, sum(amount)::bigint, sum(fee)::bigint, sum(net)::bigint FROM balance_transactions
         WHERE account_id = 'acct_tokyo' AND created_at >= '2024-03-01' AND created_at < '2024-03-06'
+          AND reporting_category NOT IN ('payout', 'payout_reversal')
         GROUP BY currency""", ())}
     assert got == expected
     # Stripe's sign convention, itemized: a charge gross/fee/net, a refund negative with no fee.
@@ -289,7 +310,8 @@ def test_summary_types_match_source(client, source):
     for report_type in ("balance_change_from_activity.summary", "payouts.summary"):
         rows = run(client, report_type, {**MARCH, "timezone": "Asia/Tokyo"})
         categories = "('payout','payout_reversal')" if report_type.startswith("payouts") else \
-            "(SELECT DISTINCT reporting_category FROM balance_transactions)"
+            "(SELECT DISTINCT reporting_category FROM balance_transactions" \
+            " WHERE reporting_category NOT IN ('payout', 'payout_reversal'))"
         expected = source_rows(source, f"""
             SELECT reporting_category, currency, count(*), sum(amount)::bigint, sum(fee)::bigint,
                    sum(net)::bigint FROM balance_transactions
@@ -452,6 +474,7 @@ def test_generate_report_writes_a_csv_that_reconciles(platform, client, source, 
         net[currency] = net.get(currency, 0) + parse_major(amount, 2)
     expected = dict(source_rows(source, """SELECT currency, sum(net)::bigint FROM balance_transactions
         WHERE account_id = 'acct_tokyo' AND created_at >= '2024-03-01' AND created_at < '2024-03-06'
+          AND reporting_category NOT IN ('payout', 'payout_reversal')
         GROUP BY currency""", ()))
     assert net == expected
     assert manifest.row_count == len(lines) - 1
@@ -483,6 +506,16 @@ def _cli_checks(runner, tmp_path, app):
                                  "--format", "csv", "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert "ending_balance" in out.read_text() and "Rows" in result.output
+    printed = " ".join(result.output.split())
+    # The balance summary's figures, not a sum of its rows (start + activity + payouts + ending).
+    assert "Ending balance" in printed and "Total net_amount" not in printed
+    as_of = runner.invoke(app, ["run", "--type", "ending_balance_reconciliation.summary", "--account",
+                                "acct_tokyo", "--to", "2024-03-05", "--timezone", "UTC", "--format", "csv",
+                                "-o", str(tmp_path / "recon.csv")], env={"COLUMNS": "200", **runner.env})
+    assert as_of.exit_code == 0, as_of.output
+    printed = " ".join(as_of.output.split())
+    assert "None" not in printed and "as of 2024-03-05T00:00:00+00:00" in printed
+    assert "Total net" in printed
     bad = runner.invoke(app, ["run", "--type", "balance.summary", "--account", "acct_tokyo",
                               "--from", "2024-03-02", "--to", "2024-03-05", "--currency", "usd' --",
                               "--format", "csv", "-o", str(out)])
@@ -511,7 +544,8 @@ def test_every_type_runs_on_the_dbt_built_demo_marts(demo_platform):
                                 " ORDER BY count(*) DESC LIMIT 1").fetchone()
         expected = dict(((cat, cur), net) for cat, cur, net in conn.execute(
             "SELECT reporting_category, currency, sum(net)::bigint FROM balance_transactions"
-            " WHERE account_id = %s AND created_at >= %s AND created_at < %s GROUP BY 1, 2",
+            " WHERE account_id = %s AND created_at >= %s AND created_at < %s"
+            " AND reporting_category NOT IN ('payout', 'payout_reversal') GROUP BY 1, 2",
             (account, end - timedelta(days=366), end)).fetchall())
     with open_warehouse(settings, purpose="test demo marts") as client:
         for report in REPORT_TYPES.values():
@@ -549,3 +583,161 @@ def test_balance_summary_pdf_shows_the_identity_and_no_meaningless_grand_total(p
     identity_lines = [line for line in text.splitlines() if "ending_balance" in line and "=" in line]
     assert identity_lines and all("holds" in line for line in identity_lines)
     assert "DOES NOT HOLD" not in text
+
+
+# ---- manifest totals: the report's own figures, checked against the source --------------------
+
+ACTIVITY = "reporting_category NOT IN ('payout', 'payout_reversal')"
+PAYOUT = "reporting_category IN ('payout', 'payout_reversal')"
+
+
+def _gross_fee_net(source, where: str, params: tuple = ()) -> dict[str, dict[str, int]]:
+    rows = source_rows(source, f"""SELECT bt.currency, sum(bt.amount)::bigint, sum(bt.fee)::bigint,
+        sum(bt.net)::bigint FROM balance_transactions bt LEFT JOIN payouts p ON p.id = bt.payout_id
+        WHERE bt.account_id = 'acct_tokyo' AND {where} GROUP BY 1""", params)
+    return {name: {cur: values[i] for cur, *values in rows} for i, name in enumerate(("gross", "fee", "net"))}
+
+
+def expected_totals(source, report_type: str) -> dict[str, dict[str, int]]:
+    """What the manifest of `report_type` over MARCH (default columns) must say, from the source."""
+    in_march = "bt.created_at >= '2024-03-01' AND bt.created_at < '2024-03-06'"
+    unpaid = (f"bt.created_at < '2024-03-06' AND NOT bt.{PAYOUT} AND "
+              "(bt.payout_id IS NULL OR p.created_at >= '2024-03-06')")
+    settled = "p.created_at >= '2024-03-01' AND p.created_at < '2024-03-06'"
+    if report_type.startswith("balance_change_from_activity."):
+        return _gross_fee_net(source, f"{in_march} AND bt.{ACTIVITY}")
+    if report_type.startswith("payouts."):
+        return _gross_fee_net(source, f"{in_march} AND bt.{PAYOUT}")
+    if report_type.startswith("payout_reconciliation."):
+        return _gross_fee_net(source, settled)
+    if report_type.startswith("ending_balance_reconciliation."):
+        return _gross_fee_net(source, unpaid)
+    if report_type == "balance.summary":
+        rows = source_rows(source, f"""SELECT currency,
+            coalesce(sum(net) FILTER (WHERE created_at < '2024-03-01'), 0)::bigint,
+            coalesce(sum(net) FILTER (WHERE created_at >= '2024-03-01' AND {ACTIVITY}), 0)::bigint,
+            coalesce(sum(net) FILTER (WHERE created_at >= '2024-03-01' AND {PAYOUT}), 0)::bigint,
+            sum(net)::bigint
+            FROM balance_transactions WHERE account_id = 'acct_tokyo' AND created_at < '2024-03-06'
+            GROUP BY 1""", ())
+        names = ("starting_balance", "activity", "payouts", "ending_balance")
+        return {name: {cur: values[i] for cur, *values in rows} for i, name in enumerate(names)}
+    if report_type == "payments.itemized":
+        rows = source_rows(source, """SELECT p.currency, sum(p.amount)::bigint, sum(p.amount_refunded)::bigint,
+            coalesce(sum(bt.fee), 0)::bigint, coalesce(sum(bt.net), 0)::bigint FROM payments p
+            LEFT JOIN balance_transactions bt ON bt.source_id = p.id AND bt.reporting_category = 'charge'
+            WHERE p.account_id = 'acct_tokyo' AND p.created_at >= '2024-03-01' AND p.created_at < '2024-03-06'
+            GROUP BY 1""", ())
+        names = ("amount", "amount_refunded", "fee", "net")
+        return {name: {cur: values[i] for cur, *values in rows} for i, name in enumerate(names)}
+    if report_type == "fees.summary":
+        rows = source_rows(source, f"""SELECT currency,
+            sum(CASE WHEN reporting_category = 'fee' THEN -net ELSE fee END)::bigint FROM balance_transactions bt
+            WHERE account_id = 'acct_tokyo' AND {in_march} AND (reporting_category = 'fee' OR fee != 0)
+            GROUP BY 1""", ())
+        return {"fee_amount": dict(rows)}
+    if report_type == "revenue.summary":
+        rows = source_rows(source, f"""SELECT currency,
+            coalesce(sum(amount) FILTER (WHERE reporting_category IN ('charge', 'charge_failure')), 0)::bigint,
+            coalesce(sum(amount) FILTER (WHERE reporting_category IN ('refund', 'refund_failure')), 0)::bigint,
+            coalesce(sum(amount) FILTER (WHERE reporting_category IN ('dispute', 'dispute_reversal')), 0)::bigint,
+            sum(CASE WHEN reporting_category = 'fee' THEN net ELSE -fee END)::bigint, sum(net)::bigint
+            FROM balance_transactions bt WHERE account_id = 'acct_tokyo' AND {in_march}
+              AND reporting_category IN ('charge','charge_failure','refund','refund_failure','dispute',
+                                         'dispute_reversal','fee')
+            GROUP BY 1""", ())
+        names = ("gross", "refunds", "disputes", "fees", "net")
+        return {name: {cur: values[i] for cur, *values in rows} for i, name in enumerate(names)}
+    raise AssertionError(f"no independent expectation for {report_type}")
+
+
+@pytest.mark.parametrize("report_type", sorted(REPORT_TYPES))
+def test_manifest_totals_are_the_reports_own_figures(platform, client, source, tmp_path, report_type):
+    """Itemized: the money columns' sums; summaries: their total rows or balance figures, never
+    a sum over rows that are already totals or balances (which doubled the activity summary's
+    fees and the balance summary's ending balance)."""
+    from exports.reports.engine import generate_report
+
+    params = dict(MARCH)
+    if REPORT_TYPES[report_type].interval == "end_only":
+        params.pop("interval_start")
+    manifest = generate_report("acct_tokyo", report_type, params, "csv", tmp_path / "r.csv",
+                               client=client, now=NOW, settings=platform)
+    expected = expected_totals(source, report_type)
+    assert manifest.totals_minor == expected
+    assert set(manifest.currency_exponents) >= {c for per in expected.values() for c in per}
+
+
+def test_totals_need_their_columns_in_the_file(platform, client, tmp_path):
+    """A figure whose label or value column is not selected is left out, not guessed."""
+    from exports.reports.engine import generate_report
+
+    manifest = generate_report("acct_tokyo", "balance.summary", {**MARCH, "columns": ["net_amount", "currency"]},
+                               "csv", tmp_path / "r.csv", client=client, now=NOW, settings=platform)
+    assert manifest.totals_minor == {}
+    manifest = generate_report("acct_tokyo", "balance_change_from_activity.summary",
+                               {**MARCH, "columns": ["reporting_category", "currency", "net"]}, "csv",
+                               tmp_path / "s.csv", client=client, now=NOW, settings=platform)
+    assert list(manifest.totals_minor) == ["net"]
+
+
+def test_activity_excludes_payouts_so_its_net_is_the_balance_summarys_activity(client):
+    activity = run(client, "balance_change_from_activity.summary", MARCH)
+    assert not {r["reporting_category"] for r in activity} & {"payout", "payout_reversal"}
+    balance = run(client, "balance.summary", MARCH)
+    for currency in {r["currency"] for r in balance}:
+        total = next(r["net"] for r in activity if r["currency"] == currency and r["reporting_category"] == "total")
+        summary = next(r["net_amount"] for r in balance if r["currency"] == currency and r["category"] == "activity")
+        assert total == summary, currency
+    itemized = run(client, "balance_change_from_activity.itemized", MARCH)
+    assert not {r["reporting_category"] for r in itemized} & {"payout", "payout_reversal"}
+    with pytest.raises(InvalidParameter) as err:
+        run(client, "balance_change_from_activity.itemized", {**MARCH, "reporting_category": "payout"})
+    assert err.value.param == "parameters.reporting_category"
+
+
+def test_payout_reconciliation_summary_totals_each_payouts_amount(client, source):
+    rows = run(client, "payout_reconciliation.summary", MARCH)
+    total = next(r for r in rows if r["reporting_category"] == "total")
+    (amount,), = source_rows(source, "SELECT sum(amount)::bigint FROM payouts WHERE account_id = 'acct_tokyo'"
+                             " AND created_at >= '2024-03-01' AND created_at < '2024-03-06'", ())
+    assert (total["currency"], total["net"]) == ("usd", amount)
+    one = run(client, "payout_reconciliation.summary", {"payout": "po_2", "timezone": "UTC"})
+    assert {r["reporting_category"]: r["net"] for r in one} == {
+        "charge": 29100, "dispute": -6500, "fee": -100, "total": 22500}
+
+
+def test_ending_balance_reconciliation_itemized_lists_what_the_summary_totals(client, source):
+    params = {"interval_end": "2024-03-05", "timezone": "UTC"}
+    rows = run(client, "ending_balance_reconciliation.itemized", params)
+    expected = source_rows(source, f"""
+        SELECT bt.id FROM balance_transactions bt LEFT JOIN payouts p ON p.id = bt.payout_id
+        WHERE bt.account_id = 'acct_tokyo' AND bt.created_at < '2024-03-05' AND NOT bt.{PAYOUT}
+          AND (bt.payout_id IS NULL OR p.created_at >= '2024-03-05') ORDER BY bt.created_at, bt.id""", ())
+    assert [r["balance_transaction_id"] for r in rows] == [e[0] for e in expected]
+    summary = run(client, "ending_balance_reconciliation.summary", params)
+    for currency in {r["currency"] for r in rows}:
+        assert sum(r["net"] for r in rows if r["currency"] == currency) == next(
+            r["net"] for r in summary if r["currency"] == currency and r["reporting_category"] == "total")
+
+
+def test_payment_metadata_key_columns_are_bound_not_written_into_sql(client):
+    settings = _SETTINGS["settings"]
+    params = {**MARCH, "columns": ["balance_transaction_id", "payment_metadata[order_id]",
+                                   "payment_metadata[note]", "payment_metadata[x') OR 1=1 --]"]}
+    validated = validate_report_request("acct_tokyo", "balance_change_from_activity.itemized", params, "csv",
+                                        now=NOW, settings=settings, data_available_end=NOW)
+    query = build_report_query(client, validated, settings=settings)
+    assert "order_id" not in query.sql and "OR 1=1" not in query.sql
+    assert [c.name for c in query.columns][1:] == params["columns"][1:]
+    rows = client.query(query.sql, parameters=query.parameters).result_rows
+    by_id = {r[0]: r[1:4] for r in rows}
+    assert by_id["txn_1"] == ("ord_ch_1", "x'y", "")
+    assert by_id["txn_5"] == ("", "", "")  # a fee: no payment
+    for bad in ("payment_metadata[]", "payment_metadata[a[b]]", "payment_metadata[" + "k" * 41 + "]",
+                "refund_metadata[x]"):
+        with pytest.raises(InvalidParameter) as err:
+            run(client, "balance_change_from_activity.itemized", {**MARCH, "columns": [bad]})
+        assert err.value.param == "parameters.columns"
+    with pytest.raises(InvalidParameter):  # only types with payment metadata
+        run(client, "payouts.itemized", {**MARCH, "columns": ["payment_metadata[order_id]"]})

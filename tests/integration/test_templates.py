@@ -242,9 +242,9 @@ def test_api_crud_is_account_scoped(api_server, create_api_key):
 
 
 def test_production_api_rejects_plain_http_webhooks(postgres, create_api_key, tmp_path):
-    from tests.fixtures.api import start_api, stop_api
+    from tests.fixtures.api import production_env, start_api, stop_api
 
-    proc, base_url = start_api({"PAYREPORTS_ENVIRONMENT": "production"}, str(tmp_path / "api.log"))
+    proc, base_url = start_api(production_env(postgres), str(tmp_path / "api.log"))
     try:
         headers = {"Authorization": f"Bearer {create_api_key(new_account())}"}
         response = httpx.post(f"{base_url}/v1/report_templates", headers=headers, timeout=30,

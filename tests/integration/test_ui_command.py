@@ -4,6 +4,7 @@ instance, and Ctrl-C stops both."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,3 +62,102 @@ def test_ui_serves_the_webserver_and_stops_both_on_ctrl_c(postgres, tmp_path):
     assert "stopping the webserver and the daemon" in output
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2)
+
+
+MARKER = re.compile(r"=== payreports ui: (\S+) started at \S+ \(pid (\d+)\) ===")
+
+
+def started_pids(log_path) -> list[int]:
+    return [int(m.group(2)) for m in MARKER.finditer(log_path.read_text())] if log_path.exists() else []
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            members.append(int(entry))
+    return members
+
+
+def wait_for(predicate, what: str, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, what
+        time.sleep(0.5)
+
+
+def start_ui(port: int, workspace) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", "from exports.cli import main; main()", "ui", "--port", str(port),
+         "--workspace", str(workspace)],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+
+
+def webserver_up(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_ui_restarts_a_killed_daemon_without_lingering_children_and_logs_survive_restarts(
+        postgres, tmp_path):
+    port = free_port()
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n"
+        "      module_name: tests.integration.dagster_queue.definitions\n"
+        f"      working_directory: {REPO_ROOT}\n")
+    logs_dir = postgres.logs_dir
+    assert not logs_dir.is_relative_to(postgres.dagster_home)  # not Dagster's telemetry spool
+    daemon_log = logs_dir / "dagster-daemon.log"
+    known_before = len(started_pids(daemon_log))
+    ui = start_ui(port, workspace)
+    try:
+        wait_for(lambda: webserver_up(port), "the webserver did not come up")
+        first = wait_for(lambda: started_pids(daemon_log)[known_before:], "no daemon started")[0]
+        # The daemon's code server runs in its process group.
+        old_group = wait_for(lambda: [p for p in group_members(first) if p != first],
+                             "the daemon started no code server")
+        with open(f"/proc/{first}/environ", "rb") as handle:
+            assert b"DAGSTER_DISABLE_TELEMETRY=1" in handle.read().split(b"\0")
+
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: started_pids(daemon_log)[known_before + 1:], "daemon not restarted")[0]
+        assert second != first
+        wait_for(lambda: not group_members(first), f"children of the killed daemon linger: {old_group}", 30)
+        assert webserver_up(port)  # the webserver kept serving
+        assert ui.poll() is None
+    finally:
+        os.killpg(ui.pid, signal.SIGINT)
+        output, _ = ui.communicate(timeout=60)
+    assert "dagster-daemon exited with -9; restarting it" in output, output
+    webserver_pid = started_pids(logs_dir / "dagster-webserver.log")[-1]
+    for pgid in (second, webserver_pid):
+        assert group_members(pgid) == [], f"group {pgid} outlived `ui`"
+
+    # A second `ui`: Dagster's start-up (its telemetry uploader included) leaves earlier logs alone.
+    before = daemon_log.read_text()
+    ui = start_ui(port, workspace)
+    try:
+        wait_for(lambda: webserver_up(port), "the webserver did not come up again")
+        wait_for(lambda: len(started_pids(daemon_log)) > known_before + 2, "no daemon the second time")
+    finally:
+        os.killpg(ui.pid, signal.SIGINT)
+        ui.communicate(timeout=60)
+    assert daemon_log.read_text().startswith(before)
+    assert {first, second} <= set(started_pids(daemon_log))

@@ -181,7 +181,7 @@ def test_single_currency_csv_prints_typed_money(client, tmp_path, currency):
         assert_digest(out, manifest)
     assert outputs[0] == outputs[1] == outputs[2]
     first = next(r for r in rows if r["fee"] is None)
-    line = next(line for line in outputs[0].decode().splitlines() if line.startswith(f'"{first["id"]}"'))
+    line = next(line for line in outputs[0].decode().splitlines() if line.startswith(f'{first["id"]},'))
     exponent = EXPONENTS[currency]
     assert f',{format_minor(first["amount"], exponent)},,' in line  # bare amount, empty NULL fee
 
@@ -196,9 +196,92 @@ def test_csv_gzip_and_minor_units(client, tmp_path):
     assert_digest(zipped, manifest)
 
     minor = tmp_path / "minor.csv"
-    write_report(client, itemized_query(), "csv", minor, money_format="minor")
+    manifest = write_report(client, itemized_query(), "csv", minor, money_format="minor")
     records = list(csv.DictReader(minor.open(newline="", encoding="utf-8")))
-    assert [int(r["amount"]) for r in records] == [r["amount"] for r in ROWS]
+    # Integer minor units, and the header says so.
+    assert [int(r["amount_minor"]) for r in records] == [r["amount"] for r in ROWS]
+    assert "amount" not in records[0] and manifest.columns[3:5] == ["amount_minor", "fee_minor"]
+
+
+def test_csv_quotes_only_what_needs_quoting_and_every_reader_agrees(client, tmp_path):
+    """Stripe's files quote a field only when it holds a comma, quote or line break; the csv
+    module, polars and DuckDB must all read back exactly the expected values."""
+    import duckdb
+
+    out = tmp_path / "report.csv"
+    manifest = write_report(client, itemized_query(), "csv", out)
+    text = out.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    assert lines[0] == ",".join(c.name for c in COLUMNS)  # a bare header, like Stripe's
+    # IDs, times, dates and amounts bare; the description quoted only because it holds quotes.
+    assert lines[1] == 'txn_000,2024-03-09 18:30:00,2024-03-01,600.00,,"\'=HYPERLINK(""http://x"")",charge,-10,true,usd'
+    assert lines[3] == "txn_002,2024-03-10 09:30:02,2024-03-03,-44.162,-0.027,'+1,fee,-8,true,kwd"
+    assert '"plain, with comma"' in text and '"say ""hi"""' in text and '"line one\nline two"' in text
+    expected = [expected_csv_row(r) for r in ROWS]
+    assert list(csv.reader(io.StringIO(text, newline="")))[1:] == expected
+    frame = pl.read_csv(out, infer_schema=False)
+    assert frame.columns == [c.name for c in COLUMNS]
+    assert [[v if v is not None else "" for v in row] for row in frame.rows()] == expected
+    rows = duckdb.sql(f"SELECT * FROM read_csv('{out}', header = true, all_varchar = true, "
+                      "quote = '\"', escape = '\"', delim = ',', null_padding = false)").fetchall()
+    assert [[v if v is not None else "" for v in row] for row in rows] == expected
+    # DuckDB sums the money text exactly as the manifest does.
+    sums = duckdb.sql(f"SELECT currency, sum(amount::DECIMAL(38, 3)) FROM read_csv('{out}', header = true, "
+                      "all_varchar = true) GROUP BY currency").fetchall()
+    assert {cur: int(Decimal(total).scaleb(EXPONENTS[cur])) for cur, total in sums} == \
+        manifest.totals_minor["amount"]
+
+
+def test_csv_quotes_a_code_column_only_when_its_values_need_it(client, tmp_path):
+    """Platform codes (IDs, categories) skip the per-cell quoting work after the totals query
+    found no value needing quotes; one that does is quoted like any text."""
+    codes = tuple(dataclasses.replace(c, user_text=False) if c.name in ("id", "category") else c
+                  for c in COLUMNS)
+    plain = itemized_query(columns=codes)
+    facts = inspect_query(client, plain)
+    assert facts.quoted_codes == frozenset()
+    odd = itemized_query(columns=codes, sql=plain.sql.replace("category,", "concat(category, ', \"x\"') AS category,"))
+    facts = inspect_query(client, odd)
+    assert facts.quoted_codes == frozenset({6})
+    out = tmp_path / "odd.csv"
+    write_report(client, odd, "csv", out)
+    records = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+    assert [r[6] for r in records[1:]] == [f'{r["category"]}, "x"' for r in ROWS]
+    assert [r[0] for r in records[1:]] == [r["id"] for r in ROWS]
+
+
+def test_csv_bom_is_opt_in_and_adds_only_the_bom(client, tmp_path):
+    plain, bom = tmp_path / "plain.csv", tmp_path / "bom.csv"
+    write_report(client, itemized_query(), "csv", plain)
+    manifest = write_report(client, itemized_query(), "csv", bom, csv_bom=True)
+    assert not plain.read_bytes().startswith(b"\xef\xbb\xbf")  # the default bytes are unchanged
+    assert bom.read_bytes() == b"\xef\xbb\xbf" + plain.read_bytes()
+    assert_digest(bom, manifest)
+    assert manifest.extra["bom"] is True
+    # Readers that know the BOM read the same table; "Zoë" stays "Zoë".
+    records = list(csv.reader(io.StringIO(bom.read_text(encoding="utf-8-sig"), newline="")))
+    assert records[0][0] == "id" and any("Zoë ünïcødé 日本" in r for r in records)
+    assert pl.read_csv(bom, infer_schema=False).columns[0] == "id"
+    gz = tmp_path / "bom.csv.gz"
+    write_report(client, itemized_query(), "csv", gz, csv_bom=True, gzip=True)
+    assert gzip.decompress(gz.read_bytes()) == bom.read_bytes()
+    with pytest.raises(InvalidParameter) as info:
+        write_report(client, itemized_query(), "xlsx", tmp_path / "r.xlsx", csv_bom=True)
+    assert info.value.param == "csv_bom"
+
+
+def test_csv_iso8601_timestamps_carry_their_offset(client, tmp_path):
+    out = tmp_path / "iso.csv"
+    manifest = write_report(client, itemized_query(), "csv", out, timestamp_format="iso8601")
+    records = list(csv.DictReader(out.open(newline="", encoding="utf-8")))
+    got = [datetime.fromisoformat(r["created"]) for r in records]
+    assert got == [r["created"] for r in ROWS]  # the same instants, offsets included
+    assert {g.utcoffset() for g in got} == {timedelta(hours=-5), timedelta(hours=-4)}  # across DST
+    assert records[0]["created"] == ROWS[0]["created"].astimezone(ZoneInfo(TZ)).isoformat()
+    assert manifest.extra["timestamp_format"] == "iso8601"
+    with pytest.raises(InvalidParameter) as info:
+        write_report(client, itemized_query(), "csv", out, timestamp_format="rfc2822")
+    assert info.value.param == "timestamp_format"
 
 
 def test_xlsx_typed_cells_and_sheet_split(client, tmp_path):
@@ -227,7 +310,8 @@ def test_xlsx_typed_cells_and_sheet_split(client, tmp_path):
         assert values[1] == r["created"].astimezone(ZoneInfo(TZ)).replace(tzinfo=None)
         assert cells[1].number_format == "yyyy-mm-dd hh:mm:ss" and cells[2].number_format == "yyyy-mm-dd"
         assert values[2] == datetime.combine(r["day"], datetime.min.time())
-        assert cells[3].number_format == {0: "#,##0", 2: "#,##0.00", 3: "#,##0.000"}[exp]
+        # The currency shows in every amount, whether or not its column is selected.
+        assert cells[3].number_format == {0: '#,##0 "JPY"', 2: '#,##0.00 "USD"', 3: '#,##0.000 "KWD"'}[exp]
         assert isinstance(values[3], int | float)
         assert values[5] == r["description"] and values[7] == r["quantity"] and values[8] is r["live"]
         for index, col in ((3, "amount"), (4, "fee")):
@@ -237,11 +321,86 @@ def test_xlsx_typed_cells_and_sheet_split(client, tmp_path):
     assert totals == manifest.totals_minor == expected_totals()
 
 
+def long_id_query() -> ReportQuery:
+    """IDs as long as Stripe's (30 characters), beside a 3-letter currency."""
+    query = itemized_query()
+    return dataclasses.replace(query, sql=query.sql.replace(
+        "SELECT id,", "SELECT concat(id, '_', repeat('x', 22)) AS id,"))
+
+
+def test_xlsx_widths_from_content_and_print_setup(client, tmp_path):
+    out = tmp_path / "report.xlsx"
+    write_report(client, long_id_query(), "xlsx", out)
+    sheet = openpyxl.load_workbook(out).worksheets[0]
+    width = {c.name: sheet.column_dimensions[chr(65 + i)].width for i, c in enumerate(COLUMNS)}
+    assert width["id"] >= 30 + 1  # the whole ID shows (it was clipped to the kind's 22)
+    assert width["currency"] < 15 < width["id"]  # a 3-letter code is not as wide as an ID
+    assert width["description"] >= len("plain, with comma") and width["created"] >= 19
+    assert width["amount"] >= len("-44,162.000 KWD") - 4  # the widest amount, separators included
+    assert sheet.freeze_panes == "A2"
+    setup = sheet.page_setup
+    assert setup.orientation == "landscape" and setup.fitToWidth == 1 and setup.fitToHeight == 0
+    assert sheet.sheet_properties.pageSetUpPr.fitToPage
+    assert sheet.print_title_rows == "$1:$1"  # the header repeats on every printed page
+    assert "Page &P of &N" in sheet.oddFooter.right.text
+
+    minor = tmp_path / "minor.xlsx"
+    manifest = write_report(client, itemized_query(), "xlsx", minor, money_format="minor")
+    header = [c.value for c in next(openpyxl.load_workbook(minor).worksheets[0].iter_rows())]
+    assert header[3:5] == ["amount_minor", "fee_minor"] == manifest.columns[3:5]
+
+
+def soffice(*args: str, cwd: Path) -> None:
+    """LibreOffice headless with a private profile (tests run beside each other)."""
+    assert shutil.which("soffice"), "LibreOffice (soffice) is required"
+    profile = cwd / "lo-profile"
+    subprocess.run(["soffice", f"-env:UserInstallation={profile.as_uri()}", "--headless", *args],
+                   cwd=cwd, check=True, capture_output=True, timeout=120)
+
+
+def test_xlsx_round_trips_through_libreoffice(client, tmp_path):
+    """LibreOffice opens the workbook and saves it again with every value and format intact;
+    its CSV export of the raw values sums to the manifest's totals."""
+    out = tmp_path / "report.xlsx"
+    manifest = write_report(client, long_id_query(), "xlsx", out)
+    converted = tmp_path / "lo"
+    converted.mkdir()
+    soffice("--convert-to", "xlsx", "--outdir", str(converted), str(out), cwd=tmp_path)
+    again = openpyxl.load_workbook(converted / "report.xlsx").worksheets[0]
+    original = openpyxl.load_workbook(out).worksheets[0]
+    # LibreOffice writes booleans as TRUE()/FALSE() formulas (cached value kept): same value.
+    as_value = {"=TRUE()": True, "=FALSE()": False}
+    assert [[as_value.get(c.value, c.value) if isinstance(c.value, str) else c.value for c in row]
+            for row in again.iter_rows()] == [[c.value for c in row] for row in original.iter_rows()]
+    def shown(fmt: str) -> str:  # LibreOffice re-escapes the same format: yyyy\-mm, " USD"
+        return re.sub(r'[\\"\s]', "", fmt)
+
+    assert [shown(c.number_format) for c in next(again.iter_rows(min_row=2))][1:4] == \
+        ["yyyy-mm-ddhh:mm:ss", "yyyy-mm-dd", "#,##0.00USD"]
+    # Raw values (not "as shown"): token 9 of the CSV filter options.
+    soffice("--convert-to", 'csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false',
+            "--outdir", str(converted), str(out), cwd=tmp_path)
+    records = list(csv.DictReader((converted / "report.csv").open(newline="", encoding="utf-8")))
+    assert [r["id"] for r in records] == [f"{r['id']}_{'x' * 22}" for r in ROWS]
+    totals: dict[str, int] = {}
+    for r in records:
+        totals[r["currency"]] = totals.get(r["currency"], 0) + parse_major(r["amount"], EXPONENTS[r["currency"]])
+    assert totals == manifest.totals_minor["amount"]
+
+
 def test_xlsx_exactly_full_sheet_makes_no_empty_sheet(client, tmp_path):
     manifest = write_report(client, itemized_query(), "xlsx", tmp_path / "r.xlsx",
                             xlsx_rows_per_sheet=N_ROWS)
     assert manifest.sheets == 1
     assert openpyxl.load_workbook(tmp_path / "r.xlsx").worksheets[0].max_row == N_ROWS + 1
+
+
+def currency_query(currency: str | None) -> ReportQuery:
+    """The test query over one currency's rows, every row (None) or none ("none")."""
+    if currency is None:
+        return itemized_query()
+    return itemized_query(sql=itemized_query().sql.replace("WHERE", "WHERE currency = {cur:String} AND"),
+                          parameters={"tz": TZ, "account": "acct_1", "cur": currency})
 
 
 def test_parquet_types_and_money_rule(client, tmp_path):
@@ -252,7 +411,7 @@ def test_parquet_types_and_money_rule(client, tmp_path):
     schema = table.schema
     assert str(schema.field("created").type) == f"timestamp[us, tz={TZ}]"
     assert str(schema.field("day").type) == "date32[day]"
-    assert str(schema.field("amount_minor").type) == "int64" and "amount" not in schema.names
+    assert str(schema.field("amount").type) == "decimal128(38, 4)"
     assert str(schema.field("quantity").type) == "int64"
     assert str(schema.field("currency_exponent").type) == "int8"
     rows = table.to_pylist()
@@ -260,21 +419,40 @@ def test_parquet_types_and_money_rule(client, tmp_path):
     assert [r["description"] for r in rows] == [r["description"] for r in ROWS]
     totals: dict[str, dict[str, int]] = {"amount": {}, "fee": {}}
     for r in rows:
+        assert r["currency_exponent"] == EXPONENTS[r["currency"]]
         for col in ("amount", "fee"):
-            totals[col][r["currency"]] = totals[col].get(r["currency"], 0) + (r[f"{col}_minor"] or 0)
-    assert totals == manifest.totals_minor
+            minor = 0 if r[col] is None else int(r[col].scaleb(r["currency_exponent"]))
+            assert r[col] is None or minor == r[col].scaleb(r["currency_exponent"])  # exact
+            totals[col][r["currency"]] = totals[col].get(r["currency"], 0) + minor
+    assert totals == manifest.totals_minor == expected_totals()
 
-    # One currency: money is decimal128(38, exponent) in major units under its own name.
-    kwd = itemized_query(sql=itemized_query().sql.replace("WHERE", "WHERE currency = {cur:String} AND"),
-                         parameters={"tz": TZ, "account": "acct_1", "cur": "kwd"})
-    out = tmp_path / "kwd.parquet"
-    manifest = write_report(client, kwd, "parquet", out)
-    table = pq.read_table(out)
-    assert str(table.schema.field("amount").type) == "decimal128(38, 3)"
-    amounts = table.column("amount").to_pylist()
-    expected = [r["amount"] for r in ROWS if r["currency"] == "kwd"]
-    assert [int(a.scaleb(3)) for a in amounts] == expected
-    assert sum(int(a.scaleb(3)) for a in amounts) == manifest.totals_minor["amount"]["kwd"]
+    minor = tmp_path / "minor.parquet"
+    write_report(client, itemized_query(), "parquet", minor, money_format="minor")
+    table = pq.read_table(minor)
+    assert str(table.schema.field("amount_minor").type) == "int64" and "amount" not in table.schema.names
+    assert table.column("amount_minor").to_pylist() == [r["amount"] for r in ROWS]
+
+
+@pytest.mark.parametrize("money_format", ["major", "minor"])
+def test_parquet_schema_is_the_same_for_every_currency_mix_and_an_empty_file(client, tmp_path, money_format):
+    """A nightly load must not break on a quiet day: usd, jpy, kwd, all of them and zero rows
+    give one schema (money used to switch from decimal128 to *_minor int64 for several currencies
+    or none)."""
+    schemas = {}
+    for case in ("usd", "jpy", "kwd", None, "none"):
+        out = tmp_path / f"{case}.parquet"
+        manifest = write_report(client, currency_query(case), "parquet", out, money_format=money_format)
+        table = pq.read_table(out)
+        schemas[case] = table.schema
+        rows = [r for r in ROWS if case in (None, r["currency"])]
+        assert table.num_rows == manifest.row_count == len(rows)
+        column = "amount" if money_format == "major" else "amount_minor"
+        got = [int(v.scaleb(e)) if money_format == "major" else v
+               for v, e in zip(table.column(column).to_pylist(), table.column("currency_exponent").to_pylist())]
+        assert got == [r["amount"] for r in rows]
+    first = schemas["usd"]
+    for case, schema in schemas.items():
+        assert schema.equals(first), case
 
 
 def pdf_text(path: Path) -> str:
@@ -422,11 +600,14 @@ def export_csv(client, query: ReportQuery, out: Path, transport: str, *, progres
 
 @pytest.fixture
 def private_tmp(tmp_path, monkeypatch) -> Path:
-    """Where the writer's FIFO dirs go, so a test can see that none are left behind."""
+    """Where the writer's FIFO dirs go (the project's scratch root under this temp dir, see
+    exports/tempdirs.py), so a test can see that none are left behind."""
+    from exports.tempdirs import temp_root
+
     directory = tmp_path / "tmp"
     directory.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(directory))
-    return directory
+    return temp_root()
 
 
 def pipe_readers() -> list[threading.Thread]:

@@ -8,6 +8,7 @@ ISSUE_IDS = {
     "balance.summary", "balance_change_from_activity.itemized", "payments.itemized", "payouts.itemized",
     "payouts.summary", "payout_reconciliation.itemized", "fees.summary", "revenue.summary",
     "balance_change_from_activity.summary", "ending_balance_reconciliation.summary",
+    "payout_reconciliation.summary", "ending_balance_reconciliation.itemized",
 }
 
 
@@ -37,7 +38,8 @@ def test_each_type_is_well_formed(report_id):
 # platform (IDs, codes, categories, statuses, the balance summary's own row labels).
 USER_TEXT_COLUMNS = {"description", "customer_email", "customer_name", "customer_description",
                      "statement_descriptor", "payout_description", "payment_metadata"}
-PLATFORM_DESCRIPTIONS = {"balance.summary", "ending_balance_reconciliation.summary"}
+PLATFORM_DESCRIPTIONS = {"balance.summary", "ending_balance_reconciliation.summary",
+                         "payout_reconciliation.summary"}
 
 
 @pytest.mark.parametrize("report_id", sorted(ISSUE_IDS))
@@ -59,31 +61,77 @@ def _in_order(names, expected):
 
 
 def test_stripe_column_order_and_defaults():
-    activity = REPORT_TYPES["balance_change_from_activity.itemized"]
-    assert _in_order(activity.column_names, [
+    """Stripe's column order and defaults: a script written for Stripe's CSVs reads ours (by
+    position and by name), e.g. created_utc/available_on_utc where importers expect them."""
+    bt_order = [
         "balance_transaction_id", "created_utc", "created", "available_on_utc", "available_on", "currency",
-        "gross", "fee", "net", "reporting_category", "source_id", "description", "automatic_payout_id",
-        "automatic_payout_effective_at_utc", "automatic_payout_effective_at", "customer_id", "customer_email",
-        "customer_name", "customer_description", "charge_id", "payment_intent_id", "charge_created_utc",
-        "charge_created", "payment_method_type", "card_brand", "card_funding", "card_country",
-        "statement_descriptor", "dispute_reason"])
-    assert activity.default_columns == ["balance_transaction_id", "created", "available_on", "currency",
-                                        "gross", "fee", "net", "reporting_category", "description"]
+        "gross", "fee", "net", "reporting_category", "source_id", "description", "customer_facing_amount",
+        "customer_facing_currency", "automatic_payout_id", "automatic_payout_effective_at_utc",
+        "automatic_payout_effective_at", "customer_id", "customer_email", "customer_name",
+        "customer_description", "charge_id", "payment_intent_id", "charge_created_utc", "charge_created",
+        "invoice_id", "payment_method_type", "card_brand", "card_funding", "card_country",
+        "statement_descriptor", "dispute_reason"]
+    bt_defaults = ["balance_transaction_id", "created_utc", "available_on_utc", "currency", "gross", "fee",
+                   "net", "reporting_category", "description"]
+    for itemized in ("balance_change_from_activity.itemized", "ending_balance_reconciliation.itemized"):
+        report = REPORT_TYPES[itemized]
+        assert _in_order(report.column_names, bt_order), itemized
+        assert report.default_columns == bt_defaults, itemized
     assert REPORT_TYPES["balance.summary"].column_names == ["category", "description", "net_amount", "currency"]
     for summary in ("balance_change_from_activity.summary", "payouts.summary",
-                    "ending_balance_reconciliation.summary"):
+                    "ending_balance_reconciliation.summary", "payout_reconciliation.summary"):
         assert REPORT_TYPES[summary].column_names == ["reporting_category", "currency", "count", "gross",
                                                       "fee", "net"]
     payouts = REPORT_TYPES["payouts.itemized"]
-    assert payouts.default_columns == ["payout_id", "effective_at", "currency", "gross", "fee", "net",
+    assert payouts.default_columns == ["payout_id", "effective_at_utc", "currency", "gross", "fee", "net",
                                        "reporting_category", "balance_transaction_id", "description",
                                        "payout_expected_arrival_date", "payout_status"]
+    assert _in_order(payouts.column_names, [
+        "payout_id", "effective_at_utc", "effective_at", "currency", "gross", "fee", "net", "reporting_category",
+        "balance_transaction_id", "description", "payout_expected_arrival_date", "payout_status",
+        "payout_reversed_at_utc", "payout_reversed_at", "payout_type", "payout_description",
+        "payout_destination_id"])
     recon = REPORT_TYPES["payout_reconciliation.itemized"]
     assert recon.default_columns == ["automatic_payout_id", "automatic_payout_effective_at",
-                                     "balance_transaction_id", "created", "available_on", "currency",
+                                     "balance_transaction_id", "created_utc", "available_on_utc", "currency",
                                      "gross", "fee", "net", "reporting_category", "description"]
     assert REPORT_TYPES["ending_balance_reconciliation.summary"].interval == "end_only"
+    assert REPORT_TYPES["ending_balance_reconciliation.itemized"].interval == "end_only"
     assert REPORT_TYPES["payout_reconciliation.itemized"].interval == "required_unless_payout"
+    assert REPORT_TYPES["payout_reconciliation.summary"].interval == "required_unless_payout"
+
+
+def test_catalog_entries_describe_totals_and_metadata_columns():
+    balance = describe(REPORT_TYPES["balance.summary"])
+    assert [t["name"] for t in balance["totals"]] == ["starting_balance", "activity", "payouts",
+                                                       "ending_balance"]
+    assert balance["totals"][-1]["where"] == {"category": "ending_balance"}
+    activity = describe(REPORT_TYPES["balance_change_from_activity.itemized"])
+    assert [t["name"] for t in activity["totals"]] == ["gross", "fee", "net"]  # not customer_facing_amount
+    assert activity["column_patterns"] == ["payment_metadata[<key>]"]
+    assert describe(REPORT_TYPES["payouts.itemized"])["column_patterns"] == []
+
+
+def test_activity_types_offer_no_payout_categories():
+    """Payouts are their own section in Stripe's reports (payouts.*), not activity."""
+    for report_id in ("balance_change_from_activity.itemized", "balance_change_from_activity.summary",
+                      "ending_balance_reconciliation.itemized"):
+        categories = describe(REPORT_TYPES[report_id])["reporting_categories"]
+        assert categories and not {"payout", "payout_reversal"} & set(categories), report_id
+
+
+@pytest.mark.parametrize("report_id", sorted(ISSUE_IDS))
+def test_summaries_declare_their_totals(report_id):
+    """A summary whose rows are totals or balances declares the figures its manifest carries;
+    itemized reports sum their money columns."""
+    report = REPORT_TYPES[report_id]
+    names = set(report.column_names)
+    if report.shape == "itemized" or report_id in ("fees.summary", "revenue.summary"):
+        assert report.totals is None
+        return
+    assert report.totals
+    for figure in report.totals:
+        assert figure.column in names and figure.label_column in names
 
 
 def test_stripe_versioned_ids_are_accepted():

@@ -73,13 +73,35 @@ def test_every_payreports_service_gets_external_services_configured():
         env = _service_env(service)
         if not any(key.startswith("PAYREPORTS_") for key in env):
             continue
-        settings = Settings(**{key.removeprefix("PAYREPORTS_").lower(): value
-                               for key, value in env.items() if key.startswith("PAYREPORTS_")})
+        fields = {key.removeprefix("PAYREPORTS_").lower(): value
+                  for key, value in env.items() if key.startswith("PAYREPORTS_")}
+        # The shipped file has no usable secrets, so production settings refuse it (see
+        # test_shipped_env_is_refused_in_production_until_its_secrets_are_replaced).
+        settings = Settings(**{**fields, "environment": "development"})
         # No embedded fallbacks in the stack: three Postgres URLs, a ClickHouse server, S3.
         assert not settings.uses_embedded_postgres, name
         assert not settings.warehouse_is_embedded, name
         assert settings.storage_backend == "s3", name
         assert env.get("DAGSTER_PG_URL", "").startswith("postgresql://"), name
+
+
+def test_shipped_env_is_refused_in_production_until_its_secrets_are_replaced():
+    import secrets
+
+    from pydantic import ValidationError
+
+    env = _service_env(SERVICES["api"])
+    fields = {key.removeprefix("PAYREPORTS_").lower(): value
+              for key, value in env.items() if key.startswith("PAYREPORTS_")}
+    assert fields["environment"] == "production"
+    with pytest.raises(ValidationError) as error:
+        Settings(**fields)
+    for variable in ("PAYREPORTS_SIGNING_SECRET", "PAYREPORTS_APP_DATABASE_URL",
+                     "PAYREPORTS_CLICKHOUSE_URL", "PAYREPORTS_S3_SECRET_ACCESS_KEY"):
+        assert variable in str(error.value)
+    password = secrets.token_urlsafe(24)
+    replaced = {key: value.replace("payreports-dev-password", password) for key, value in fields.items()}
+    Settings(**{**replaced, "signing_secret": secrets.token_hex(32)})
 
 
 def test_dagster_yaml_env_vars_are_provided():

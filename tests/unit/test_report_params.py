@@ -55,7 +55,7 @@ def test_unix_seconds_naive_and_aware_datetimes():
 
 
 def test_defaults_and_chosen_columns_in_given_order():
-    assert validate(OCT).columns[:3] == ["balance_transaction_id", "created", "available_on"]
+    assert validate(OCT).columns[:3] == ["balance_transaction_id", "created_utc", "available_on_utc"]
     assert validate({**OCT, "columns": ["net", "created_utc"]}).columns == ["net", "created_utc"]
     assert validate({**OCT, "columns": "net, gross"}).columns == ["net", "gross"]
 

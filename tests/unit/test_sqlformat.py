@@ -3,12 +3,16 @@ this session's private data dir) and compared with exports.money's Python format
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import datetime
+
 import pytest
 
 from exports.money import format_minor
 from exports.warehouse import open_warehouse
 from exports.reports.query import Column
-from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, csv_field, format_column, money_major,
+from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, CSV_OUTPUT_FORMAT, csv_field, format_column, money_major,
                                        xml_escape)
 
 
@@ -106,7 +110,7 @@ def csv_text(client, expression: str, where: str = "1", **values) -> str:
     columns = ", ".join(f"{{{name}:{kind}}} AS {name}" for name, (kind, _) in values.items())
     params = {name: value for name, (_, value) in values.items()}
     stream = client.raw_stream(f"SELECT {expression} FROM (SELECT {columns}) WHERE {where} "
-                               f"SETTINGS {CSV_FIELD_SETTINGS}", parameters=params, fmt="CSV")
+                               f"SETTINGS {CSV_FIELD_SETTINGS}", parameters=params, fmt=CSV_OUTPUT_FORMAT)
     try:
         return stream.read().decode().rstrip("\n")
     finally:
@@ -136,8 +140,8 @@ def test_csv_typed_money_nulls_and_a_changed_exponent(client):
 
 def test_csv_mixed_exponents_and_other_kinds(client):
     mixed = csv_field("m", Column("amount", "money"), "Int64", row_exponents=[0, 3], exponent_sql="e")
-    assert csv_text(client, mixed, m=("Int64", -1234), e=("UInt8", 3)) == '"-1.234"'
-    assert csv_text(client, mixed, m=("Int64", -1234), e=("UInt8", 0)) == '"-1234"'
+    assert csv_text(client, mixed, m=("Int64", -1234), e=("UInt8", 3)) == '-1.234'
+    assert csv_text(client, mixed, m=("Int64", -1234), e=("UInt8", 0)) == '-1234'
     minor = csv_field("m", Column("amount", "money"), "Int64", money_format="minor", row_exponents=[2])
     assert csv_text(client, minor, m=("Int64", -1234)) == "-1234"
     integer = csv_field("n", Column("count", "integer"), "Nullable(Int64)")
@@ -149,8 +153,50 @@ def test_csv_mixed_exponents_and_other_kinds(client):
 def test_csv_guards_formulas_in_user_text_only(client, type_name):
     user = csv_field("s", Column("description", "string"), type_name)
     code = csv_field("s", Column("source_id", "string", user_text=False), type_name)
-    assert csv_text(client, user, s=(type_name, "=1+2")) == '"\'=1+2"'
-    assert csv_text(client, code, s=(type_name, "=1+2")) == '"=1+2"'
-    assert csv_text(client, user, s=(type_name, "plain")) == '"plain"'
+    assert csv_text(client, user, s=(type_name, "=1+2")) == "'=1+2"
+    assert csv_text(client, code, s=(type_name, "=1+2")) == "=1+2"
+    assert csv_text(client, user, s=(type_name, "plain")) == "plain"
     if type_name.startswith("Nullable"):
-        assert csv_text(client, user, s=(type_name, None)) == '""'
+        assert csv_text(client, user, s=(type_name, None)) == ""
+
+
+@pytest.mark.parametrize("type_name", ["String", "Nullable(String)"])
+@pytest.mark.parametrize("text, field", [
+    ("plain", "plain"), ("a,b", '"a,b"'), ('say "hi"', '"say ""hi"""'), ("x\ny", '"x\ny"'),
+    ("cr\rhere", '"cr\rhere"'), ("Chloé 日本", "Chloé 日本"), (" padded ", " padded "), ("", ""),
+    ("-rebate, ok", '"\'-rebate, ok"'),
+])
+def test_csv_quotes_only_what_needs_quoting(client, type_name, text, field):
+    """As Stripe's files and Python's csv.QUOTE_MINIMAL: quotes only around a comma, quote or
+    line break; what csv.reader reads back is the value (formula-guarded for user text)."""
+    user = csv_field("s", Column("description", "string"), type_name)
+    line = csv_text(client, user, s=(type_name, text))
+    assert line == field
+    assert next(csv.reader(io.StringIO(line + ",next\n"))) == [("'" + text) if text[:1] == "-" else text, "next"]
+
+
+def test_csv_a_single_column_never_prints_an_empty_line(client):
+    only = csv_field("s", Column("description", "string"), "Nullable(String)", only_field=True)
+    assert csv_text(client, only, s=("Nullable(String)", None)) == '""'
+    assert csv_text(client, only, s=("Nullable(String)", "a,b")) == '"a,b"'
+    money = csv_field("m", Column("fee", "money"), "Nullable(Int64)", row_exponents=[2], exponent_sql="e",
+                      only_field=True)
+    assert csv_text(client, money, m=("Nullable(Int64)", None), e=("UInt8", 2)) == '""'
+    assert csv_text(client, money, m=("Nullable(Int64)", 5), e=("UInt8", 2)) == "0.05"
+
+
+def test_iso8601_timestamps_tell_the_repeated_dst_hour_apart(client):
+    """2024-11-03 01:30 happens twice in New York; Stripe's style prints both the same, the
+    opt-in ISO 8601 style with their offsets."""
+    column = Column("created", "timestamp")
+    kind = "DateTime64(0, 'America/New_York')"
+    first, second = 1730611800, 1730615400  # 05:30 and 06:30 UTC
+    stripe = [csv_text(client, csv_field("t", column, kind), t=(kind, v)) for v in (first, second)]
+    assert stripe == ["2024-11-03 01:30:00", "2024-11-03 01:30:00"]
+    iso = [csv_text(client, csv_field("t", column, kind, timestamp_style="iso8601"), t=(kind, v))
+           for v in (first, second)]
+    assert iso == ["2024-11-03T01:30:00-04:00", "2024-11-03T01:30:00-05:00"]
+    assert [datetime.fromisoformat(v).timestamp() for v in iso] == [first, second]
+    utc = "DateTime64(0, 'UTC')"
+    assert csv_text(client, csv_field("t", column, utc, timestamp_style="iso8601"), t=(utc, first)) == \
+        "2024-11-03T05:30:00+00:00"

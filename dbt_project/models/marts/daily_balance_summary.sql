@@ -1,4 +1,12 @@
+{#
+  Balance transactions per account, UTC day, currency and reporting category: the 15-minute
+  mart rolled up to days (its totals equal the fact's: tests/assert_daily_balance_summary_matches_fact.sql).
+  Incremental: the days whose 15-minute rows changed are recomputed (macros/rollup.sql).
+#}
 {{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='account_id, day',
     engine='MergeTree()',
     order_by='(account_id, day, currency, reporting_category)',
     partition_by='toYYYYMM(day)',
@@ -6,13 +14,17 @@
 
 select
     account_id,
-    {{ utc_day('created_at') }} as day,
+    day,
     currency,
     reporting_category,
-    count() as transaction_count,
-    sum(gross_minor) as gross_minor,
-    sum(fee_minor) as fee_minor,
-    sum(net_minor) as net_minor,
-    any(currency_exponent) as currency_exponent
-from {{ ref('fct_balance_transactions') }}
+    toUInt64(sum(transaction_count)) as transaction_count,
+    toInt64(sum(gross_minor)) as gross_minor,
+    toInt64(sum(fee_minor)) as fee_minor,
+    toInt64(sum(net_minor)) as net_minor,
+    any(currency_exponent) as currency_exponent,
+    max(fact_loaded_at) as fact_loaded_at
+from {{ ref('balance_transactions_15m') }}
+{% if is_incremental() %}
+where (account_id, day) in ({{ changed_15m_days(this) }})
+{% endif %}
 group by account_id, day, currency, reporting_category

@@ -1,24 +1,33 @@
 {#
-  Fees per account, UTC day and currency: `processing` = fees charged on transactions (charges,
-  refunds, ...), `dispute` = dispute fees, `platform` = standalone fee transactions, whose fee is
-  the negated net (they carry the fee as their amount, e.g. -150 gross, 0 fee).
+  Fees per account, UTC day, currency and fee type. The fee type and the fee amount of each
+  reporting category come from the `reporting_categories` seed, the definition fees.summary
+  renders too (exports/reporting_categories.py): `fee` = the row's fee, `negated_net` = standalone
+  fee transactions, which carry the fee as their amount (-150 gross, 0 fee).
+  Incremental: the days whose 15-minute rows changed are recomputed (macros/rollup.sql).
 #}
 {{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='account_id, day',
     engine='MergeTree()',
     order_by='(account_id, day, currency, fee_type)',
     partition_by='toYYYYMM(day)',
 ) }}
 
 select
-    account_id,
-    {{ utc_day('fct.created_at') }} as day,
-    currency,
-    multiIf(reporting_category = 'fee', 'platform',
-            reporting_category = 'dispute', 'dispute',
-            'processing') as fee_type,
-    count() as fee_count,
-    sum(if(fct.reporting_category = 'fee', -fct.net_minor, fct.fee_minor)) as fee_minor,
-    any(currency_exponent) as currency_exponent
-from {{ ref('fct_balance_transactions') }} as fct
-where fct.reporting_category = 'fee' or fct.fee_minor != 0
+    agg.account_id as account_id,
+    agg.day as day,
+    agg.currency as currency,
+    categories.fee_type as fee_type,
+    toUInt64(sum(if(categories.fee_amount = 'negated_net', agg.transaction_count, agg.fee_count))) as fee_count,
+    toInt64(sum(if(categories.fee_amount = 'negated_net', -agg.net_minor, agg.fee_minor))) as fee_minor,
+    any(agg.currency_exponent) as currency_exponent,
+    max(agg.fact_loaded_at) as fact_loaded_at
+from {{ ref('balance_transactions_15m') }} as agg
+inner join {{ ref('reporting_categories') }} as categories
+    on categories.reporting_category = agg.reporting_category
+{% if is_incremental() %}
+where (agg.account_id, agg.day) in ({{ changed_15m_days(this) }})
+{% endif %}
 group by account_id, day, currency, fee_type
+having fee_count > 0

@@ -1,9 +1,16 @@
 {#
   One row per balance transaction, denormalized with what reports print next to it (charge,
-  customer, card, dispute). Incremental: each run re-derives the rows updated since
-  max(updated_at) in the table minus `fct_lookback_hours`, deleting their old versions first
-  (delete+insert on balance_transaction_id, lightweight deletes), so settling a transaction into
-  a payout (which bumps its updated_at) replaces the row.
+  customer, card, dispute).
+
+  Incremental (delete+insert on balance_transaction_id): a row is re-derived when the transaction
+  OR any row joined onto it (its payment, the payment's customer, its refund or dispute) changed
+  since the last build. `inputs_updated_at` records the newest updated_at of all of them, so
+  "since the last build" is max(inputs_updated_at) in the table minus `fct_lookback_hours` (rows
+  whose source transaction committed late with an older updated_at). A customer's new email
+  therefore reaches every one of that customer's transactions, whatever their age.
+
+  Partitioned runs (vars min_day/max_day, see macros/conventions.sql) also re-derive every row
+  created in the window; with catch_up=false they re-derive that window only.
 #}
 {{ config(
     materialized='incremental',
@@ -14,13 +21,50 @@
     partition_by='toYYYYMM(created_at)',
 ) }}
 
-with txn as (
+{% set window = partition_window() %}
+{% set catch_up = window is none or window.catch_up %}
+
+with
+{% if is_incremental() %}
+since as (
+    select max(inputs_updated_at) - toIntervalHour({{ var('fct_lookback_hours') }}) as mark
+    from {{ this }}
+),
+
+changed_payments as (
+    select payment_id from {{ ref('stg_payments') }}
+    where updated_at >= (select mark from since)
+       or customer_id in (select customer_id from {{ ref('stg_customers') }}
+                          where updated_at >= (select mark from since))
+),
+
+changed_sources as (
+    select refund_id as source_id from {{ ref('stg_refunds') }} where updated_at >= (select mark from since)
+    union all
+    select dispute_id as source_id from {{ ref('stg_disputes') }} where updated_at >= (select mark from since)
+    union all
+    select payment_id as source_id from changed_payments
+),
+
+changed_ids as (
+    -- transactions already built whose charge (the refunded/disputed payment too) changed
+    select balance_transaction_id from {{ this }}
+    where charge_id in (select payment_id from changed_payments)
+),
+{% endif %}
+
+txn as (
     select *
     from {{ ref('stg_balance_transactions') }}
     {% if is_incremental() %}
-    where updated_at >= (
-        select max(updated_at) - toIntervalHour({{ var('fct_lookback_hours') }}) from {{ this }}
-    )
+    where
+        {% if catch_up %}
+        updated_at >= (select mark from since)
+        or source_id in (select source_id from changed_sources)
+        or balance_transaction_id in (select balance_transaction_id from changed_ids)
+        {% if window %} or {% endif %}
+        {% endif %}
+        {% if window %}{{ in_window('created_at', window) }}{% endif %}
     {% endif %}
 ),
 
@@ -42,8 +86,13 @@ linked as (
         txn.created_at as created_at,
         txn.updated_at as updated_at,
         refunds.refund_id as refund_id,
+        refunds.amount_minor as refund_amount_minor,
+        refunds.currency as refund_currency,
+        refunds.updated_at as refund_updated_at,
         disputes.dispute_id as dispute_id,
         disputes.reason as dispute_reason,
+        disputes.status as dispute_status,
+        disputes.updated_at as dispute_updated_at,
         multiIf(
             startsWith(txn.source_id, 'ch_') or startsWith(txn.source_id, 'py_'), txn.source_id,
             refunds.refund_id != '', refunds.payment_id,
@@ -86,8 +135,24 @@ select
     payments.card_country as card_country,
     payments.statement_descriptor as statement_descriptor,
     nullIf(linked.dispute_reason, '') as dispute_reason,
+    nullIf(linked.dispute_status, '') as dispute_status,
     nullIf(payments.payment_metadata, '') as payment_metadata,
-    linked.updated_at as updated_at
+    payments.invoice_id as invoice_id,
+    -- Stripe's customer_facing_*: the charge's or refund's own amount, for their transactions.
+    multiIf(
+        linked.refund_id != '', toNullable({{ minor('linked.refund_amount_minor') }}),
+        linked.source_id = linked.charge_id and payments.payment_id != '', toNullable({{ minor('payments.amount_minor') }}),
+        null
+    ) as customer_facing_amount_minor,
+    multiIf(
+        linked.refund_id != '', toNullable(linked.refund_currency),
+        linked.source_id = linked.charge_id and payments.payment_id != '', toNullable(payments.currency),
+        null
+    ) as customer_facing_currency,
+    linked.updated_at as updated_at,
+    greatest(linked.updated_at, linked.refund_updated_at, linked.dispute_updated_at,
+             payments.updated_at, customers.updated_at) as inputs_updated_at,
+    now64(6, 'UTC') as mart_loaded_at
 from linked
 inner join {{ ref('stg_currencies') }} as currencies on currencies.currency = linked.currency
 left join {{ ref('stg_payments') }} as payments on payments.payment_id = linked.charge_id

@@ -42,6 +42,7 @@ select
     payments.failure_code as failure_code,
     payments.payment_intent_id as payment_intent_id,
     payments.payment_metadata as payment_metadata,
+    payments.invoice_id as invoice_id,
     {{ minor('charge_txn.fee_minor') }} as fee_minor,
     {{ minor('charge_txn.net_minor') }} as net_minor,
     payments.updated_at as updated_at

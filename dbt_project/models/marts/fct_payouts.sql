@@ -37,6 +37,7 @@ select
     payouts.method as method,
     payouts.description as description,
     payouts.destination_id as destination_id,
+    payouts.reversed_at as reversed_at,
     nullIf(own_txn.payout_balance_transaction_id, '') as payout_balance_transaction_id,
     toUInt64(settled.settled_count) as settled_count,
     {{ minor('settled.settled_gross_minor') }} as settled_gross_minor,

@@ -15,6 +15,7 @@ select
     statement_descriptor,
     failure_code,
     metadata as payment_metadata,
+    invoice_id,
     {{ utc_ts('created_at') }} as created_at,
     {{ utc_ts('updated_at') }} as updated_at
 from {{ latest('raw', 'payments') }}

@@ -1,16 +1,21 @@
-"""balance_change_from_activity.* — every balance transaction in the interval (Stripe's
-"transaction history"), itemized or summarised by reporting category."""
+"""balance_change_from_activity.* — every balance transaction in the interval except payouts and
+their reversals (Stripe's "transaction history"; payouts are their own section, payouts.*),
+itemized or summarised by reporting category. Its total net is balance.summary's activity."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from exports.reports.types.base import (
-    ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
-    local_ts, money, select_list, text, utc_ts,
+    ACTIVITY_CATEGORIES, ColumnSpec, QueryContext, ReportType, code, filter_conditions,
+    interval_conditions, is_activity, local_ts, money, select_list, text, total_row_figures,
+    utc_ts,
 )
+from exports.reports.types.buckets import ledger_rows
 
 BT_FILTER_COLUMNS = {"currency": "bt.currency", "reporting_category": "bt.reporting_category"}
+# The same filters on exports.reports.types.buckets.ledger_rows' columns (summaries).
+LEDGER_FILTER_COLUMNS = {"currency": "currency", "reporting_category": "reporting_category"}
 
 
 def _optional_ts(expr: str, present: str, local: bool) -> str:
@@ -38,15 +43,16 @@ def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joine
     core = (
         code("balance_transaction_id", "Unique ID of the balance transaction.",
              text("bt.balance_transaction_id"), default=True),
+        # Stripe's defaults are the UTC columns (importers read them by position and by name).
         ColumnSpec("created_utc", "timestamp", "When the transaction was created, in UTC.",
-                   utc_ts("bt.created_at")),
+                   utc_ts("bt.created_at"), default=True),
         ColumnSpec("created", "timestamp", "When the transaction was created, in the report timezone.",
-                   local_ts("bt.created_at"), default=True),
+                   local_ts("bt.created_at")),
         ColumnSpec("available_on_utc", "timestamp", "When the funds became available, in UTC.",
-                   utc_ts("bt.available_on")),
+                   utc_ts("bt.available_on"), default=True),
         ColumnSpec("available_on", "timestamp",
                    "When the funds became available, in the report timezone.",
-                   local_ts("bt.available_on"), default=True),
+                   local_ts("bt.available_on")),
         code("currency", "Three-letter ISO currency code, lowercase.",
              text("bt.currency"), default=True),
         ColumnSpec("gross", "money", "Gross amount of the transaction.", money("bt.gross_minor"),
@@ -61,6 +67,14 @@ def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joine
              text("bt.source_id")),
         ColumnSpec("description", "string", "Description of the transaction.",
                    text("bt.description"), default=True),
+        # Not summable: a charge's and a refund's amounts are both positive.
+        ColumnSpec("customer_facing_amount", "money",
+                   "For charges and refunds (and their disputes), the amount of the original charge "
+                   "or refund as the customer saw it, in customer_facing_currency.",
+                   money("if(ifNull(bt.customer_facing_currency, '') = '', NULL, "
+                         "bt.customer_facing_amount_minor)")),
+        code("customer_facing_currency", "Currency of customer_facing_amount.",
+             text("bt.customer_facing_currency")),
     )
     customer_and_charge = (
         code("customer_id", "Customer of the related charge.", text("bt.customer_id")),
@@ -77,6 +91,8 @@ def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joine
         ColumnSpec("charge_created", "timestamp",
                    "When the related charge was created, in the report timezone.",
                    local_ts("bt.charge_created_at")),
+        code("invoice_id", "The invoice the related charge paid (in_…), if any.",
+             text("bt.invoice_id")),
         code("payment_method_type", "Payment method of the related charge.",
              text("bt.payment_method_type")),
         code("card_brand", "Card brand, for card payments.", text("bt.card_brand")),
@@ -95,9 +111,13 @@ def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joine
     return core + payout + customer_and_charge
 
 
+def _activity_where(ctx: QueryContext) -> list[str]:
+    return ["bt.account_id = {account_id:String}", is_activity("bt.reporting_category"),
+            *interval_conditions(ctx, "bt.created_at"), *filter_conditions(ctx, BT_FILTER_COLUMNS)]
+
+
 def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    where = ["bt.account_id = {account_id:String}", *interval_conditions(ctx, "bt.created_at"),
-             *filter_conditions(ctx, BT_FILTER_COLUMNS)]
+    where = _activity_where(ctx)
     sql = f"""SELECT
     {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
 FROM {ctx.marts}.fct_balance_transactions AS bt
@@ -124,8 +144,9 @@ SUMMARY_COLUMNS = (
 
 def category_summary_sql(ctx: QueryContext, from_where: str) -> str:
     """Per currency: one row per reporting category, then a `total` row (Stripe's layout).
-    `from_where` is the FROM ... WHERE ... selecting `bt` rows."""
-    aggregates = ("any(bt.currency_exponent) AS s_exponent, count() AS s_count, "
+    `from_where` is the FROM ... [WHERE ...] selecting `bt` rows of
+    exports.reports.types.buckets.ledger_rows (groups of transactions, not single ones)."""
+    aggregates = ("any(bt.currency_exponent) AS s_exponent, sum(bt.transaction_count) AS s_count, "
                   "sum(bt.gross_minor) AS s_gross, sum(bt.fee_minor) AS s_fee, "
                   "sum(bt.net_minor) AS s_net")
     return f"""SELECT
@@ -144,33 +165,36 @@ ORDER BY s_currency, s_is_total, s_category"""
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    where = ["bt.account_id = {account_id:String}", *interval_conditions(ctx, "bt.created_at"),
-             *filter_conditions(ctx, BT_FILTER_COLUMNS)]
-    from_where = f"FROM {ctx.marts}.fct_balance_transactions AS bt WHERE {' AND '.join(where)}"
-    return category_summary_sql(ctx, from_where), ctx.base_parameters()
+    assert ctx.interval_start is not None and ctx.interval_end is not None
+    where = (is_activity("reporting_category"), *filter_conditions(ctx, LEDGER_FILTER_COLUMNS))
+    rows, params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end], where=where)
+    return category_summary_sql(ctx, f"FROM {rows} AS bt"), {**ctx.base_parameters(), **params}
 
 
 REPORT_TYPES = (
     ReportType(
         id="balance_change_from_activity.itemized",
         title="Balance change from activity (itemized)",
-        description="Every balance transaction created in the interval: charges, refunds, "
-                    "disputes, fees, payouts and adjustments, with gross, fee and net.",
+        description="Every balance transaction created in the interval except payouts (their "
+                    "own report, payouts.itemized): charges, refunds, disputes, fees and "
+                    "adjustments, with gross, fee and net.",
         shape="itemized",
         columns=balance_transaction_columns(),
         build=_itemized,
         filters=frozenset({"currency", "reporting_category"}),
+        reporting_categories=ACTIVITY_CATEGORIES,
     ),
     ReportType(
         id="balance_change_from_activity.summary",
         title="Balance change from activity (summary)",
-        description="Balance transactions created in the interval, totalled by reporting "
-                    "category and currency, with a total row per currency.",
+        description="Balance transactions created in the interval except payouts, totalled by "
+                    "reporting category and currency, with a total row per currency.",
         shape="summary",
         columns=SUMMARY_COLUMNS,
-        totals_are_additive=False,  # the rows include a `total` per currency
+        totals=total_row_figures(),  # the rows include a `total` per currency
         build=_summary,
         filters=frozenset({"currency", "reporting_category"}),
+        reporting_categories=ACTIVITY_CATEGORIES,
         chart_label_column="reporting_category",
         chart_value_column="net",
     ),

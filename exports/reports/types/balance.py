@@ -2,8 +2,9 @@
 
 balance.summary, per currency (Stripe's rows):
   starting_balance = net of every transaction created before interval_start
-  activity         = net of the interval's transactions except reporting_category `payout`
-  payouts          = net of the interval's `payout` transactions (negative: money sent out)
+  activity         = net of the interval's transactions except payouts and payout reversals
+                     (base.is_activity: exactly balance_change_from_activity's rows)
+  payouts          = net of the interval's payouts and payout reversals (negative: money sent out)
   ending_balance   = net of every transaction created before interval_end
 so ending = starting + activity + payouts holds by construction, and with payouts shown as a
 positive amount it reads ending = starting + activity − payouts.
@@ -17,9 +18,10 @@ from zoneinfo import ZoneInfo
 
 from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
-    END, START, ColumnSpec, QueryContext, ReportType, code, filter_conditions, money,
-    select_list,
+    END, START, ColumnSpec, QueryContext, ReportType, code, filter_conditions, is_activity,
+    is_payout, labelled_figures, money, select_list, total_row_figures,
 )
+from exports.reports.types.buckets import ledger_rows
 
 
 def _day_label(ctx: QueryContext) -> tuple[str, str]:
@@ -32,19 +34,20 @@ def _day_label(ctx: QueryContext) -> tuple[str, str]:
 
 
 def _balance_summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    where = ["bt.account_id = {account_id:String}", f"bt.created_at < {END}",
-             *filter_conditions(ctx, {"currency": "bt.currency"})]
+    assert ctx.interval_start is not None and ctx.interval_end is not None
+    # Every row before interval_end, cut exactly at interval_start too (see buckets.ledger_rows).
+    rows, row_params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end], open_start=True,
+                                   where=tuple(filter_conditions(ctx, {"currency": "currency"})))
     sql = f"""SELECT
     {select_list(ctx, 's_currency', 's_exponent')}
 FROM (
     SELECT toString(bt.currency) AS s_currency,
            any(bt.currency_exponent) AS s_exponent,
-           sumIf(bt.net_minor, bt.created_at < {START}) AS s_starting,
-           sumIf(bt.net_minor, bt.created_at >= {START} AND bt.reporting_category != 'payout') AS s_activity,
-           sumIf(bt.net_minor, bt.created_at >= {START} AND bt.reporting_category = 'payout') AS s_payouts,
+           sumIf(bt.net_minor, bt.t < {START}) AS s_starting,
+           sumIf(bt.net_minor, bt.t >= {START} AND {is_activity('bt.reporting_category')}) AS s_activity,
+           sumIf(bt.net_minor, bt.t >= {START} AND {is_payout('bt.reporting_category')}) AS s_payouts,
            sum(bt.net_minor) AS s_ending
-    FROM {ctx.marts}.fct_balance_transactions AS bt
-    WHERE {' AND '.join(where)}
+    FROM {rows} AS bt
     GROUP BY s_currency
 )
 ARRAY JOIN [
@@ -54,10 +57,12 @@ ARRAY JOIN [
     tuple(4, 'ending_balance', concat('Ending balance (', {{end_label:String}}, ')'), toInt64(s_ending))
 ] AS r
 ORDER BY s_currency, r.1"""
-    params = ctx.base_parameters()
+    params = {**ctx.base_parameters(), **row_params}
     params["start_label"], params["end_label"] = _day_label(ctx)
     return sql, params
 
+
+BALANCE_ROWS = ("starting_balance", "activity", "payouts", "ending_balance")
 
 BALANCE_SUMMARY_COLUMNS = (
     code("category",
@@ -76,16 +81,12 @@ def _ending_balance_reconciliation(ctx: QueryContext) -> tuple[str, dict[str, An
     # payout that took effect at/after it. Payout transactions themselves are not "activity
     # awaiting payout" and each one cancels exactly the transactions it settled, so they are left
     # out; the total therefore equals the ending balance.
-    where = ["bt.account_id = {account_id:String}", f"bt.created_at < {END}",
-             "bt.reporting_category != 'payout'",
-             f"(ifNull(bt.automatic_payout_id, '') = '' OR po.created_at >= {END})",
-             *filter_conditions(ctx, {"currency": "bt.currency"})]
-    from_where = (f"FROM {ctx.marts}.fct_balance_transactions AS bt "
-                  f"LEFT JOIN (SELECT payout_id, created_at FROM {ctx.marts}.fct_payouts "
-                  f"WHERE account_id = {{account_id:String}}) AS po "
-                  f"ON po.payout_id = bt.automatic_payout_id "
-                  f"WHERE {' AND '.join(where)}")
-    return category_summary_sql(ctx, from_where), ctx.base_parameters()
+    assert ctx.interval_end is not None
+    where = (is_activity("reporting_category"),
+             f"(payout_effective_at IS NULL OR payout_effective_at >= {END})",
+             *filter_conditions(ctx, {"currency": "currency"}))
+    rows, params = ledger_rows(ctx, cuts=[ctx.interval_end], open_start=True, payouts=True, where=where)
+    return category_summary_sql(ctx, f"FROM {rows} AS bt"), {**ctx.base_parameters(), **params}
 
 
 REPORT_TYPES = (
@@ -100,7 +101,7 @@ REPORT_TYPES = (
         filters=frozenset({"currency"}),
         chart_label_column="category",
         chart_value_column="net_amount",
-        totals_are_additive=False,
+        totals=labelled_figures("category", "net_amount", BALANCE_ROWS),
         identity=("ending_balance", ("starting_balance", "activity", "payouts")),
     ),
     ReportType(
@@ -110,7 +111,7 @@ REPORT_TYPES = (
                     "then, by reporting category and currency: what the ending balance is made of.",
         shape="summary",
         columns=SUMMARY_COLUMNS,
-        totals_are_additive=False,  # the rows include a `total` per currency
+        totals=total_row_figures(),  # the rows include a `total` per currency
         build=_ending_balance_reconciliation,
         filters=frozenset({"currency"}),
         interval="end_only",

@@ -9,19 +9,36 @@ settings) are written into the SQL text.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from exports.reports.query import Column, ColumnKind, ReportShape
+from exports import reporting_categories
+from exports.reports.query import Column, ColumnKind, Figure, ReportShape
 
 IntervalRule = Literal["required", "end_only", "required_unless_payout"]
 
-REPORTING_CATEGORIES: tuple[str, ...] = (
-    "charge", "charge_failure", "refund", "refund_failure", "dispute", "dispute_reversal", "fee",
-    "other_adjustment", "payout", "payout_reversal", "tax", "topup", "topup_reversal",
-)
+REPORTING_CATEGORIES: tuple[str, ...] = reporting_categories.names()  # the dbt seed's rows
+# Stripe's split of a balance: payouts (and their reversals) are their own section; everything
+# else is "activity". balance_change_from_activity.* and balance.summary's activity row use the
+# same condition, so the activity report's total net equals the balance summary's activity.
+PAYOUT_CATEGORIES: tuple[str, ...] = reporting_categories.payout_categories()
+ACTIVITY_CATEGORIES: tuple[str, ...] = tuple(c for c in REPORTING_CATEGORIES
+                                             if c not in PAYOUT_CATEGORIES)
+
+
+def is_payout(category_sql: str) -> str:
+    """SQL: the row is a payout or payout reversal (its own section in Stripe's reports)."""
+    return f"{category_sql} IN ({', '.join(repr(c) for c in PAYOUT_CATEGORIES)})"
+
+
+def is_activity(category_sql: str) -> str:
+    """SQL: the row is balance activity (anything but payouts and their reversals)."""
+    return f"NOT ({is_payout(category_sql)})"
+
+
 PAYMENT_STATUSES: tuple[str, ...] = ("succeeded", "failed", "pending", "refunded", "disputed")
 FILTERS: tuple[str, ...] = ("currency", "reporting_category", "status", "payout", "customer")
 
@@ -35,10 +52,37 @@ class ColumnSpec:
     default: bool = False
     summable: bool = False
     user_text: bool = True  # see Column; `code()` builds the platform-generated ones
+    # Columns named by the request (payment_metadata[key]) get a catalog-made SQL alias and
+    # bind the key as a parameter, so nothing a request says is written into the SQL text.
+    alias: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()
 
     @property
     def column(self) -> Column:
         return Column(self.name, self.kind, self.description, self.summable, self.user_text)
+
+    @property
+    def sql_alias(self) -> str:
+        return self.alias or self.name
+
+
+# Stripe's `payment_metadata[key]` columns: one metadata value of the related payment each.
+# Stripe's metadata keys are at most 40 characters and cannot contain square brackets.
+METADATA_SOURCE_COLUMN = "payment_metadata"
+METADATA_COLUMN = re.compile(r"^payment_metadata\[([^\[\]\x00-\x1f]{1,40})\]$")
+
+
+def metadata_column(name: str, source: ColumnSpec) -> ColumnSpec | None:
+    """The `payment_metadata[key]` column over the type's JSON `payment_metadata` column (its
+    value as text; '' when the payment has no such key), or None when `name` is not one."""
+    match = METADATA_COLUMN.match(name)
+    if match is None:
+        return None
+    key = match.group(1)
+    token = key.encode().hex()
+    return ColumnSpec(name, "string", f"The related payment's metadata value for {key!r}.",
+                      f"JSONExtractString({source.sql}, {{meta_{token}:String}})",
+                      alias=f"payment_metadata__{token}", parameters=((f"meta_{token}", key),))
 
 
 def code(name: str, description: str, sql: str, *, default: bool = False) -> ColumnSpec:
@@ -58,6 +102,9 @@ class QueryContext:
     interval_end: datetime | None  # aware
     filters: dict[str, Any]
     columns: tuple[ColumnSpec, ...]  # selected, in output order
+    # Summaries read the 15-minute pre-aggregates (True) or scan the fact (False: the baseline
+    # they must equal, see exports/reports/types/buckets.py).
+    preaggregated: bool = True
 
     def base_parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {"account_id": self.account_id, "tz": self.timezone}
@@ -67,6 +114,8 @@ class QueryContext:
             params["end_us"] = to_unix_micros(self.interval_end)
         for name, value in self.filters.items():
             params[f"f_{name}"] = list(value) if isinstance(value, (list, tuple)) else value
+        for spec in self.columns:
+            params.update(spec.parameters)
         return params
 
 
@@ -84,7 +133,9 @@ class ReportType:
     statuses: tuple[str, ...] = ()
     chart_label_column: str | None = None
     chart_value_column: str | None = None
-    totals_are_additive: bool = True  # see ReportQuery
+    # The manifest's totals (see ReportQuery.totals): None = every money column summed over
+    # every row; summaries whose rows are totals or balances declare their figures.
+    totals: tuple[Figure, ...] | None = None
     identity: tuple[str, tuple[str, ...]] | None = None  # see ReportQuery
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -96,11 +147,43 @@ class ReportType:
     def default_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.default]
 
+    @property
+    def totals_are_additive(self) -> bool:
+        return self.totals is None
+
+    @property
+    def has_metadata_columns(self) -> bool:
+        return METADATA_SOURCE_COLUMN in self.column_names
+
     def column(self, name: str) -> ColumnSpec:
+        """A catalog column, or a `payment_metadata[key]` column of a type with metadata."""
         for spec in self.columns:
             if spec.name == name:
                 return spec
+        if self.has_metadata_columns:
+            found = metadata_column(name, self.column(METADATA_SOURCE_COLUMN))
+            if found is not None:
+                return found
         raise KeyError(name)
+
+    def has_column(self, name: str) -> bool:
+        try:
+            self.column(name)
+        except KeyError:
+            return False
+        return True
+
+
+def total_row_figures(label_column: str = "reporting_category", label: str = "total",
+                      columns: tuple[str, ...] = ("gross", "fee", "net")) -> tuple[Figure, ...]:
+    """A category summary's totals: its `total` rows (one per currency), column by column."""
+    return tuple(Figure(c, c, label_column, label) for c in columns)
+
+
+def labelled_figures(label_column: str, value_column: str,
+                     labels: tuple[str, ...]) -> tuple[Figure, ...]:
+    """One figure per row label, e.g. a balance summary's starting_balance ... ending_balance."""
+    return tuple(Figure(label, value_column, label_column, label) for label in labels)
 
 
 def to_unix_micros(value: datetime) -> int:
@@ -161,7 +244,7 @@ def filter_conditions(ctx: QueryContext, columns: dict[str, str]) -> list[str]:
 
 
 def select_list(ctx: QueryContext, currency_expr: str, exponent_expr: str) -> str:
-    parts = [f"{spec.sql} AS `{spec.name}`" for spec in ctx.columns]
+    parts = [f"{spec.sql} AS `{spec.sql_alias}`" for spec in ctx.columns]
     parts.append(f"{text(currency_expr)} AS _currency")
     parts.append(f"toUInt8({exponent_expr}) AS _exponent")
     return ",\n    ".join(parts)

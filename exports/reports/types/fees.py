@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from exports import reporting_categories as categories
 from exports.reports.types.base import (
-    ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
-    local_day, money, select_list,
+    ColumnSpec, QueryContext, ReportType, code, filter_conditions, local_day, money, select_list,
 )
+from exports.reports.types.buckets import ledger_rows
 
 COLUMNS = (
     ColumnSpec("date", "date", "Day, in the report timezone.", "s_day", default=True),
@@ -27,25 +28,26 @@ COLUMNS = (
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    where = ["bt.account_id = {account_id:String}", "(bt.reporting_category = 'fee' OR bt.fee_minor != 0)",
-             *interval_conditions(ctx, "bt.created_at"),
-             *filter_conditions(ctx, {"currency": "bt.currency"})]
+    # A row carries a fee when its fee is non-zero, or always for the categories whose fee is
+    # the negated net (standalone fee transactions): exports/reporting_categories.py.
+    assert ctx.interval_start is not None and ctx.interval_end is not None
+    rows, params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end], local_days=True,
+                               where=tuple(filter_conditions(ctx, {"currency": "currency"})))
+    negated_net = categories.sql_list(categories.with_fee_amount("negated_net"))
     sql = f"""SELECT
     {select_list(ctx, 's_currency', 's_exponent')}
 FROM (
-    SELECT {local_day('bt.created_at')} AS s_day, toString(bt.currency) AS s_currency,
-           multiIf(bt.reporting_category = 'fee', 'platform',
-                   bt.reporting_category IN ('dispute', 'dispute_reversal'), 'dispute',
-                   'processing') AS s_fee_type,
+    SELECT {local_day('bt.t')} AS s_day, toString(bt.currency) AS s_currency,
+           {categories.fee_type_sql('bt.reporting_category')} AS s_fee_type,
            any(bt.currency_exponent) AS s_exponent,
-           count() AS s_count,
-           sum(if(bt.reporting_category = 'fee', -bt.net_minor, bt.fee_minor)) AS s_amount
-    FROM {ctx.marts}.fct_balance_transactions AS bt
-    WHERE {' AND '.join(where)}
+           sum(if(bt.reporting_category IN {negated_net}, bt.transaction_count, bt.fee_count)) AS s_count,
+           sum({categories.fee_amount_sql('bt.reporting_category', 'bt.fee_minor', 'bt.net_minor')}) AS s_amount
+    FROM {rows} AS bt
     GROUP BY s_day, s_currency, s_fee_type
+    HAVING s_count > 0
 )
 ORDER BY s_day, s_currency, s_fee_type"""
-    return sql, ctx.base_parameters()
+    return sql, {**ctx.base_parameters(), **params}
 
 
 REPORT_TYPES = (

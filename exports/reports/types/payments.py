@@ -44,6 +44,7 @@ COLUMNS = (
                text("p.statement_descriptor")),
     code("failure_code", "Why a failed payment failed.", text("p.failure_code")),
     code("payment_intent_id", "Payment intent (pi_…).", text("p.payment_intent_id")),
+    code("invoice_id", "The invoice the payment paid (in_…), if any.", text("p.invoice_id")),
     ColumnSpec("fee", "money", "Processing fee of the payment's charge transaction.",
                money("ifNull(p.fee_minor, 0)"), default=True, summable=True),
     ColumnSpec("net", "money", "Amount minus fee, as credited to the balance.",

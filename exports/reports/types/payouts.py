@@ -5,21 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
+from exports.reports.types.activity import LEDGER_FILTER_COLUMNS, SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
-    ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
-    local_ts, money, select_list, text, utc_ts,
+    PAYOUT_CATEGORIES, ColumnSpec, QueryContext, ReportType, code, filter_conditions,
+    interval_conditions, is_payout, local_ts, money, select_list, text, total_row_figures, utc_ts,
 )
+from exports.reports.types.buckets import ledger_rows
 
-PAYOUT_CATEGORIES = ("payout", "payout_reversal")
 _JOINED = "po.payout_id != ''"  # left join: ClickHouse fills a missing payout with defaults
 
 COLUMNS = (
     code("payout_id", "The payout (po_…).", text("bt.source_id"), default=True),
+    # Stripe's default is the UTC column (importers read it by position and by name).
     ColumnSpec("effective_at_utc", "timestamp", "When the payout took effect, in UTC.",
-               utc_ts("bt.created_at")),
+               utc_ts("bt.created_at"), default=True),
     ColumnSpec("effective_at", "timestamp", "When the payout took effect, in the report timezone.",
-               local_ts("bt.created_at"), default=True),
+               local_ts("bt.created_at")),
     code("currency", "Three-letter ISO currency code, lowercase.", text("bt.currency"),
          default=True),
     ColumnSpec("gross", "money", "Gross balance impact (negative for a payout).",
@@ -37,6 +38,12 @@ COLUMNS = (
                f"if({_JOINED}, toDate(po.arrival_date), NULL)", default=True),
     code("payout_status", "paid, pending, in_transit, canceled or failed.",
          text("po.status"), default=True),
+    ColumnSpec("payout_reversed_at_utc", "timestamp",
+               "When the payout was reversed, in UTC (empty unless it was).",
+               f"if({_JOINED} AND po.reversed_at IS NOT NULL, {utc_ts('po.reversed_at')}, NULL)"),
+    ColumnSpec("payout_reversed_at", "timestamp",
+               "When the payout was reversed, in the report timezone (empty unless it was).",
+               f"if({_JOINED} AND po.reversed_at IS NOT NULL, {local_ts('po.reversed_at')}, NULL)"),
     code("payout_type", "bank_account or card.", text("po.type")),
     ColumnSpec("payout_description", "string", "Description of the payout.",
                text("po.description")),
@@ -47,7 +54,7 @@ COLUMNS = (
 
 def _where(ctx: QueryContext) -> list[str]:
     conditions = ["bt.account_id = {account_id:String}",
-                  f"bt.reporting_category IN ('{PAYOUT_CATEGORIES[0]}', '{PAYOUT_CATEGORIES[1]}')",
+                  is_payout("bt.reporting_category"),
                   *interval_conditions(ctx, "bt.created_at"),
                   *filter_conditions(ctx, {"currency": "bt.currency",
                                            "reporting_category": "bt.reporting_category",
@@ -67,8 +74,14 @@ ORDER BY bt.created_at, bt.balance_transaction_id"""
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    from_where = f"FROM {ctx.marts}.fct_balance_transactions AS bt WHERE {' AND '.join(_where(ctx))}"
-    return category_summary_sql(ctx, from_where), ctx.base_parameters()
+    # One payout (the `payout` filter is a source_id) is a fact lookup; the pre-aggregates hold
+    # categories, not ids.
+    assert ctx.interval_start is not None and ctx.interval_end is not None
+    where = (is_payout("reporting_category"),
+             *filter_conditions(ctx, {**LEDGER_FILTER_COLUMNS, "payout": "source_id"}))
+    rows, params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end],
+                               fact_only="payout" in ctx.filters, where=where)
+    return category_summary_sql(ctx, f"FROM {rows} AS bt"), {**ctx.base_parameters(), **params}
 
 
 _FILTERS = frozenset({"currency", "reporting_category", "payout"})
@@ -92,7 +105,7 @@ REPORT_TYPES = (
                     "reporting category and currency.",
         shape="summary",
         columns=SUMMARY_COLUMNS,
-        totals_are_additive=False,  # the rows include a `total` per currency
+        totals=total_row_figures(),  # the rows include a `total` per currency
         build=_summary,
         filters=_FILTERS,
         reporting_categories=PAYOUT_CATEGORIES,

@@ -1,4 +1,5 @@
-"""payout_reconciliation.itemized — the transactions each automatic payout settled.
+"""payout_reconciliation.* — the transactions each automatic payout settled — and
+ending_balance_reconciliation.itemized — the transactions not yet paid out at interval_end.
 
 Payouts are chosen by when they took effect (in the interval) or by id (the `payout` filter);
 each payout's rows' nets sum exactly to its amount. The payout's own transaction is not listed:
@@ -9,26 +10,59 @@ from __future__ import annotations
 
 from typing import Any
 
-from exports.reports.types.activity import BT_FILTER_COLUMNS, balance_transaction_columns
+from exports.reports.types.activity import (
+    BT_FILTER_COLUMNS, SUMMARY_COLUMNS, balance_transaction_columns, category_summary_sql,
+)
 from exports.reports.types.base import (
-    QueryContext, ReportType, filter_conditions, interval_conditions, select_list,
+    ACTIVITY_CATEGORIES, END, QueryContext, ReportType, filter_conditions, interval_conditions, is_payout, select_list,
+    total_row_figures,
 )
 
 
-def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+def _settled_from_where(ctx: QueryContext) -> str:
+    """FROM/WHERE of the transactions settled by the chosen payouts (`bt` joined to them as `po`)."""
     payout_where = ["account_id = {account_id:String}", *interval_conditions(ctx, "created_at"),
                     *filter_conditions(ctx, {"payout": "payout_id"})]
     where = ["bt.account_id = {account_id:String}", *filter_conditions(ctx, BT_FILTER_COLUMNS)]
-    sql = f"""SELECT
-    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
-FROM {ctx.marts}.fct_balance_transactions AS bt
+    return f"""FROM {ctx.marts}.fct_balance_transactions AS bt
 INNER JOIN (SELECT payout_id, created_at FROM {ctx.marts}.fct_payouts
             WHERE {' AND '.join(payout_where)}) AS po
     ON po.payout_id = bt.automatic_payout_id
-WHERE {' AND '.join(where)}
+WHERE {' AND '.join(where)}"""
+
+
+def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+    sql = f"""SELECT
+    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
+{_settled_from_where(ctx)}
 ORDER BY po.created_at, po.payout_id, bt.created_at, bt.balance_transaction_id"""
     return sql, ctx.base_parameters()
 
+
+def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+    return category_summary_sql(ctx, _settled_from_where(ctx)), ctx.base_parameters()
+
+
+def _unpaid_at_end(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+    # As ending_balance_reconciliation.summary: created before interval_end and unsettled, or
+    # settled by a payout that took effect at/after it; payouts themselves are left out (each
+    # cancels exactly what it settled), so the nets sum to the ending balance.
+    where = ["bt.account_id = {account_id:String}", f"bt.created_at < {END}",
+             f"NOT ({is_payout('bt.reporting_category')})",
+             f"(ifNull(bt.automatic_payout_id, '') = '' OR po.created_at >= {END})",
+             *filter_conditions(ctx, BT_FILTER_COLUMNS)]
+    sql = f"""SELECT
+    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
+FROM {ctx.marts}.fct_balance_transactions AS bt
+LEFT JOIN (SELECT payout_id, created_at FROM {ctx.marts}.fct_payouts
+           WHERE account_id = {{account_id:String}}) AS po
+    ON po.payout_id = bt.automatic_payout_id
+WHERE {' AND '.join(where)}
+ORDER BY bt.created_at, bt.balance_transaction_id"""
+    return sql, ctx.base_parameters()
+
+
+_PAYOUT_FILTERS = frozenset({"currency", "reporting_category", "payout"})
 
 REPORT_TYPES = (
     ReportType(
@@ -40,7 +74,34 @@ REPORT_TYPES = (
         shape="itemized",
         columns=balance_transaction_columns(payout_always_joined=True, payout_first=True),
         build=_itemized,
-        filters=frozenset({"currency", "reporting_category", "payout"}),
+        filters=_PAYOUT_FILTERS,
         interval="required_unless_payout",
+    ),
+    ReportType(
+        id="payout_reconciliation.summary",
+        title="Payout reconciliation (summary)",
+        description="The balance transactions settled by the automatic payouts that took effect "
+                    "in the interval (or by the one given as `payout`), totalled by reporting "
+                    "category and currency, with a total row per currency: the payouts' amount.",
+        shape="summary",
+        columns=SUMMARY_COLUMNS,
+        totals=total_row_figures(),  # the rows include a `total` per currency
+        build=_summary,
+        filters=_PAYOUT_FILTERS,
+        interval="required_unless_payout",
+        chart_label_column="reporting_category",
+        chart_value_column="net",
+    ),
+    ReportType(
+        id="ending_balance_reconciliation.itemized",
+        title="Ending balance reconciliation (itemized)",
+        description="Every transaction created before interval_end that had not been paid out as "
+                    "of then: what the ending balance is made of, row by row.",
+        shape="itemized",
+        columns=balance_transaction_columns(),
+        build=_unpaid_at_end,
+        filters=frozenset({"currency", "reporting_category"}),
+        reporting_categories=ACTIVITY_CATEGORIES,
+        interval="end_only",
     ),
 )

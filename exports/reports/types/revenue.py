@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from exports import reporting_categories as categories
 from exports.reports.types.base import (
-    ColumnSpec, QueryContext, ReportType, code, filter_conditions, interval_conditions,
-    local_day, money, select_list,
+    ColumnSpec, QueryContext, ReportType, code, filter_conditions, local_day, money, select_list,
 )
+from exports.reports.types.buckets import ledger_rows
 
-REVENUE_CATEGORIES = ("charge", "charge_failure", "refund", "refund_failure", "dispute",
-                      "dispute_reversal", "fee")
+# The categories with a revenue_component in the shared definition (exports/reporting_categories.py).
+REVENUE_CATEGORIES = categories.revenue_categories()
 
 COLUMNS = (
     ColumnSpec("date", "date", "Day, in the report timezone.", "s_day", default=True),
@@ -39,27 +40,31 @@ COLUMNS = (
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    categories = ", ".join(f"'{c}'" for c in REVENUE_CATEGORIES)
-    where = ["bt.account_id = {account_id:String}", f"bt.reporting_category IN ({categories})",
-             *interval_conditions(ctx, "bt.created_at"),
-             *filter_conditions(ctx, {"currency": "bt.currency"})]
+    assert ctx.interval_start is not None and ctx.interval_end is not None
+    where = (f"reporting_category IN {categories.sql_list(REVENUE_CATEGORIES)}",
+             *filter_conditions(ctx, {"currency": "currency"}))
+    rows, params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end], local_days=True,
+                               where=where)
+
+    def component(name: str) -> str:
+        return categories.sql_list(categories.revenue_categories(name))
+
     sql = f"""SELECT
     {select_list(ctx, 's_currency', 's_exponent')}
 FROM (
-    SELECT {local_day('bt.created_at')} AS s_day, toString(bt.currency) AS s_currency,
+    SELECT {local_day('bt.t')} AS s_day, toString(bt.currency) AS s_currency,
            any(bt.currency_exponent) AS s_exponent,
-           countIf(bt.reporting_category = 'charge') AS s_charge_count,
-           sumIf(bt.gross_minor, bt.reporting_category IN ('charge', 'charge_failure')) AS s_gross,
-           sumIf(bt.gross_minor, bt.reporting_category IN ('refund', 'refund_failure')) AS s_refunds,
-           sumIf(bt.gross_minor, bt.reporting_category IN ('dispute', 'dispute_reversal')) AS s_disputes,
-           sum(if(bt.reporting_category = 'fee', bt.net_minor, -bt.fee_minor)) AS s_fees,
+           sumIf(bt.transaction_count, bt.reporting_category = 'charge') AS s_charge_count,
+           sumIf(bt.gross_minor, bt.reporting_category IN {component('gross')}) AS s_gross,
+           sumIf(bt.gross_minor, bt.reporting_category IN {component('refunds')}) AS s_refunds,
+           sumIf(bt.gross_minor, bt.reporting_category IN {component('disputes')}) AS s_disputes,
+           sum(-{categories.fee_amount_sql('bt.reporting_category', 'bt.fee_minor', 'bt.net_minor')}) AS s_fees,
            sum(bt.net_minor) AS s_net
-    FROM {ctx.marts}.fct_balance_transactions AS bt
-    WHERE {' AND '.join(where)}
+    FROM {rows} AS bt
     GROUP BY s_day, s_currency
 )
 ORDER BY s_day, s_currency"""
-    return sql, ctx.base_parameters()
+    return sql, {**ctx.base_parameters(), **params}
 
 
 REPORT_TYPES = (

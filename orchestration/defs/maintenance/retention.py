@@ -4,12 +4,15 @@
 import dagster as dg
 
 from exports.requests.retention import expire_reports
+from exports.tempdirs import clean_stale
 
 
 @dg.op(description="Delete expired report files and mark their requests expired.")
 def expire_report_files(context: dg.OpExecutionContext) -> int:
     expired = expire_reports()
     context.log.info(f"expired {len(expired)} report file(s)")
+    # Scratch dirs of workers that were killed mid-report (each worker also sweeps on start).
+    context.log.info(f"removed {len(clean_stale())} stale scratch dir(s)")
     return len(expired)
 
 

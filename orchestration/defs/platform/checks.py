@@ -3,8 +3,13 @@
 - after replication, per table: row count and immutable amount sums of rows created up to the
   table's watermark, raw.<table> FINAL vs Postgres (exports.replication.reconcile_table);
 - after dbt: per account, UTC day and currency, daily_balance_summary equals the sum of
-  fct_balance_transactions.
+  fct_balance_transactions;
+- freshness: the time reports' data is available up to (the marts' built-through time) is not
+  older than PAYREPORTS_MARTS_MAX_LAG_HOURS; evaluated after every refresh and hourly by the
+  `marts_freshness` job, so late data alerts even when no refresh runs at all.
 """
+
+from datetime import datetime, timezone
 
 
 import dagster as dg
@@ -86,4 +91,29 @@ def daily_balance_summary_matches_fact(warehouse: WarehouseResource) -> dg.Asset
         metadata={"days_checked": int(days), "mismatched_groups_shown": len(mismatches),
                   "mismatches": dg.MetadataValue.md("\n".join(f"- {m}" for m in mismatches) or "none")},
         description="summary equals fact for every day" if not mismatches else "fact != summary: " + "; ".join(mismatches[:5]),
+    )
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["balance_transactions_15m"]),
+    name="marts_fresh",
+    description="Reports' data is available up to a recent time: the marts were built through "
+                "a replication watermark at most PAYREPORTS_MARTS_MAX_LAG_HOURS old.",
+)
+def marts_fresh(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    settings = warehouse.settings
+    end = replication.data_available_end(settings)  # app database only, no warehouse
+    limit = settings.marts_max_lag_hours
+    if end is None:
+        return dg.AssetCheckResult(passed=False, description="the marts were never built",
+                                   metadata={"max_lag_hours": limit})
+    lag_hours = (datetime.now(timezone.utc) - end).total_seconds() / 3600
+    return dg.AssetCheckResult(
+        passed=lag_hours <= limit,
+        metadata={"data_available_end": end.isoformat(), "lag_hours": round(lag_hours, 2),
+                  "max_lag_hours": limit, "per_model": dg.MetadataValue.json(
+                      {m: t.isoformat() for m, t in replication.model_built_through(settings).items()})},
+        description=(f"data available up to {end.isoformat()} ({lag_hours:.1f} h ago)" if lag_hours <= limit
+                     else f"data is late: available up to {end.isoformat()}, {lag_hours:.1f} h ago "
+                          f"(limit {limit} h); the refresh has not completed since"),
     )

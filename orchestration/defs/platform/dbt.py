@@ -1,15 +1,27 @@
 """dbt staging views and marts as Dagster assets (dagster-dbt), built by `dbt build`, whose tests
-become asset checks. dbt runs through dbt_project/chdb_dbt.py (see orchestration/resources.py)."""
+become asset checks. dbt runs through dbt_project/chdb_dbt.py (see orchestration/resources.py).
 
+Two asset definitions over one dbt project:
+- `platform_dbt_assets`: seeds, staging views and the table marts, rebuilt whole every run;
+- `platform_dbt_incremental_assets`: the incremental marts (fct_balance_transactions, the
+  15-minute pre-aggregates and their daily rollups), partitioned by UTC day so a data engineer
+  can rebuild any date range from the UI (orchestration/defs/platform/partitions.py).
+"""
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
+from orchestration.defs.platform.partitions import (
+    dbt_vars_for, marts_backfill_policy, marts_daily_partitions,
+)
 from orchestration.defs.platform.replication import replication_asset_key
 from orchestration.resources import dbt_project
+
+INCREMENTAL = "config.materialized:incremental"
 
 
 class PlatformDbtTranslator(DagsterDbtTranslator):
@@ -32,6 +44,22 @@ class PlatformDbtTranslator(DagsterDbtTranslator):
     project=dbt_project(),
     dagster_dbt_translator=PlatformDbtTranslator(),
     name="platform_dbt",
+    exclude=INCREMENTAL,
 )
 def platform_dbt_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     yield from dbt.cli(["build"], context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    dagster_dbt_translator=PlatformDbtTranslator(),
+    name="platform_dbt_incremental",
+    select=INCREMENTAL,
+    partitions_def=marts_daily_partitions,
+    backfill_policy=marts_backfill_policy,
+)
+def platform_dbt_incremental_assets(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    dbt_vars = dbt_vars_for(context.partition_time_window)
+    context.log.info(f"dbt vars {dbt_vars}")
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

@@ -1,0 +1,117 @@
+"""Summary reports served from the 15-minute pre-aggregates equal the fact-based figures, cent
+for cent, for every summary type and currency, in timezones whose days are cut at :00, :30 and
+:45 past the UTC hour and across DST changes, with interval edges at arbitrary microseconds
+(the ragged edges come from the fact). Also: the daily marts and fees.summary agree through the
+one definition of fee types (the reporting_categories seed)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from exports import db, reporting_categories
+from exports.reports.catalog import REPORT_TYPES
+from exports.reports.engine import build_report_query, validate_report_request
+from exports.warehouse import open_warehouse
+
+pytestmark = pytest.mark.integration
+
+UTC = timezone.utc
+SUMMARY_TYPES = [t for t in REPORT_TYPES.values() if t.shape == "summary"]
+LOCAL_DAY_TYPES = {"fees.summary", "revenue.summary"}  # rows per day in the report timezone
+TIMEZONES = ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "Europe/Berlin", "Australia/Lord_Howe")
+
+
+def _ragged_edges(client, account: str) -> tuple[datetime, datetime]:
+    """Interval edges that cut a 15-minute bucket between two of the account's transactions (one
+    each side), early and late in the demo period: a bucket counted whole at an edge, or a fact
+    remainder lost, changes the figures."""
+    times = [r[0].replace(tzinfo=UTC) for r in client.query(
+        "SELECT created_at FROM analytics.fct_balance_transactions WHERE account_id = {a:String} "
+        "ORDER BY created_at", parameters={"a": account}).result_rows]
+    cuts = [b for a, b in zip(times, times[1:])
+            if a < b and a.replace(minute=a.minute // 15 * 15, second=0, microsecond=0)
+            == b.replace(minute=b.minute // 15 * 15, second=0, microsecond=0)]
+    early = next(c for c in cuts if c >= datetime(2026, 9, 12, tzinfo=UTC))
+    late = next(c for c in reversed(cuts) if c < datetime(2026, 10, 31, tzinfo=UTC))
+    return early, late
+
+
+def _cases(start: datetime, end: datetime) -> list[tuple[str, datetime, datetime]]:
+    """(timezone, start, end): ragged edges spanning DST changes (Europe 2026-10-25, Lord Howe's
+    half-hour shift 10-04, America 11-01), bucket-aligned edges, and an interval inside one bucket."""
+    return [(tz, start, end) for tz in TIMEZONES] + [
+        ("America/New_York", datetime(2026, 10, 1, 4, tzinfo=UTC), datetime(2026, 11, 2, 5, 15, tzinfo=UTC)),
+        ("Asia/Kathmandu", end - timedelta(microseconds=1), end + timedelta(microseconds=1)),
+    ]
+
+
+def _busiest_account(settings) -> str:
+    with db.connect("source", settings) as conn:
+        return conn.execute("SELECT account_id FROM balance_transactions GROUP BY 1 "
+                            "ORDER BY count(DISTINCT currency) DESC, count(*) DESC LIMIT 1").fetchone()[0]
+
+
+def test_summaries_from_preaggregates_equal_the_fact_for_every_type_currency_and_timezone(demo_platform):
+    settings = demo_platform.settings
+    account = _busiest_account(settings)
+    now = demo_platform.data_available_end + timedelta(days=60)
+    compared = currencies = 0
+    with open_warehouse(settings, purpose="test preaggregates") as client:
+        for tz, start, end in _cases(*_ragged_edges(client, account)):
+            for report in SUMMARY_TYPES:
+                params = {"interval_end": end.isoformat(), "timezone": tz, "columns": report.column_names}
+                if report.interval != "end_only":
+                    params["interval_start"] = start.isoformat()
+                validated = validate_report_request(account, report.id, params, "csv", settings=settings,
+                                                    now=now, data_available_end=None)
+                fast = build_report_query(client, validated, settings=settings)
+                slow = build_report_query(client, validated, settings=settings, preaggregated=False)
+                assert "balance_transactions_15m" not in slow.sql and "balance_transactions_1d" not in slow.sql
+                if (end - start) > timedelta(days=2):
+                    assert "balance_transactions_15m" in fast.sql, (report.id, tz)
+                    # whole UTC days from the daily rollup unless the report splits local days
+                    assert ("balance_transactions_1d" in fast.sql) == (report.id not in LOCAL_DAY_TYPES)
+                got = client.query(fast.sql, parameters=fast.parameters).result_rows
+                expected = client.query(slow.sql, parameters=slow.parameters).result_rows
+                assert got == expected, (report.id, tz, start, end)
+                compared += bool(expected)
+                currencies = max(currencies, len({row[-2] for row in expected}))
+    assert compared >= 6 * len(TIMEZONES) and currencies >= 2
+
+
+def test_reporting_categories_seed_is_the_definition_python_uses(demo_platform):
+    with open_warehouse(demo_platform.settings) as client:
+        seeded = client.query("SELECT reporting_category, fee_type, fee_amount, revenue_component, is_payout "
+                              "FROM analytics.reporting_categories ORDER BY reporting_category").result_rows
+        fact_categories = {r[0] for r in client.query(
+            "SELECT DISTINCT reporting_category FROM analytics.fct_balance_transactions").result_rows}
+    assert seeded == sorted((c.name, c.fee_type, c.fee_amount, c.revenue_component, c.is_payout)
+                            for c in reporting_categories.categories())
+    assert fact_categories <= set(reporting_categories.names())
+    assert "dispute_reversal" in reporting_categories.names()
+
+
+def test_daily_fee_summary_equals_fees_summary_per_utc_day(demo_platform):
+    """The mart analysts read and the report merchants download count fees the same way
+    (dispute reversals' fees are dispute fees in both)."""
+    settings = demo_platform.settings
+    account = _busiest_account(settings)
+    start, end = datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    with open_warehouse(settings) as client:
+        mart = {(str(d), c, t): (int(n), int(a)) for d, c, t, n, a in client.query(
+            "SELECT day, currency, fee_type, fee_count, fee_minor FROM analytics.daily_fee_summary "
+            "WHERE account_id = {a:String} AND day >= '2026-09-01' AND day < '2026-11-01'",
+            parameters={"a": account}).result_rows}
+        validated = validate_report_request(account, "fees.summary",
+                                            {"interval_start": start.isoformat(), "interval_end": end.isoformat(),
+                                             "timezone": "UTC"}, "csv", settings=settings,
+                                            now=end + timedelta(days=60), data_available_end=None)
+        query = build_report_query(client, validated, settings=settings)
+        rows = client.query(query.sql, parameters=query.parameters).result_rows
+    names = [c.name for c in query.columns]
+    report = {(str(r[names.index("date")]), r[names.index("currency")], r[names.index("fee_type")]):
+              (int(r[names.index("fee_count")]), int(r[names.index("fee_amount")])) for r in rows}
+    assert report == mart
+    assert {key[2] for key in mart} == {"processing", "dispute", "platform"}
