@@ -21,6 +21,7 @@ from fastapi.openapi.utils import get_openapi
 import api.routes
 from api.errors import body_too_large_response, install_error_handlers, server_error_response
 from api.input_guard import reject_unstorable_text
+from api.web import install as install_web_app
 from exports import db
 from exports.logging import configure_logging, log_context
 from exports.settings import Settings, get_settings
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     _include_routers(app)
+    install_web_app(app)  # api/web: the finance team's pages and the embeddable reports view
     app.middleware("http")(_log_request)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

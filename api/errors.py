@@ -48,8 +48,8 @@ class DownloadForbidden(ReportingError):
 
 
 class ErrorDetail(BaseModel):
-    type: str = Field(description="invalid_request_error, authentication_error, rate_limit_error "
-                                  "or api_error.")
+    type: str = Field(description="invalid_request_error, authentication_error, permission_error, "
+                                  "rate_limit_error or api_error.")
     code: str
     param: str | None = Field(description="The field the error is about (dotted for nested "
                                           "fields, [i] for list items), if any.")

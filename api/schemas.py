@@ -155,7 +155,8 @@ class ReportTypeList(BaseModel):
 _DESCRIPTIONS = {
     400: "Invalid request: `error.param` names the field.",
     401: "No API key, or an invalid or revoked one.",
-    403: "The download link is invalid or has expired.",
+    403: "A restricted API key without the scope this route needs, or (downloads) a link that is "
+         "invalid or has expired.",
     404: "No such object (another account's objects are not found either).",
     409: "Conflict with the object's state (an Idempotency-Key reused with another body, a report "
          "not ready for download) or a per-account limit reached (report templates).",
@@ -179,4 +180,4 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
-AUTHENTICATED = (400, 401)
+AUTHENTICATED = (400, 401, 403)  # 403: a restricted API key without the route's scope

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     # dropped) and retried this often until there is room.
     schedule_deferral_retry_seconds: int = 60
 
+    # --- web app (api/web) and its embeddable reports view
+    # Lifetime of an embed session token minted by POST /v1/embed_sessions (at most 10 minutes).
+    embed_session_ttl_seconds: int = Field(default=600, ge=30, le=600)
+    # Who may frame /embed/* (the CSP frame-ancestors sources, space-separated), e.g.
+    # "https://dashboard.platform.example". Every other page of the app refuses to be framed.
+    embed_frame_ancestors: str = "'self'"
+
     # --- reports
     max_report_span_days: int = 366
     pdf_itemized_row_limit: int = 10_000
@@ -160,6 +167,11 @@ class Settings(BaseSettings):
     @property
     def warehouse_is_embedded(self) -> bool:
         return self.resolved_clickhouse_url.startswith("chdb:")
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Session cookies get the Secure flag in production or whenever served over https."""
+        return self.environment == "production" or self.public_base_url.startswith("https://")
 
     @property
     def uses_embedded_postgres(self) -> bool:

@@ -7,6 +7,7 @@ Each command family lives in its own module and is registered here:
   ops ...             exports.cli.ops        (queue status, retry, backfill, expire)
   dbt build | docs    exports.cli.dbt        (build the marts, build/serve the dbt docs site)
   ui                  exports.cli.stack      (Dagster webserver + daemon on this project's instance)
+  users ...           exports.cli.users      (web app users: create, list, set-password)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _COMMAND_MODULES: dict[str, str | None] = {
     "exports.cli.api": "api",
     "exports.cli.ops": "ops",
     "exports.cli.dbt": "dbt",
+    "exports.cli.users": "users",
 }
 
 
@@ -43,4 +45,7 @@ _register()
 
 
 def main() -> None:
+    from exports.cli.quiet import quiet_warnings
+
+    quiet_warnings()
     app()

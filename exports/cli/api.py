@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="The Report API (FastAPI) and its API keys.")
+app = typer.Typer(no_args_is_help=True, help="The Report API (FastAPI) and web app, and API keys.")
 
 
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Interface to bind."),
           port: int = typer.Option(8000, help="TCP port."),
           workers: int = typer.Option(1, help="uvicorn worker processes.")) -> None:
-    """Serve the Report API (OpenAPI docs at /docs)."""
+    """Serve the Report API (OpenAPI docs at /docs) and the web app (/)."""
     import uvicorn
 
     from exports import db

@@ -148,8 +148,12 @@ def run_demo(settings: Settings | None = None, *, payments: int = DEMO_PAYMENTS,
     else:
         with console.status("Platform exists: refunding and settling recent activity…"):
             mutate_recent(settings, seed=int(time.time()))
-    with console.status("Running platform_refresh (replication → dbt build → checks) in Dagster…"):
+    from exports.cli.quiet import captured_output
+
+    with captured_output(console, settings, "platform_refresh") as log_path, \
+            console.status("Running platform_refresh (replication → dbt build → checks) in Dagster…"):
         summary.run_id, summary.run_succeeded = run_platform_refresh(settings)
+    console.print(f"platform_refresh: Dagster and dbt output in {log_path}")
     with console.status("Reconciling marts with the source…"):
         collect_summary(settings, summary)
     if summary.run_succeeded:
@@ -216,7 +220,7 @@ def print_demo_summary(summary: DemoSummary) -> None:
             reports.add_row(r.path.name, f"{r.row_count:,}", f"{r.byte_size:,}", r.totals)
         console.print(reports)
         console.print(f"Files in {summary.reports[0].path.parent}")
-    console.print(f"Done in {summary.seconds:.0f}s. Open the Dagster UI with [bold]./run ui[/bold].")
+    console.print(f"Done in {summary.seconds:.0f}s.")
 
 
 def register(app: typer.Typer) -> None:
@@ -227,6 +231,10 @@ def register(app: typer.Typer) -> None:
         """Start services, generate (or refresh) a demo platform, replicate and build the marts."""
         summary = run_demo(payments=payments, days=days, seed=seed)
         print_demo_summary(summary)
+        from exports.cli.users import print_demo_next_steps
+
+        print_demo_next_steps(console, get_settings(),
+                              summary.reports[0].account_id if summary.reports else None)
         if not (summary.run_succeeded and summary.reconciled and summary.reports):
             raise typer.Exit(1)
 

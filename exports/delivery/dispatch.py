@@ -187,6 +187,22 @@ def list_deliveries(request_id: str, account_id: str, settings: Settings | None 
     return [{**row, "attempts": by_delivery.get(row["id"], [])} for row in rows]
 
 
+def list_account_deliveries(account_id: str, *, channel: str | None = None, limit: int = 50,
+                            settings: Settings | None = None) -> list[dict]:
+    """The account's newest deliveries (optionally of one channel), each with its attempts."""
+    with _conn(settings or get_settings()) as conn:
+        rows = conn.execute(
+            "SELECT * FROM deliveries WHERE account_id = %s AND (%s::text IS NULL OR channel = %s)"
+            " ORDER BY created_at DESC, id DESC LIMIT %s", (account_id, channel, channel, limit)).fetchall()
+        attempts = conn.execute(
+            "SELECT * FROM delivery_attempts WHERE delivery_id = ANY(%s) ORDER BY delivery_id, attempt",
+            ([r["id"] for r in rows],)).fetchall()
+    by_delivery: dict[int, list[dict]] = {}
+    for attempt in attempts:
+        by_delivery.setdefault(attempt["delivery_id"], []).append(attempt)
+    return [{**row, "attempts": by_delivery.get(row["id"], [])} for row in rows]
+
+
 def delivery_to_api(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": f"dlv_{row['id']}", "object": "delivery", "report": row["request_id"],

@@ -32,6 +32,12 @@ def list_notifications(account_id: str, *, limit: int = 20, unread_only: bool = 
                             (account_id, limit)).fetchall()
 
 
+def count_unread(account_id: str, *, settings: Settings | None = None) -> int:
+    with db.connect("app", settings or get_settings(), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM notifications WHERE account_id = %s AND read_at IS NULL",
+                            (account_id,)).fetchone()[0]
+
+
 def mark_read(account_id: str, notification_id: str, *, settings: Settings | None = None) -> dict | None:
     with db.connect("app", settings or get_settings(), autocommit=True, dict_rows=True) as conn:
         return conn.execute(

@@ -1,4 +1,4 @@
-"""All SQL on `report_requests`, `api_keys` and `api_rate_limits` (app Postgres).
+"""All SQL on `report_requests`, `api_keys` (with their scopes) and `api_rate_limits` (app Postgres).
 
 State machine of a request:
     pending -> processing -> completed -> expired
@@ -159,8 +159,11 @@ def get(request_id: str, account_id: str | None = None, settings: Settings | Non
 
 def list_requests(account_id: str, *, limit: int = 10, starting_after: str | None = None,
                   status: str | None = None, report_type: str | None = None,
+                  template_id: str | None = None, created_gte: datetime | None = None,
+                  created_lt: datetime | None = None,
                   settings: Settings | None = None) -> tuple[list[dict], bool]:
-    """Newest first; returns (rows, has_more). `starting_after` is the id of the last row seen."""
+    """Newest first; returns (rows, has_more). `starting_after` is the id of the last row seen;
+    created_gte/created_lt bound the creation time (the web app's period filter)."""
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidParameter(f"limit must be between 1 and {MAX_LIST_LIMIT}", param="limit")
     if status is not None and status not in STATUSES:
@@ -173,6 +176,11 @@ def list_requests(account_id: str, *, limit: int = 10, starting_after: str | Non
     if report_type:
         where.append("report_type = %s")
         args.append(report_type)
+    for column_filter, value in (("template_id = %s", template_id), ("created_at >= %s", created_gte),
+                                 ("created_at < %s", created_lt)):
+        if value is not None:
+            where.append(column_filter)
+            args.append(value)
     with _conn(settings) as conn:
         if starting_after:
             cursor = conn.execute(
@@ -362,38 +370,69 @@ def _hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_api_key(account_id: str, name: str = "", settings: Settings | None = None) -> tuple[str, dict]:
-    """Return (secret, row). The secret is shown once; only its sha256 is stored."""
+def create_api_key(account_id: str, name: str = "", settings: Settings | None = None, *,
+                   scopes: list[str] | None = None, created_by: str | None = None) -> tuple[str, dict]:
+    """Return (secret, row). The secret is shown once; only its sha256 is stored. `scopes` None
+    makes a standard key; a list makes a restricted key (api/auth.py enforces the scopes)."""
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key_id = "key_" + secrets.token_hex(8)
     with _conn(settings) as conn:
         row = conn.execute(
-            "INSERT INTO api_keys (id, account_id, name, key_hash, prefix) VALUES (%s, %s, %s, %s, %s) "
-            "RETURNING id, account_id, name, prefix, created_at",
-            (key_id, account_id, name, _hash_key(secret), secret[:10]),
+            "INSERT INTO api_keys (id, account_id, name, key_hash, prefix, scopes, created_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " RETURNING id, account_id, name, prefix, scopes, created_at, created_by",
+            (key_id, account_id, name, _hash_key(secret), secret[:10], scopes, created_by),
         ).fetchone()
     return secret, row
 
 
-def revoke_api_key(key_id: str, settings: Settings | None = None) -> bool:
+def list_api_keys(account_id: str, settings: Settings | None = None) -> list[dict]:
+    """The account's keys (never their secrets), newest first, revoked ones included."""
     with _conn(settings) as conn:
-        row = conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL "
-                           "RETURNING id", (key_id,)).fetchone()
+        return conn.execute(
+            "SELECT id, account_id, name, prefix, scopes, created_at, created_by, revoked_at,"
+            " last_used_at FROM api_keys WHERE account_id = %s ORDER BY created_at DESC, id DESC",
+            (account_id,)).fetchall()
+
+
+def revoke_api_key(key_id: str, settings: Settings | None = None, *,
+                   account_id: str | None = None) -> bool:
+    """Revoke a live key; with account_id, only that account's key (another's is 'not found')."""
+    sql = "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL"
+    args: list[Any] = [key_id]
+    if account_id is not None:
+        sql += " AND account_id = %s"
+        args.append(account_id)
+    with _conn(settings) as conn:
+        row = conn.execute(sql + " RETURNING id", args).fetchone()
     return row is not None
 
 
-def account_for_key(secret: str, settings: Settings | None = None) -> str | None:
-    """The account of a live key (and touch last_used_at at most once a minute), else None."""
+def key_for_secret(secret: str, settings: Settings | None = None) -> dict | None:
+    """The live key row (id, account_id, scopes) of a secret, touching last_used_at at most once
+    a minute; None for an unknown or revoked key."""
     with _conn(settings) as conn:
         row = conn.execute(
-            "SELECT id, account_id, last_used_at FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
-            (_hash_key(secret),),
+            "SELECT id, account_id, scopes, last_used_at FROM api_keys"
+            " WHERE key_hash = %s AND revoked_at IS NULL", (_hash_key(secret),),
         ).fetchone()
         if row is None:
             return None
         conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = %s AND "
                      "(last_used_at IS NULL OR last_used_at < now() - interval '1 minute')", (row["id"],))
-    return row["account_id"]
+    return row
+
+
+def key_is_live(key_id: str, settings: Settings | None = None) -> bool:
+    with _conn(settings) as conn:
+        return conn.execute("SELECT 1 FROM api_keys WHERE id = %s AND revoked_at IS NULL",
+                            (key_id,)).fetchone() is not None
+
+
+def account_for_key(secret: str, settings: Settings | None = None) -> str | None:
+    """The account of a live key, else None."""
+    row = key_for_secret(secret, settings)
+    return row["account_id"] if row else None
 
 
 def take_rate_token(account_id: str, *, rate_per_second: float, burst: int,

@@ -338,9 +338,10 @@ def test_openapi_describes_codes_errors_security_and_types(api_server):
     scheme = components["securitySchemes"]["apiKey"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     error_ref = {"$ref": "#/components/schemas/ErrorResponse"}
-    expected = {("post", "/v1/reports"): {"200", "400", "401", "409", "413", "429", "503"},
-                ("get", "/v1/reports/{report_id}"): {"200", "400", "401", "404", "503"},
-                ("get", "/v1/reports/{report_id}/download"): {"302", "400", "401", "404", "409", "410", "503"},
+    # 403: restricted API keys (scopes) without the route's scope.
+    expected = {("post", "/v1/reports"): {"200", "400", "401", "403", "409", "413", "429", "503"},
+                ("get", "/v1/reports/{report_id}"): {"200", "400", "401", "403", "404", "503"},
+                ("get", "/v1/reports/{report_id}/download"): {"302", "400", "401", "403", "404", "409", "410", "503"},
                 ("get", "/files/{key}"): {"200", "400", "403", "404", "503"}}
     for (method, path), codes in expected.items():
         assert set(document["paths"][path][method]["responses"]) == codes, (method, path)

@@ -40,7 +40,13 @@ ORDER BY po.created_at, po.payout_id, bt.created_at, bt.balance_transaction_id""
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    return category_summary_sql(ctx, _settled_from_where(ctx)), ctx.base_parameters()
+    # Which payout settled a transaction is a per-row fact, not in the pre-aggregates: the settled
+    # rows are shaped like buckets.ledger_rows (one transaction each) for the shared summary SQL.
+    rows = f"""(SELECT bt.reporting_category AS reporting_category, bt.currency AS currency,
+        bt.currency_exponent AS currency_exponent, toUInt64(1) AS transaction_count,
+        bt.gross_minor AS gross_minor, bt.fee_minor AS fee_minor, bt.net_minor AS net_minor
+    {_settled_from_where(ctx)})"""
+    return category_summary_sql(ctx, f"FROM {rows} AS bt"), ctx.base_parameters()
 
 
 def _unpaid_at_end(ctx: QueryContext) -> tuple[str, dict[str, Any]]:

@@ -1,0 +1,20 @@
+// Column chooser: move a column up or down (the ticked boxes are submitted in list order).
+document.addEventListener("click", function (event) {
+  var button = event.target.closest("[data-move]");
+  if (!button) return;
+  var item = button.closest("li");
+  var list = item && item.parentElement;
+  if (!list) return;
+  if (button.dataset.move === "up" && item.previousElementSibling) {
+    list.insertBefore(item, item.previousElementSibling);
+  } else if (button.dataset.move === "down" && item.nextElementSibling) {
+    list.insertBefore(item.nextElementSibling, item);
+  }
+  button.focus();
+});
+
+// An embedded session that expired while the page polled: reload to show why (the server
+// answers 401 with a "session ended" page, which htmx would otherwise not display).
+document.addEventListener("htmx:responseError", function (event) {
+  if (event.detail.xhr && event.detail.xhr.status === 401) window.location.reload();
+});

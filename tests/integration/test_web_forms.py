@@ -1,0 +1,101 @@
+"""The web app's forms with bad input answer 4xx naming the field (never a 5xx), refuse forms
+without the session's CSRF token, and set secure cookies in production. In-process (TestClient)
+against the session's Postgres: no warehouse needed."""
+
+import re
+import secrets
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from exports import users
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "correct horse battery"
+
+
+def _sign_in(client: TestClient, email: str) -> str:
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": csrf,
+                                           "next": "/reports"}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return response.headers["set-cookie"]
+
+
+@pytest.fixture
+def admin(postgres):
+    email = f"admin{secrets.token_hex(4)}@example.com"
+    users.create_user("acct_forms_" + secrets.token_hex(3), email, "admin", PASSWORD, settings=postgres)
+    with TestClient(create_app(postgres)) as client:
+        _sign_in(client, email)
+        token = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/reports").text).group(1)
+        yield client, token
+
+
+GOOD = {"report_type": "balance.summary", "period": "custom", "interval_start": "2024-05-01",
+        "interval_end": "2024-05-31", "format": "csv"}
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"report_type": "no.such.report"}, "report_type"),
+    ({"timezone": "Mars/Olympus_Mons"}, "timezone"),
+    ({"period": "fortnight"}, "period"),
+    ({"format": "docx"}, "format"),
+    ({"interval_start": "yesterday-ish"}, "interval_start"),
+    ({"interval_end": "2024-04-01"}, "interval_end"),
+    ({"columns": "not_a_column"}, "columns"),
+    ({"currency": "doubloons"}, "currency"),
+])
+def test_bad_report_forms_name_the_field(admin, changes, field):
+    client, token = admin
+    response = client.post("/reports/new", data={**GOOD, **changes, "csrf_token": token})
+    assert response.status_code == 400, response.text[:500]
+    assert f'id="err-{field}"' in response.text
+
+
+@pytest.mark.parametrize("path", [
+    "/reports/new/fields?report_type=nope&timezone=Nowhere/City&period=custom&interval_end=x",
+    "/reports?status=bogus&within=99&before=rpt_nope&type=zzz",
+    "/reports/new?again=rpt_not_mine",
+    "/schedules/preview?frequency=custom&cron=61+*+*+*+*&timezone=UTC",
+    "/schedules/preview?frequency=daily&time=noon&timezone=Nowhere/City",
+])
+def test_odd_queries_never_fail_the_server(admin, path):
+    client, _ = admin
+    assert client.get(path).status_code < 500
+
+
+def test_bad_schedule_and_key_forms_name_the_field(admin):
+    client, token = admin
+    bad = client.post("/schedules/new", data={"name": "x", "report_type": "balance.summary",
+                                              "format": "csv", "relative_range": "last_month",
+                                              "frequency": "custom", "cron": "every day",
+                                              "timezone": "UTC", "csrf_token": token})
+    assert bad.status_code == 400 and 'id="err-cron"' in bad.text
+    bad = client.post("/schedules/new", data={"name": "x", "report_type": "balance.summary",
+                                              "format": "csv", "relative_range": "last_month",
+                                              "frequency": "daily", "time": "06:00",
+                                              "timezone": "UTC", "webhook_url": "ftp://x",
+                                              "csrf_token": token})
+    assert bad.status_code == 400 and 'id="err-webhook_url"' in bad.text
+    keys = client.post("/keys", data={"name": "k", "kind": "restricted", "csrf_token": token})
+    assert keys.status_code == 400 and "at least one scope" in keys.text
+
+
+def test_forms_need_the_sessions_csrf_token(admin):
+    client, token = admin
+    assert client.post("/reports/new", data=GOOD).status_code == 403
+    assert client.post("/reports/new", data={**GOOD, "csrf_token": "forged"}).status_code == 403
+    assert client.post("/keys", data={"name": "k"}, headers={"X-CSRF-Token": token}).status_code == 200
+
+
+def test_cookies_are_secure_in_production(postgres):
+    email = f"prod{secrets.token_hex(4)}@example.com"
+    users.create_user("acct_prod", email, "viewer", PASSWORD, settings=postgres)
+    production = postgres.model_copy(update={"environment": "production"})
+    with TestClient(create_app(production), base_url="https://testserver") as client:
+        cookie = _sign_in(client, email)
+    assert "Secure" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
