@@ -9,8 +9,10 @@ is refused to restricted keys rather than silently allowed. A `:write` scope inc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import AuthenticationFailed
 from exports.errors import InvalidParameter, RateLimited, ReportingError
@@ -88,10 +90,17 @@ def required_scope(request: Request) -> str | None:
     return f"{resource}:{'read' if request.method in ('GET', 'HEAD') else 'write'}"
 
 
-def current_key(request: Request, settings: Settings = Depends(get_settings_dep)) -> ApiKey:
-    header = request.headers.get("authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+# Declares the bearer scheme in the OpenAPI document (every route depending on current_key lists
+# it); auto_error=False so a missing key is our 401 in the API's error shape.
+_bearer = HTTPBearer(auto_error=False, scheme_name="apiKey",
+                     description="An API key: `Authorization: Bearer rk_...`.")
+
+
+def current_key(request: Request, settings: Settings = Depends(get_settings_dep),
+                credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+                ) -> ApiKey:
+    secret = credentials.credentials if credentials is not None else ""
+    if not secret.strip():
         raise AuthenticationFailed("You did not provide an API key. Use 'Authorization: Bearer <key>'.",
                                    param="Authorization")
     row = store.key_for_secret(secret.strip(), settings)

@@ -1,48 +1,45 @@
-"""Request and response bodies of the Report API (Stripe-like objects)."""
+"""Request and response bodies of the Report API (Stripe-like objects), and the error responses
+each route documents. Timestamps are Unix seconds everywhere.
+
+Request bodies are strict: a JSON value of the wrong type is a 400 naming the field, never
+coerced ("false" is not a boolean), and unknown fields are rejected whatever their value."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from api.errors import ErrorResponse
+from exports.report_object import ReportObject
+from exports.scheduling.templates import (
+    MAX_ADDRESS_CHARS, MAX_RECIPIENTS, FormatName, NewTemplate, Parameters, ReportTypeName,
+    TemplateChanges,
+)
+
+__all__ = ["CreateReportBody", "ReportObject", "ReportList", "NewTemplate", "TemplateChanges",
+           "error_responses"]
 
 
 class CreateReportBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
+        {"report_type": "balance.summary", "format": "csv",
+         "parameters": {"interval_start": "2024-05-01", "interval_end": "2024-06-01",
+                        "timezone": "Europe/Berlin"}},
+        {"report_type": "balance_change_from_activity.itemized", "format": "xlsx",
+         "parameters": {"relative_range": "last_month", "currency": "usd"},
+         "email_to": ["finance@example.com"]},
+    ]})
 
-    report_type: str = Field(min_length=1, max_length=100)
-    parameters: dict[str, Any] = Field(default_factory=dict)
-    format: str = "csv"
-    email_to: list[str] | None = Field(default=None, max_length=20)
-    webhook_url: str | None = Field(default=None, max_length=500, pattern=r"^https?://")
-
-
-class ReportError(BaseModel):
-    message: str
-
-
-class ReportObject(BaseModel):
-    id: str
-    object: Literal["report"] = "report"
-    report_type: str
-    status: str
-    # Why a pending report is not being generated yet: "waiting for data up to …", "retrying …".
-    status_reason: str | None = None
-    progress: int
-    parameters: dict[str, Any]
-    format: str
-    row_count: int | None = None
-    file_size: int | None = None
-    sha256: str | None = None
-    created_at: int
-    started_at: int | None = None
-    completed_at: int | None = None
-    expires_at: int | None = None
-    data_version: int | None = None
-    error: ReportError | None = None
-    download_url: str | None = None
-    source: str = "api"
+    report_type: ReportTypeName
+    parameters: Parameters = Field(default_factory=dict)
+    format: FormatName = "csv"
+    email_to: list[Annotated[str, Field(max_length=MAX_ADDRESS_CHARS)]] | None = Field(
+        default=None, max_length=MAX_RECIPIENTS, description="Who gets the report by email.")
+    webhook_url: Annotated[str, WithJsonSchema(
+        {"type": "string", "maxLength": 500, "pattern": "^$|^[Hh][Tt][Tt][Pp][Ss]?://"})] | None = Field(
+        default=None, description="Where the report.succeeded / report.failed event is POSTed "
+                                  "(empty: none).")
 
 
 class ReportList(BaseModel):
@@ -52,18 +49,135 @@ class ReportList(BaseModel):
     has_more: bool
 
 
-def unix(value: datetime | None) -> int | None:
-    return int(value.timestamp()) if value is not None else None
+class TemplateObject(BaseModel):
+    id: str
+    object: Literal["report_template"] = "report_template"
+    name: str
+    description: str | None
+    report_type: str
+    parameters: dict[str, Any]
+    format: str
+    schedule_enabled: bool
+    schedule_cron: str | None
+    timezone: str
+    relative_range: str | None
+    catch_up: str
+    email_recipients: list[str]
+    webhook_url: str | None
+    next_run_at: int | None
+    last_scheduled_for: int | None
+    created: int
+    updated: int
 
 
-def report_object(row: dict, download_url: str | None = None) -> ReportObject:
-    return ReportObject(
-        id=row["id"], report_type=row["report_type"], status=row["status"],
-        status_reason=row.get("status_reason"), progress=row["progress"],
-        parameters=row["parameters"], format=row["format"], row_count=row["row_count"],
-        file_size=row["file_size_bytes"], sha256=row["sha256"], created_at=unix(row["created_at"]),
-        started_at=unix(row["started_at"]), completed_at=unix(row["completed_at"]),
-        expires_at=unix(row["expires_at"]), data_version=unix(row["data_version"]),
-        error=ReportError(message=row["error_message"]) if row["error_message"] else None,
-        download_url=download_url, source=row["source"],
-    )
+class TemplateList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[TemplateObject]
+    has_more: bool
+
+
+class DeletedTemplate(BaseModel):
+    id: str
+    object: Literal["report_template"] = "report_template"
+    deleted: Literal[True] = True
+
+
+class DeliveryAttempt(BaseModel):
+    attempt: int
+    status: str = Field(description="sent or failed")
+    error: str | None
+    response_code: int | None
+    at: int
+
+
+class DeliveryObject(BaseModel):
+    id: str
+    object: Literal["delivery"] = "delivery"
+    report: str
+    channel: str = Field(description="email, webhook or in_app")
+    target: str
+    event: str = Field(description="report.succeeded or report.failed")
+    status: str = Field(description="pending, sent or failed")
+    attempt_count: int
+    next_attempt_at: int | None
+    last_error: str | None
+    sent_at: int | None
+    attempts: list[DeliveryAttempt]
+
+
+class DeliveryList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[DeliveryObject]
+
+
+class NotificationObject(BaseModel):
+    id: str
+    object: Literal["notification"] = "notification"
+    event: str
+    report: str
+    title: str
+    body: str
+    created: int
+    read_at: int | None
+
+
+class NotificationList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[NotificationObject]
+
+
+class WebhookSecret(BaseModel):
+    object: Literal["webhook_secret"] = "webhook_secret"
+    secret: str
+
+
+class ReportTypeObject(BaseModel):
+    # The catalog's entry (exports.reports.catalog.describe) may grow fields: allowed here.
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["report_type"] = "report_type"
+    title: str
+    description: str
+    data_available_start: int | None = Field(description="Unix seconds; null when unknown.")
+    data_available_end: int | None = Field(
+        description="Unix seconds: reports may cover time strictly before this; null while "
+                    "nothing has been replicated.")
+
+
+class ReportTypeList(BaseModel):
+    object: Literal["list"] = "list"
+    url: str = "/v1/report_types"
+    data: list[ReportTypeObject]
+    has_more: bool
+
+
+_DESCRIPTIONS = {
+    400: "Invalid request: `error.param` names the field.",
+    401: "No API key, or an invalid or revoked one.",
+    403: "A restricted API key without the scope this route needs, or (downloads) a link that is "
+         "invalid or has expired.",
+    404: "No such object (another account's objects are not found either).",
+    409: "Conflict with the object's state (an Idempotency-Key reused with another body, a report "
+         "not ready for download) or a per-account limit reached (report templates).",
+    410: "The report's file was deleted when it expired.",
+    413: "The request body is larger than the API accepts (2 MiB).",
+    429: "Too many requests or too many pending reports: retry after `Retry-After` seconds.",
+    503: "A service the API needs (the database) is unavailable: retry after `Retry-After` seconds.",
+}
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before retrying.",
+                                "schema": {"type": "integer"}}}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes, each with the error body; every route that
+    reads the database can also answer 503."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in sorted({*codes, 503}):
+        out[code] = {"model": ErrorResponse, "description": _DESCRIPTIONS[code]}
+        if code in (429, 503):
+            out[code]["headers"] = _RETRY_AFTER
+    return out
+
+
+AUTHENTICATED = (400, 401, 403)  # 403: a restricted API key without the route's scope

@@ -25,9 +25,32 @@ class ReportingError(Exception):
 
 class InvalidParameter(ReportingError):
     """A request parameter is missing, malformed or out of range; `param` names it
-    (dotted for nested fields, e.g. "parameters.interval_end")."""
+    (dotted for nested fields, e.g. "parameters.interval_end"; [i] for list items)."""
 
     code = "parameter_invalid"
+
+
+def param_from_loc(loc: tuple | list) -> str | None:
+    """A pydantic error location as a param name: ('email_recipients', 1) -> 'email_recipients[1]',
+    ('body', 'parameters', 'timezone') -> 'parameters.timezone' (FastAPI's source prefix dropped)."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or None
+
+
+def invalid_parameter_from(error: dict, param: str | None) -> InvalidParameter:
+    """One pydantic error (ValidationError.errors()[0]) as an InvalidParameter naming the field."""
+    kind = error.get("type", "")
+    message = {"missing": "this field is required", "extra_forbidden": "unknown parameter",
+               "json_invalid": "the request body is not valid JSON"}.get(kind, error.get("msg", "invalid"))
+    return InvalidParameter(f"{param}: {message}" if param else message, param=param)
 
 
 class NotFound(ReportingError):

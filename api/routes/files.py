@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 
 from api.auth import get_settings_dep
 from api.errors import DownloadForbidden
+from api.schemas import error_responses
 from exports.errors import NotFound
 from exports.settings import Settings
 from exports.storage import CONTENT_TYPES, signing
@@ -24,7 +25,11 @@ def _content_type(key: str) -> str:
     return "application/octet-stream"
 
 
-@router.get("/files/{key:path}", response_class=FileResponse)
+@router.get("/files/{key:path}", response_class=FileResponse,
+            responses={200: {"description": "The report file.",
+                             "content": {media: {} for media in
+                                         sorted({*CONTENT_TYPES.values(), "application/octet-stream"})}},
+                       **error_responses(400, 403, 404)})
 def download_file(key: str, settings: Annotated[Settings, Depends(get_settings_dep)],
                   expires: Annotated[str, Query()] = "", sig: Annotated[str, Query()] = "") -> FileResponse:
     try:

@@ -2,84 +2,94 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import RedirectResponse
 
 from api.auth import current_account, enforce_create_limits, get_settings_dep
 from api.errors import ReportExpired, ReportNotReady
-from api.schemas import CreateReportBody, ReportList, ReportObject, report_object
+from api.schemas import AUTHENTICATED, CreateReportBody, ReportList, ReportObject, error_responses
+from exports.report_object import report_object
 from exports.requests import store
+from exports.scheduling.templates import validate_email_recipients, validate_webhook_url
 from exports.settings import Settings
-from exports.storage import get_storage
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 Account = Annotated[str, Depends(current_account)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+Status = Literal[tuple(store.STATUSES)]  # type: ignore[valid-type]
 
 
-def _download_url(row: dict, settings: Settings) -> str | None:
-    if row["status"] != "completed" or not row["file_key"]:
-        return None
-    filename = row["file_key"].rsplit("/", 1)[-1]
-    return get_storage(settings).download_url(row["file_key"], settings.download_url_ttl_seconds, filename)
+# For clients and stateful testers: the id a create returns is what the other operations take.
+_REPORT_LINKS = {name: {"operationId": name, "parameters": {"report_id": "$response.body#/id"}}
+                 for name in ("retrieve_report", "download_report", "cancel_report",
+                              "list_report_deliveries")}
 
 
-def _object(row: dict, settings: Settings) -> ReportObject:
-    return report_object(row, _download_url(row, settings))
-
-
-@router.post("", response_model=ReportObject, response_model_exclude_none=False)
+@router.post("", response_model=ReportObject,
+             responses={200: {"links": _REPORT_LINKS}, **error_responses(*AUTHENTICATED, 413, 409, 429)})
 def create_report(body: CreateReportBody, account_id: Account, settings: SettingsDep,
-                  idempotency_key: Annotated[str | None, Header(max_length=255)] = None) -> ReportObject:
+                  idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+                  ) -> ReportObject:
+    """Request a report. With an `Idempotency-Key`, a retry returns the report the first call
+    created (without spending rate-limit budget); the same key with another body is a 409."""
+    # Delivery targets are checked exactly as report templates check them.
+    new = store.NewRequest(account_id=account_id, report_type=body.report_type,
+                           parameters=body.parameters, format=body.format,
+                           email_recipients=validate_email_recipients(body.email_to, param="email_to")
+                           if body.email_to is not None else None,
+                           webhook_url=validate_webhook_url(body.webhook_url, settings),
+                           idempotency_key=idempotency_key, source="api")
+    replayed = store.find_replay(new, settings)
+    if replayed is not None:
+        return report_object(replayed, settings)
     enforce_create_limits(account_id, settings)
     from exports.reports.engine import account_timezone, validate_report_request
 
     validate_report_request(account_id, body.report_type, body.parameters, body.format,
                             settings=settings, account_timezone=account_timezone(account_id, settings))
-    from exports.scheduling.templates import validate_webhook_url
-
-    new = store.NewRequest(account_id=account_id, report_type=body.report_type,
-                           parameters=body.parameters, format=body.format,
-                           email_recipients=body.email_to,
-                           webhook_url=validate_webhook_url(body.webhook_url, settings),
-                           idempotency_key=idempotency_key, source="api")
-    # The cap is checked under a per-account lock in the insert's transaction (a replay of an
-    # accepted request is returned even at the cap).
+    # The cap is checked under a per-account lock in the insert's transaction.
     row, _created = store.create(new, settings, max_pending=settings.max_pending_per_account)
-    return _object(row, settings)
+    return report_object(row, settings)
 
 
-@router.get("", response_model=ReportList)
+@router.get("", response_model=ReportList, responses=error_responses(*AUTHENTICATED))
 def list_reports(account_id: Account, settings: SettingsDep,
                  limit: Annotated[int, Query(ge=1, le=store.MAX_LIST_LIMIT)] = 10,
-                 starting_after: str | None = None, status: str | None = None,
-                 report_type: str | None = Query(default=None, alias="type")) -> ReportList:
+                 starting_after: Annotated[str | None, Query(max_length=255)] = None,
+                 status: Status | None = None,
+                 report_type: Annotated[str | None, Query(alias="type", max_length=255)] = None,
+                 ) -> ReportList:
     rows, has_more = store.list_requests(account_id, limit=limit, starting_after=starting_after,
                                          status=status, report_type=report_type, settings=settings)
-    return ReportList(data=[_object(r, settings) for r in rows], has_more=has_more)
+    return ReportList(data=[report_object(r, settings) for r in rows], has_more=has_more)
 
 
-@router.get("/{report_id}", response_model=ReportObject)
+@router.get("/{report_id}", response_model=ReportObject, responses=error_responses(*AUTHENTICATED, 404))
 def retrieve_report(report_id: str, account_id: Account, settings: SettingsDep) -> ReportObject:
-    return _object(store.get(report_id, account_id, settings), settings)
+    return report_object(store.get(report_id, account_id, settings), settings)
 
 
-@router.get("/{report_id}/download", status_code=302, response_class=RedirectResponse)
+@router.get("/{report_id}/download", status_code=302, response_class=RedirectResponse,
+            responses={302: {"description": "Redirect to a signed, expiring link to the file.",
+                             "headers": {"Location": {"schema": {"type": "string"}}}},
+                       **error_responses(*AUTHENTICATED, 404, 409, 410)})
 def download_report(report_id: str, account_id: Account, settings: SettingsDep) -> RedirectResponse:
     row = store.get(report_id, account_id, settings)
     if row["status"] == "expired":
         raise ReportExpired(f"The file of report {report_id} was deleted when it expired; "
                             "request the report again.", param="id")
-    url = _download_url(row, settings)
+    url = report_object(row, settings).download_url
     if url is None:
         raise ReportNotReady(f"Report {report_id} is {row['status']}; a file is available only "
                              "when it is completed.", param="id")
     return RedirectResponse(url, status_code=302)
 
 
-@router.post("/{report_id}/cancel", response_model=ReportObject)
+@router.post("/{report_id}/cancel", response_model=ReportObject,
+             responses=error_responses(*AUTHENTICATED, 404))
 def cancel_report(report_id: str, account_id: Account, settings: SettingsDep) -> ReportObject:
-    return _object(store.cancel(report_id, account_id, settings), settings)
+    """Cancel a pending or processing report; a finished one answers 400 naming its status."""
+    return report_object(store.cancel(report_id, account_id, settings), settings)

@@ -13,17 +13,27 @@ settings.embed_session_ttl_seconds (<= 10 minutes), ends when the key is revoked
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
 
 from api.auth import ApiKey, current_key
+from api.schemas import AUTHENTICATED, error_responses
 from api.web.auth import mint_embed_token
 
 router = APIRouter(tags=["embedding"])
 
 
-@router.post("/v1/embed_sessions")
+class EmbedSession(BaseModel):
+    object: Literal["embed_session"] = "embed_session"
+    account: str
+    token: str
+    url: str
+    expires_at: int
+
+
+@router.post("/v1/embed_sessions", response_model=EmbedSession, responses=error_responses(*AUTHENTICATED))
 def create_embed_session(request: Request, key: Annotated[ApiKey, Depends(current_key)]) -> dict:
     settings = request.app.state.settings
     token = mint_embed_token(key.account_id, key.id, settings)

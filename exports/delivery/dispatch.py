@@ -24,8 +24,8 @@ from exports.delivery import email as email_channel
 from exports.delivery import notifications
 from exports.delivery import webhooks
 from exports.errors import NotFound
+from exports.report_object import report_object, unix
 from exports.settings import Settings, get_settings
-from exports.storage import get_storage
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,8 @@ def _send(conn, delivery: dict, report: dict | None, settings: Settings
         if channel == "webhook":
             payload = webhooks.event_payload(
                 webhooks.event_id_for(report["id"], event), event,
-                int(delivery["created_at"].timestamp()), report_object(report, settings))
+                int(delivery["created_at"].timestamp()),
+                report_object(report, settings).model_dump(mode="json"))
             secrets = webhooks.signing_secrets(report["account_id"], settings)
             result = webhooks.post_event(delivery["target"], payload, secrets, settings)
             return result.ok, result.permanent, result.error, result.status_code
@@ -167,30 +168,6 @@ def _notification_text(report: dict, event: str) -> dict[str, str]:
     return {"title": f"Report ready: {name}",
             "body": f"{report.get('row_count') or 0} rows, {report['format']}, "
                     f"{email_channel.report_period(report.get('parameters') or {})}."}
-
-
-def report_object(report: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The report as webhook events carry it (the API's report fields plus template/schedule)."""
-    def unix(value):
-        return int(value.timestamp()) if value else None
-
-    download_url = None
-    if report["status"] == "completed" and report.get("file_key"):
-        download_url = get_storage(settings).download_url(
-            report["file_key"], email_channel._link_ttl(report, settings),
-            report["file_key"].rsplit("/", 1)[-1])
-    return {
-        "id": report["id"], "object": "report_run", "report_type": report["report_type"],
-        "status": report["status"], "parameters": report["parameters"], "format": report["format"],
-        "row_count": report.get("row_count"), "file_size": report.get("file_size_bytes"),
-        "sha256": report.get("sha256"),
-        "totals_minor": (report.get("manifest") or {}).get("totals_minor"),
-        "created_at": unix(report["created_at"]), "completed_at": unix(report.get("completed_at")),
-        "expires_at": unix(report.get("expires_at")), "download_url": download_url,
-        "error": {"message": report["error_message"]} if report.get("error_message") else None,
-        "source": report.get("source"), "template": report.get("template_id"),
-        "scheduled_for": unix(report.get("scheduled_for")),
-    }
 
 
 def list_deliveries(request_id: str, account_id: str, settings: Settings | None = None) -> list[dict]:
@@ -227,9 +204,6 @@ def list_account_deliveries(account_id: str, *, channel: str | None = None, limi
 
 
 def delivery_to_api(row: dict[str, Any]) -> dict[str, Any]:
-    def unix(value):
-        return int(value.timestamp()) if value else None
-
     return {
         "id": f"dlv_{row['id']}", "object": "delivery", "report": row["request_id"],
         "channel": row["channel"], "target": row["target"], "event": row["event"],
@@ -243,4 +217,4 @@ def delivery_to_api(row: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["notify_report_finished", "retry_due_deliveries", "attempt_delivery", "list_deliveries",
-           "backoff_delay", "report_object"]
+           "backoff_delay"]

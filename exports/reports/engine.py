@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -51,11 +52,17 @@ def validate_report_request(
     report = get_report_type(report_type)
     if data_available_end is _LOOK_UP:
         data_available_end = _data_available_end(settings)
-    return validate_parameters(
+    validated = validate_parameters(
         report, account_id, parameters, fmt, max_span_days=settings.max_report_span_days,
         now=now or datetime.now(dt_timezone.utc), account_timezone=account_timezone,
         data_available_end=data_available_end,
     )
+    if validated.format == "pdf" and report.shape == "itemized":
+        # A selection too wide for any page is refused now (a 400), not after queueing.
+        from exports.writers.pdf_layout import check_itemized_columns_fit
+
+        check_itemized_columns_fit([report.column(name).column for name in validated.columns])
+    return validated
 
 
 def _account(client, settings: Settings, account_id: str) -> tuple[str, str]:
@@ -112,6 +119,20 @@ def build_report_query(client, validated: ValidatedReport, *,
     )
     sql, parameters = report.build(context)
     selected = {c.name for c in context.columns}
+    companions = {}
+    if validated.format == "pdf":
+        for role, companion_type in PDF_COMPANIONS.get(report.id, {}).items():
+            companion = get_report_type(companion_type)
+            companion_context = replace(context, columns=tuple(
+                companion.column(name) for name in companion.default_columns))
+            companion_sql, companion_parameters = companion.build(companion_context)
+            companions[role] = ReportQuery(
+                report_type=companion.id, title=companion.title, shape=companion.shape,
+                sql=companion_sql, parameters=companion_parameters,
+                columns=tuple(c.column for c in companion_context.columns),
+                account_id=validated.account_id, timezone=validated.timezone,
+                interval_start=validated.interval_start, interval_end=validated.interval_end,
+                filters=dict(validated.filters))
     return ReportQuery(
         report_type=report.id, title=report.title, shape=report.shape, sql=sql,
         parameters=parameters, columns=tuple(c.column for c in context.columns),
@@ -122,7 +143,33 @@ def build_report_query(client, validated: ValidatedReport, *,
         chart_value_column=report.chart_value_column if report.chart_value_column in selected else None,
         totals=_figures(report, context.columns),
         identity=report.identity if {report.chart_label_column, report.chart_value_column} <= selected else None,
+        data_as_of=_data_as_of(client, settings) if validated.format == "pdf" else None,
+        companions=companions,
     )
+
+
+# Supporting queries a PDF of the type draws on, by role: the balance summary's waterfall breaks
+# its activity down by reporting category (the same interval and filters).
+PDF_COMPANIONS: dict[str, dict[str, str]] = {
+    "balance.summary": {"activity_by_category": "balance_change_from_activity.summary"},
+}
+
+
+def _data_as_of(client, settings: Settings) -> datetime | None:
+    version = _data_version(client, settings)
+    return datetime.fromisoformat(version) if version else None
+
+
+def _data_version(client, settings: Settings) -> str | None:
+    """When the marts were last changed (max updated_at of the fact table): a PDF's "data as
+    of" when no replication watermark is known (generate_report passes its data version)."""
+    try:
+        value = client.query(
+            f"SELECT max(updated_at) FROM {settings.warehouse_marts_database}.fct_balance_transactions"
+        ).result_rows[0][0]
+    except Exception:  # noqa: BLE001 - informational only; never fail a report over it
+        return None
+    return value.isoformat() if value else None
 
 
 def _figures(report, columns) -> tuple[Figure, ...]:
@@ -157,6 +204,8 @@ def generate_report(
 
     def run(open_client) -> Manifest:
         query = build_report_query(open_client, validated, settings=settings)
+        if data_version is not None and query.data_as_of is not None:
+            query = replace(query, data_as_of=data_version)  # the version the manifest records
         manifest = write_report(open_client, query, validated.format, Path(out_path),
                                 progress=progress, gzip=gzip, money_format=money_format,
                                 settings=settings, csv_bom=csv_bom,

@@ -10,6 +10,7 @@ seconds, ISO dates or ISO datetimes. Dates and naive datetimes are wall time in 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import date, datetime, timedelta, timezone as dt_timezone
 from functools import lru_cache
 from typing import Any
@@ -30,6 +31,20 @@ _ID_PATTERNS = {"payout": re.compile(r"^po_[A-Za-z0-9_]{1,250}$"),
                 "customer": re.compile(r"^cus_[A-Za-z0-9_]{1,250}$")}
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 _UNIX_SECONDS = re.compile(r"^-?\d{1,12}$")
+# The longest IANA name is 32 characters; anything much longer is not one (and must not reach
+# the filesystem lookup zoneinfo does).
+MAX_TIMEZONE_CHARS = 64
+# Instants a report can be about (by wall-clock year). The bounds keep every shift into or out of
+# a timezone (years 1 and 9999 overflow datetime) and every Unix conversion in range.
+EARLIEST_INSTANT = datetime(1900, 1, 1, tzinfo=dt_timezone.utc)
+LATEST_INSTANT = datetime(3000, 1, 1, tzinfo=dt_timezone.utc)
+_SHOWN_CHARS = 80
+
+
+def show(value: Any) -> str:
+    """repr() for error messages, clipped: an error never echoes a megabyte of input back."""
+    text = repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS - 4] + "…" + text[-3:]
 
 
 class ValidatedReport(BaseModel):
@@ -69,14 +84,46 @@ def _timezones() -> frozenset[str]:
     return frozenset(available_timezones()) | {"UTC"}
 
 
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+_INSTANT_SCHEMA = _nullable({"anyOf": [{"type": "number"}, {"type": "string", "maxLength": 64}],
+                             "description": "Unix seconds, YYYY-MM-DD or an ISO date and time."})
+_ONE_OR_MANY = _nullable({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
+
+
+def parameters_json_schema() -> dict[str, Any]:
+    """The OpenAPI description of `parameters` (report requests and templates). Which keys a
+    report type takes, and how they combine, is checked by validate_parameters; null is absent."""
+    filters = {name: _nullable({"type": "string"}) for name in ("currency", "payout", "customer")}
+    filters.update(reporting_category=_ONE_OR_MANY, status=_ONE_OR_MANY)
+    properties: dict[str, Any] = {
+        "interval_start": _INSTANT_SCHEMA, "interval_end": _INSTANT_SCHEMA,
+        "relative_range": _nullable({"type": "string", "enum": list(RELATIVE_RANGES)}),
+        "relative_date_range": _nullable({"type": "string", "enum": list(RELATIVE_RANGES)}),
+        "timezone": _nullable({"type": "string", "maxLength": MAX_TIMEZONE_CHARS,
+                               "description": "An IANA time zone such as Europe/Berlin."}),
+        "columns": _nullable({"anyOf": [{"type": "string"},
+                                        {"type": "array", "items": {"type": "string"}}]}),
+        "filters": _nullable({"type": "object", "properties": filters, "additionalProperties": False}),
+        **filters,
+    }
+    return {"type": "object", "properties": properties, "additionalProperties": False,
+            "description": "Report parameters: an interval (interval_start/interval_end or "
+                           "relative_range), timezone, columns and the report type's filters."}
+
+
 def _param(name: str) -> str:
     return f"parameters.{name}"
 
 
 def validate_timezone(value: Any, param: str = "parameters.timezone") -> str:
-    if not isinstance(value, str) or value.strip() not in _timezones():
+    """An IANA name zoneinfo has (checked against the list, never by opening a path)."""
+    if (not isinstance(value, str) or len(value) > MAX_TIMEZONE_CHARS
+            or value.strip() not in _timezones()):
         raise InvalidParameter(
-            f"{value!r} is not a time zone we know. Use an IANA time zone name such as "
+            f"{show(value)} is not a time zone we know. Use an IANA time zone name such as "
             f"'Europe/Berlin', 'America/New_York' or 'UTC'.", param=param)
     return value.strip()
 
@@ -92,32 +139,43 @@ def parse_instant(value: Any, name: str, tz: str) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
-        return local_midnight(value, zone)
+        return local_midnight(_in_range(value, name), zone)
     elif isinstance(value, str):
         text = value.strip()
         if _UNIX_SECONDS.match(text):
             return _from_unix(int(text), name)
         try:
             if len(text) == 10:
-                return local_midnight(date.fromisoformat(text), zone)
+                return local_midnight(_in_range(date.fromisoformat(text), name), zone)
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise InvalidParameter(
-                f"{name} {value!r} is not a date we can read. Use YYYY-MM-DD, an ISO date and "
+                f"{name} {show(value)} is not a date we can read. Use YYYY-MM-DD, an ISO date and "
                 f"time such as 2024-01-31T00:00:00+01:00, or Unix seconds.", param=param) from None
     else:
         raise InvalidParameter(f"{name} must be a date, a date and time, or Unix seconds.", param=param)
+    _in_range(parsed, name)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone)
     return parsed.astimezone(dt_timezone.utc)
 
 
+def _in_range(value: date, name: str) -> Any:
+    """Dates and datetimes outside [EARLIEST_INSTANT, LATEST_INSTANT) by their calendar year
+    (before any timezone shift, which is what overflows near years 1 and 9999)."""
+    if not EARLIEST_INSTANT.year <= value.year < LATEST_INSTANT.year:
+        raise InvalidParameter(
+            f"{name} {value.isoformat()} is out of range: reports cover {EARLIEST_INSTANT.year} "
+            f"to {LATEST_INSTANT.year - 1}.", param=_param(name))
+    return value
+
+
 def _from_unix(seconds: int | float, name: str) -> datetime:
-    try:
-        return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        raise InvalidParameter(f"{name} {seconds!r} is not a valid Unix timestamp.",
-                               param=_param(name)) from None
+    if not EARLIEST_INSTANT.timestamp() <= seconds < LATEST_INSTANT.timestamp():  # NaN fails too
+        raise InvalidParameter(
+            f"{name} {show(seconds)} is not a Unix timestamp between {EARLIEST_INSTANT:%Y-%m-%d} "
+            f"and {LATEST_INSTANT:%Y-%m-%d}.", param=_param(name))
+    return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
 
 
 def _one_or_many(value: Any, name: str, allowed: tuple[str, ...], what: str) -> str | list[str]:
@@ -128,7 +186,7 @@ def _one_or_many(value: Any, name: str, allowed: tuple[str, ...], what: str) -> 
     for item in cleaned:
         if item not in allowed:
             raise InvalidParameter(
-                f"{item!r} is not a {what} this report knows. Use one of: {', '.join(allowed)}.",
+                f"{show(item)} is not a {what} this report knows. Use one of: {', '.join(allowed)}.",
                 param=_param(name))
     return cleaned if isinstance(value, list) else cleaned[0]
 
@@ -138,7 +196,7 @@ def validate_filter(report: ReportType, name: str, value: Any) -> str | list[str
         code = value.strip().lower() if isinstance(value, str) else None
         if code is None or not _CURRENCY.match(code) or code not in KNOWN_EXPONENTS:
             raise InvalidParameter(
-                f"{value!r} is not a currency we know. Use a three-letter ISO code such as "
+                f"{show(value)} is not a currency we know. Use a three-letter ISO code such as "
                 f"'usd' or 'eur' (known: {', '.join(sorted(KNOWN_EXPONENTS))}).",
                 param=_param(name))
         return code
@@ -149,7 +207,7 @@ def validate_filter(report: ReportType, name: str, value: Any) -> str | list[str
     pattern = _ID_PATTERNS[name]
     if not isinstance(value, str) or not pattern.match(value.strip()):
         prefix = "po_" if name == "payout" else "cus_"
-        raise InvalidParameter(f"{value!r} is not a {name} id; {name} ids look like {prefix}….",
+        raise InvalidParameter(f"{show(value)} is not a {name} id; {name} ids look like {prefix}….",
                                param=_param(name))
     return value.strip()
 
@@ -167,9 +225,10 @@ def validate_columns(report: ReportType, value: Any) -> list[str]:
     if unknown:
         metadata = " and payment_metadata[key] for any metadata key" if report.has_metadata_columns else ""
         raise InvalidParameter(
-            f"{report.id} has no column {', '.join(repr(c) for c in unknown)}. Available columns: "
+            f"{report.id} has no column {', '.join(show(c) for c in unknown[:5])}"
+            f"{' (and more)' if len(unknown) > 5 else ''}. Available columns: "
             f"{', '.join(report.column_names)}{metadata}.", param="parameters.columns")
-    duplicates = sorted({c for c in value if value.count(c) > 1})
+    duplicates = sorted(c for c, n in Counter(value).items() if n > 1)
     if duplicates:
         raise InvalidParameter(f"Column {', '.join(duplicates)} is listed more than once.",
                                param="parameters.columns")
@@ -192,8 +251,7 @@ def _flatten(parameters: Any) -> dict[str, Any]:
                 raise InvalidParameter(f"{key} is given twice (in parameters and in filters).",
                                        param=_param(key))
             flat[key] = value
-    # Absent and null are the same thing for every parameter.
-    return {k: v for k, v in flat.items() if v is not None}
+    return flat
 
 
 def _describe(instant: datetime, tz: str) -> str:
@@ -206,7 +264,7 @@ def validate_parameters(
     data_available_end: datetime | None = None,
 ) -> ValidatedReport:
     if not isinstance(fmt, str) or fmt.strip().lower() not in FORMATS:
-        raise InvalidParameter(f"{fmt!r} is not a format we produce. Use one of: {', '.join(FORMATS)}.",
+        raise InvalidParameter(f"{show(fmt)} is not a format we produce. Use one of: {', '.join(FORMATS)}.",
                                param="format")
     fmt = fmt.strip().lower()
     if not isinstance(account_id, str) or not account_id.strip():
@@ -214,13 +272,15 @@ def validate_parameters(
     if now.tzinfo is None:
         now = now.replace(tzinfo=dt_timezone.utc)
     raw = parameters if isinstance(parameters, dict) else {}
-    flat = _flatten(parameters)
+    given = _flatten(parameters)
 
     accepted = {*INTERVAL_KEYS, *_RELATIVE_ALIASES, *_OTHER_KEYS, *report.filters}
     if report.interval == "end_only":
         accepted.discard("interval_start")
-    for key in flat:
-        if key in accepted:
+    for key, value in given.items():
+        # A null for a parameter this type does not take is harmless; an unknown name is an
+        # error whatever its value (it is stored with the request otherwise).
+        if key in accepted or (value is None and (key in FILTERS or key in INTERVAL_KEYS)):
             continue
         if key in FILTERS:
             raise InvalidParameter(
@@ -231,8 +291,10 @@ def validate_parameters(
                 f"The {report.id} report is as of one moment: give interval_end only.",
                 param=_param(key))
         raise InvalidParameter(
-            f"Unknown parameter {key!r}. The {report.id} report accepts: {', '.join(sorted(accepted))}.",
+            f"Unknown parameter {show(key)}. The {report.id} report accepts: {', '.join(sorted(accepted))}.",
             param=_param(key))
+    # Absent and null are the same thing for every parameter the report takes.
+    flat = {k: v for k, v in given.items() if v is not None}
 
     if "timezone" in flat:
         tz, tz_source = validate_timezone(flat["timezone"]), "parameter"
@@ -259,7 +321,7 @@ def validate_parameters(
         relative = flat[relative_param]
         if relative not in RELATIVE_RANGES:
             raise InvalidParameter(
-                f"{relative!r} is not a relative range. Use one of: {', '.join(RELATIVE_RANGES)}.",
+                f"{show(relative)} is not a relative range. Use one of: {', '.join(RELATIVE_RANGES)}.",
                 param=_param(relative_param))
         start, end = resolve_relative_range(relative, tz, now)
         if report.interval == "end_only":

@@ -78,6 +78,12 @@ class ReportQuery:
     # `result` must equal the sum over the addend rows, e.g. ending = starting + activity + payouts.
     # Writers that render for people show the identity and whether it holds.
     identity: tuple[str, tuple[str, ...]] | None = None
+    # For documents people read (PDF): the locale numbers and dates are written in (Babel/CLDR
+    # name), when the warehouse data was last updated (shown as "data as of"), and supporting
+    # queries by role, e.g. "activity_by_category" for the balance summary's waterfall.
+    locale: str = "en_US"
+    data_as_of: datetime | None = None
+    companions: dict[str, "ReportQuery"] = field(default_factory=dict)
 
     @property
     def money_columns(self) -> list[str]:

@@ -165,6 +165,24 @@ def statuses(request_ids: list[str], settings: Settings | None = None) -> dict[s
     return {row["id"]: row for row in rows}
 
 
+def find_replay(request: NewRequest, settings: Settings | None = None) -> dict | None:
+    """The request an earlier call with this idempotency key created, or None (no key, or not
+    used yet). Conflict when that call had another body. Lets the API answer a replay before
+    spending rate-limit tokens or checking the pending cap."""
+    if request.idempotency_key is None:
+        return None
+    with _conn(settings) as conn:
+        existing = conn.execute(
+            "SELECT * FROM report_requests WHERE account_id = %s AND idempotency_key = %s",
+            (request.account_id, request.idempotency_key)).fetchone()
+    if existing is not None and existing["request_fingerprint"] != request.fingerprint():
+        raise Conflict(
+            "Keys for idempotent requests can only be used with the same parameters they were "
+            f"first used with; this key was used for request {existing['id']}.",
+            param="Idempotency-Key")
+    return existing
+
+
 def get(request_id: str, account_id: str | None = None, settings: Settings | None = None) -> dict:
     """The row; with account_id, another account's request is reported exactly like a missing one."""
     sql = "SELECT * FROM report_requests WHERE id = %s"

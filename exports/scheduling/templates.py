@@ -10,24 +10,25 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, Literal
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from email_validator import EmailNotValidError, validate_email
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from exports import db
-from exports.errors import InvalidParameter, LimitReached, NotFound
+from exports.errors import InvalidParameter, LimitReached, NotFound, invalid_parameter_from, param_from_loc
+from exports.reports import params as report_params
+from exports.reports.params import show
 from exports.scheduling.scheduler import next_due_time
 from exports.settings import Settings, get_settings
 
 CATCH_UP_POLICIES = ("all", "latest")
 MAX_RECIPIENTS = 20
-# Fields a client may set; everything else on the row is managed by the system.
-FIELDS = ("name", "description", "report_type", "parameters", "format", "schedule_cron",
-          "timezone", "relative_range", "catch_up", "schedule_enabled", "email_recipients",
-          "webhook_url")
+MAX_ADDRESS_CHARS = 254  # RFC 5321's limit on a forward path
+MAX_DESCRIPTION_CHARS = 2000
+MAX_CRON_CHARS = 200
 # Changing any of these re-anchors the schedule at "now": due times before the change are not
 # owed under the new schedule.
 SCHEDULE_FIELDS = ("schedule_cron", "timezone", "schedule_enabled")
@@ -37,32 +38,106 @@ def new_template_id() -> str:
     return "rtpl_" + secrets.token_hex(12)
 
 
+def _report_type_schema() -> dict[str, Any]:
+    from exports.reports.catalog import REPORT_TYPES
+
+    return {"type": "string", "enum": list(REPORT_TYPES),
+            "description": "A report type id from GET /v1/report_types (a Stripe-style version "
+                           "suffix such as '.1' is accepted too)."}
+
+
+ReportTypeName = Annotated[str, Field(max_length=100), WithJsonSchema(_report_type_schema())]
+FormatName = Annotated[str, WithJsonSchema({"type": "string", "enum": list(report_params.FORMATS)})]
+Parameters = Annotated[dict[str, Any], WithJsonSchema(report_params.parameters_json_schema())]
+
+
+class TemplateChanges(BaseModel):
+    """The fields a client may set, with their JSON types: strict, so "false" is not a boolean,
+    a number is not a description and a list is not a name (a 400 naming the field, never a
+    silent coercion). Values are checked further by validate_template."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION_CHARS)
+    report_type: ReportTypeName | None = None
+    parameters: Parameters | None = None
+    format: FormatName | None = None
+    schedule_cron: str | None = Field(default=None, max_length=MAX_CRON_CHARS,
+                                      description="Five-field cron, e.g. '0 6 * * *'.")
+    timezone: str | None = Field(default=None, max_length=report_params.MAX_TIMEZONE_CHARS,
+                                 description="IANA time zone the cron is read in (default UTC).")
+    relative_range: Annotated[str, WithJsonSchema(
+        {"type": "string", "enum": list(report_params.RELATIVE_RANGES)})] | None = None
+    catch_up: Literal[CATCH_UP_POLICIES] | None = None  # type: ignore[valid-type]
+    schedule_enabled: bool | None = None
+    email_recipients: list[Annotated[str, Field(max_length=MAX_ADDRESS_CHARS)]] | None = Field(
+        default=None, max_length=MAX_RECIPIENTS)
+    webhook_url: str | None = None
+
+
+class NewTemplate(TemplateChanges):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"name": "Daily activity", "report_type": "balance_change_from_activity.itemized",
+         "format": "csv", "schedule_cron": "0 6 * * *", "timezone": "Europe/Berlin",
+         "relative_range": "yesterday", "email_recipients": ["finance@example.com"]},
+    ]})
+
+    name: str = Field(min_length=1, max_length=255)
+    report_type: ReportTypeName
+    format: FormatName
+
+
+# Fields a client may set; everything else on the row is managed by the system.
+FIELDS = tuple(TemplateChanges.model_fields)
+
+
+def check_types(body: Any, model: type[TemplateChanges]) -> dict[str, Any]:
+    """The body as given (keys it did not set stay unset), or InvalidParameter naming the field."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("The request body must be a JSON object.", param="body")
+    try:
+        model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise invalid_parameter_from(first, param_from_loc(first["loc"]) or "body") from None
+    return body
+
+
 # ---------------------------------------------------------------------------------- validation
 
 def validate_cron(expression: Any, param: str = "schedule_cron") -> str:
-    if not isinstance(expression, str) or not expression.strip():
+    if not isinstance(expression, str) or not expression.strip() or len(expression) > MAX_CRON_CHARS:
         raise InvalidParameter("schedule_cron must be a cron expression such as '0 6 * * *'", param=param)
     expression = " ".join(expression.split())
     # Five fields (minute hour day-of-month month day-of-week) or a macro like @daily; croniter
     # would read a sixth field as seconds, which a report schedule has no use for.
     if not expression.startswith("@") and len(expression.split()) != 5:
         raise InvalidParameter(
-            f"schedule_cron {expression!r} must have 5 fields: minute hour day-of-month month "
+            f"schedule_cron {show(expression)} must have 5 fields: minute hour day-of-month month "
             "day-of-week (e.g. '0 6 * * MON')", param=param)
-    if not croniter.is_valid(expression):
-        raise InvalidParameter(f"schedule_cron {expression!r} is not a valid cron expression", param=param)
+    try:
+        valid = croniter.is_valid(expression)
+    except Exception:  # noqa: BLE001 — croniter raises on some malformed input instead of saying False
+        valid = False
+    if not valid:
+        raise InvalidParameter(f"schedule_cron {show(expression)} is not a valid cron expression",
+                               param=param)
     return expression
 
 
-def validate_timezone(name: Any, param: str = "timezone") -> str:
-    if not isinstance(name, str) or not name:
-        raise InvalidParameter("timezone must be an IANA time zone name such as 'Europe/Berlin'", param=param)
+def first_due_time(cron: str, timezone: str, after: datetime, param: str = "schedule_cron") -> datetime:
+    """The schedule's next due time; a cron that can never fire (0 0 31 2 *) or fires less than
+    once in ten years is an InvalidParameter, not a scheduler crash."""
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidParameter(f"timezone {name!r} is not a known IANA time zone (e.g. 'Europe/Berlin')",
-                               param=param) from None
-    return name
+        return next_due_time(cron, timezone, after)
+    except (CroniterError, ValueError):
+        raise InvalidParameter(f"schedule_cron {show(cron)} never fires (no due time in the next ten "
+                               "years); check the day of month against the month.", param=param) from None
+
+
+def validate_timezone(name: Any, param: str = "timezone") -> str:
+    return report_params.validate_timezone(name, param=param)
 
 
 def validate_email_recipients(recipients: Any, param: str = "email_recipients") -> list[str]:
@@ -77,9 +152,12 @@ def validate_email_recipients(recipients: Any, param: str = "email_recipients") 
         try:
             if not isinstance(address, str):
                 raise EmailNotValidError("not a string")
+            if len(address) > MAX_ADDRESS_CHARS:
+                raise EmailNotValidError(f"longer than {MAX_ADDRESS_CHARS} characters")
+            # Rejects CR/LF (header injection), spaces, display names and anything not an address.
             normalized.append(validate_email(address, check_deliverability=False).normalized)
         except EmailNotValidError as exc:
-            raise InvalidParameter(f"{address!r} is not a valid email address: {exc}",
+            raise InvalidParameter(f"{show(address)} is not a valid email address: {exc}",
                                    param=f"{param}[{index}]") from None
     return normalized
 
@@ -119,7 +197,7 @@ def _validate_report(account_id: str, fields: dict[str, Any], settings: Settings
     from exports.reports.engine import validate_report_request
     from exports.scheduling.scheduler import scheduled_parameters
 
-    when = _next_run(fields, now) or now
+    when = fields.get("next_run_at") or now
     try:
         parameters = scheduled_parameters(
             {"default_parameters": fields["parameters"], "relative_range": fields["relative_range"],
@@ -139,6 +217,9 @@ def validate_template(account_id: str, fields: dict[str, Any], settings: Setting
     name = clean.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 255:
         raise InvalidParameter("name is required (at most 255 characters)", param="name")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        # The name becomes an email subject: a line break there is header injection.
+        raise InvalidParameter("name must be a single line of text (no control characters)", param="name")
     for required in ("report_type", "format"):
         if not isinstance(clean.get(required), str) or not clean[required]:
             raise InvalidParameter(f"{required} is required", param=required)
@@ -147,10 +228,19 @@ def validate_template(account_id: str, fields: dict[str, Any], settings: Setting
     if not isinstance(clean["parameters"], dict):
         raise InvalidParameter("parameters must be an object", param="parameters")
     clean["timezone"] = validate_timezone(clean.get("timezone") or "UTC")
+    if clean.get("description") is not None and (not isinstance(clean["description"], str)
+                                                 or len(clean["description"]) > MAX_DESCRIPTION_CHARS):
+        raise InvalidParameter(f"description must be text of at most {MAX_DESCRIPTION_CHARS} characters",
+                               param="description")
     if clean.get("schedule_cron") is not None or clean.get("schedule_enabled"):
         clean["schedule_cron"] = validate_cron(clean.get("schedule_cron"))
         validate_schedule_interval(clean["schedule_cron"], settings)
-    clean["schedule_enabled"] = bool(clean.get("schedule_enabled", clean.get("schedule_cron") is not None))
+    enabled = clean.get("schedule_enabled")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise InvalidParameter("schedule_enabled must be true or false", param="schedule_enabled")
+    clean["schedule_enabled"] = enabled if enabled is not None else clean.get("schedule_cron") is not None
+    clean["next_run_at"] = (first_due_time(clean["schedule_cron"], clean["timezone"], now)
+                            if clean["schedule_enabled"] else None)
     clean["catch_up"] = clean.get("catch_up") or "latest"
     if clean["catch_up"] not in CATCH_UP_POLICIES:
         raise InvalidParameter("catch_up must be 'all' or 'latest'", param="catch_up")
@@ -185,10 +275,7 @@ def create_template(account_id: str, body: dict[str, Any], *, settings: Settings
                     now: datetime | None = None, created_by: str | None = None) -> dict:
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
-    unknown = sorted(set(body) - set(FIELDS))
-    if unknown:
-        raise InvalidParameter(f"Received unknown parameter: {unknown[0]}", param=unknown[0])
-    fields = validate_template(account_id, body, settings, now)
+    fields = validate_template(account_id, check_types(body, NewTemplate), settings, now)
     with _conn(settings) as conn, conn.transaction():
         # Counted under a per-account lock so parallel creates cannot all see room.
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('payreports.templates:' || %s))", (account_id,))
@@ -237,9 +324,7 @@ def update_template(template_id: str, account_id: str, changes: dict[str, Any], 
                     settings: Settings | None = None, now: datetime | None = None) -> dict:
     settings = settings or get_settings()
     now = now or datetime.now(UTC)
-    unknown = sorted(set(changes) - set(FIELDS))
-    if unknown:
-        raise InvalidParameter(f"Received unknown parameter: {unknown[0]}", param=unknown[0])
+    check_types(changes, TemplateChanges)
     current = get_template(template_id, account_id, settings=settings)
     merged = {field: current[field] for field in FIELDS if field in current}
     merged["parameters"] = current["default_parameters"]

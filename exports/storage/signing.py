@@ -34,7 +34,8 @@ def verify(secret: str, key: str, expires: int | str, sig: str, *, now: float | 
     except (TypeError, ValueError):
         raise SignatureInvalid("malformed expiry") from None
     expected = _signature(secret, key, expires_int)
-    if not hmac.compare_digest(expected, str(sig)):
+    # Bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a mismatch).
+    if not hmac.compare_digest(expected.encode(), str(sig).encode("utf-8", "replace")):
         raise SignatureInvalid("signature does not match")
     if expires_int < (now if now is not None else time.time()):
         raise SignatureInvalid("link expired")

@@ -123,9 +123,9 @@ def test_scheduled_request_waits_for_its_data_then_runs(demo_platform):
         assert row["status"] == "pending" and row["attempt_count"] == 0
         assert row["status_reason"].startswith(f"waiting for data up to {interval_end.isoformat()}")
         assert row["waiting_for_data_until"] == interval_end
-        from api.schemas import report_object
+        from exports.report_object import report_object
 
-        assert report_object(row).status_reason == row["status_reason"]  # what API users see
+        assert report_object(row, settings).status_reason == row["status_reason"]  # what API users see
         # Not claimed again while the data is still missing.
         assert processing.run_batch("run-still-early", TEST_LANE, settings).processed == []
     finally:

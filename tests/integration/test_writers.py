@@ -477,13 +477,17 @@ def test_itemized_pdf_rows_and_totals(client, tmp_path):
     manifest = write_report(client, pdf_query(), "pdf", out, progress=calls.append)
     assert_digest(out, manifest)
     text = pdf_text(out)
-    found = re.findall(r"^\s*(txn_\d{3})\s+(usd|jpy|kwd)\s+(-?\d+(?:\.\d+)?)", text, re.M)
+    # People's document: uppercase currency codes, thousands separators (en_US by default).
+    found = re.findall(r"^\s*(txn_\d{3})\s+(USD|JPY|KWD)\s+(-?[\d,]+(?:\.\d+)?)", text, re.M)
     assert [f[0] for f in found] == [r["id"] for r in ROWS]
-    assert sum_major((cur, amount) for _, cur, amount in found) == manifest.totals_minor["amount"]
+    assert sum_major((cur.lower(), amount.replace(",", "")) for _, cur, amount in found) == \
+        manifest.totals_minor["amount"]
     for currency, total in manifest.totals_minor["amount"].items():
-        assert re.search(rf"amount\s+{currency.upper()}\s+{re.escape(format_minor(total, EXPONENTS[currency]))}\s*$",
-                         text, re.M)
-    assert "Test transactions (itemized)" in text and "Page 1" in text and calls[-1] == N_ROWS
+        whole, frac = divmod(abs(total), 10 ** EXPONENTS[currency])
+        amount = ("-" if total < 0 else "") + f"{whole:,}" + (
+            f".{frac:0{EXPONENTS[currency]}d}" if EXPONENTS[currency] else "")
+        assert re.search(rf"Total {currency.upper()}\s+{re.escape(amount)}\s*$", text, re.M)
+    assert "Test transactions (itemized)" in text and "Page 1 of 1" in text and calls[-1] == N_ROWS
 
 
 def summary_query() -> ReportQuery:
@@ -510,11 +514,14 @@ def test_summary_pdf(client, tmp_path):
     out = tmp_path / "summary.pdf"
     manifest = write_report(client, query, "pdf", out)
     text = pdf_text(out)
-    assert "Test summary" in text and "Test Co (acct_1)" in text and TZ in text
-    assert "amount by category (USD)" in text
+    assert "Test summary" in text and "Test Co" in text and "acct_1" in text and TZ in text
+    assert "Amount by category" in text and "Charges" in text
     for currency, total in manifest.totals_minor["amount"].items():
         assert total == expected_totals()["amount"][currency]
-        assert format_minor(total, EXPONENTS[currency]) in text
+        whole, frac = divmod(abs(total), 10 ** EXPONENTS[currency])
+        amount = ("-" if total < 0 else "") + f"{whole:,}" + (
+            f".{frac:0{EXPONENTS[currency]}d}" if EXPONENTS[currency] else "")
+        assert amount in text and currency.upper() in text
 
 
 def test_summary_pdf_embeds_only_the_lean_font_copies(client, settings, tmp_path):

@@ -153,3 +153,48 @@ def test_format_is_case_insensitive_and_error_dict_is_stripe_shaped():
     assert validate(OCT, fmt="PARQUET").format == "parquet"
     err = error(OCT, fmt="txt")
     assert err.to_dict()["error"]["param"] == "format"
+
+
+@pytest.mark.parametrize(("parameters", "param"), [
+    # Years 1 and 9999 overflow datetime when shifted into or out of a timezone.
+    ({"interval_start": "0001-01-01", "interval_end": "0001-01-02", "timezone": "Pacific/Kiritimati"},
+     "parameters.interval_start"),
+    ({"interval_start": "0001-01-01T00:00:00", "interval_end": "0001-01-02", "timezone": "Asia/Tokyo"},
+     "parameters.interval_start"),
+    ({"interval_start": "0001-01-01T00:00:00+14:00", "interval_end": "2024-11-01"}, "parameters.interval_start"),
+    ({"interval_start": "2024-10-01", "interval_end": "9999-12-31", "timezone": "Pacific/Pago_Pago"},
+     "parameters.interval_end"),
+    ({"interval_start": "2024-10-01", "interval_end": "9999-12-31T23:00:00-12:00"}, "parameters.interval_end"),
+    ({"interval_start": "2024-10-01", "interval_end": 253402300800}, "parameters.interval_end"),
+    ({"interval_start": float("nan"), "interval_end": "2024-11-01"}, "parameters.interval_start"),
+    ({"interval_start": float("-inf"), "interval_end": "2024-11-01"}, "parameters.interval_start"),
+    ({"interval_start": -(10 ** 12), "interval_end": "2024-11-01"}, "parameters.interval_start"),
+])
+def test_instants_outside_the_supported_years_are_invalid_not_overflows(parameters, param):
+    assert error(parameters).param == param
+
+
+@pytest.mark.parametrize("timezone", ["America", "Europe/", "Europe//Berlin", "A" * 5000, "../etc/passwd", ""])
+def test_timezones_that_are_directories_paths_or_too_long_are_invalid(timezone):
+    err = error({**OCT, "timezone": timezone})
+    assert err.param == "parameters.timezone" and len(err.message) < 300
+
+
+def test_unknown_parameters_are_invalid_even_when_null():
+    assert error({**OCT, "surprise": None}).param == "parameters.surprise"
+    assert error({**OCT, "filters": {"surprise": None}}).param == "parameters.surprise"
+    # A null for a known parameter is the same as leaving it out.
+    assert validate({**OCT, "currency": None, "timezone": None}).timezone == "UTC"
+
+
+@pytest.mark.timeout(10)
+def test_a_column_listed_100k_times_is_rejected_in_linear_time():
+    err = error({**OCT, "columns": ["balance_transaction_id"] * 100_000})
+    assert err.param == "parameters.columns" and "more than once" in err.message
+
+
+def test_messages_show_at_most_a_short_excerpt_of_the_input():
+    huge = "x" * 1_000_000
+    for parameters in ({**OCT, "timezone": huge}, {**OCT, "currency": huge}, {**OCT, huge: 1},
+                       {"interval_start": huge, "interval_end": "2024-11-01"}, {**OCT, "columns": [huge]}):
+        assert len(error(parameters).message) < 1000
