@@ -18,8 +18,11 @@ from api.web.charts import bar_chart
 from exports.reports.catalog import get_report_type
 from exports.settings import Settings
 from exports.storage import get_storage
+from exports.writers.presentation import currency_code, label as human_label
 
 MAX_ROWS = 500
+# Columns holding codes a person reads by their label ("other_adjustment" -> "Other adjustments").
+LABELLED_COLUMNS = frozenset({"reporting_category", "category", "fee_type"})
 
 
 @dataclass
@@ -31,9 +34,17 @@ class SummaryFigures:
     truncated: bool = False
 
     @property
+    def headers(self) -> list[str]:
+        """Column headers as the PDF prints them (exports.writers.presentation)."""
+        return [human_label(c) for c in self.columns]
+
+    @property
     def display_rows(self) -> list[list[str]]:
-        """Rows with money shown with thousands separators (the file keeps its own format)."""
+        """Rows as the PDF shows them: money with thousands separators, category codes as their
+        labels, currencies as uppercase ISO codes (the file keeps its own format)."""
         money = [i for i, c in enumerate(self.columns) if c in self.money_columns]
+        codes = [i for i, c in enumerate(self.columns) if c in LABELLED_COLUMNS]
+        currency = self.columns.index("currency") if "currency" in self.columns else None
         out = []
         for row in self.rows:
             shown = list(row)
@@ -41,6 +52,11 @@ class SummaryFigures:
                 amount = _decimal(row[i]) if i < len(row) else None
                 if amount is not None:
                     shown[i] = format_amount(amount)
+            for i in codes:
+                if i < len(row) and row[i]:
+                    shown[i] = human_label(row[i], self.columns[i])
+            if currency is not None and currency < len(row):
+                shown[currency] = currency_code(row[currency])
             out.append(shown)
         return out
 
@@ -88,10 +104,6 @@ def _decimal(text: str) -> Decimal | None:
         return None
 
 
-def _human(name: str) -> str:
-    return name.replace("_", " ")
-
-
 def format_amount(value: Decimal) -> str:
     exponent = max(0, -value.as_tuple().exponent) if isinstance(value.as_tuple().exponent, int) else 2
     return f"{value:,.{exponent}f}"
@@ -118,9 +130,13 @@ def load_figures(row: dict, settings: Settings) -> SummaryFigures | None:
             amount = _decimal(r[vi])
             if amount is None:
                 continue
-            currency = r[ci].upper() if ci is not None else ""
-            by_currency.setdefault(currency, []).append((_human(r[li]), amount, format_amount(amount)))
+            if r[li] == "total":  # the categories' sum, not a category: the table shows it
+                continue
+            currency = currency_code(r[ci]) if ci is not None else ""
+            by_currency.setdefault(currency, []).append(
+                (human_label(r[li], label), amount, format_amount(amount)))
         for currency, bars in sorted(by_currency.items()):
-            title = f"{_human(value).capitalize()} by {_human(label)}" + (f", {currency}" if currency else "")
-            figures.charts.append(bar_chart(title, bars[:40]))
+            title = (f"{human_label(value)} by {human_label(label).lower()}"
+                     + (f", {currency}" if currency else ""))
+            figures.charts.append(bar_chart(title, bars))
     return figures

@@ -70,6 +70,10 @@ def test_sign_in_request_watch_download(browser, web_app, shoot):
     _wait_completed(page)
     page.locator(".barchart svg.bc-bar").first.wait_for()  # figures and a chart in the page
     assert page.locator("table.figures tbody tr").count() > 0
+    # Read like the PDF: labels and uppercase currency codes, not the file's codes.
+    figures = page.locator("table.figures").inner_text()
+    assert "Starting balance" in figures and "USD" in figures
+    assert "starting_balance" not in figures and "usd" not in figures.split()
     shoot(page, "report_summary")
     page.get_by_role("link", name="Run again").click()  # the same request, ready to send again
     assert page.get_by_role("radio", name=re.compile("^Balance summary")).is_checked()
