@@ -114,7 +114,9 @@ class ReportWorker:
             self.running.set()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: the worker must stop when the browser tests end, or it would go on claiming the
+# same accounts' requests from the integration tests that run after them in one session.
+@pytest.fixture(scope="module")
 def report_worker(demo_platform) -> Iterator[ReportWorker]:
     worker = ReportWorker(demo_platform.settings)
     worker.thread.start()
@@ -123,7 +125,7 @@ def report_worker(demo_platform) -> Iterator[ReportWorker]:
     worker.thread.join(timeout=60)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_app(demo_platform, report_worker, platform_dashboard, tmp_path_factory) -> Iterator[WebApp]:
     from exports import users
 

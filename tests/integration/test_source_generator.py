@@ -25,6 +25,28 @@ def table_checksums(settings) -> dict[str, str]:
         ).fetchone()[0] for table in SOURCE_TABLES}
 
 
+@pytest.fixture(scope="module")
+def postgres(postgres):
+    """This module's own source database on the session's server: generating with reset=True
+    into the shared one would replace the demo platform that later tests read (its accounts
+    would then be missing from the warehouse)."""
+    import psycopg
+
+    from exports.services import postgres as embedded
+    from tests.fixtures.services import overridden_env
+
+    name = "payments_generator_test"
+    with psycopg.connect(embedded.server_url(postgres), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    with overridden_env({"PAYREPORTS_SOURCE_DATABASE_URL": embedded.server_url(postgres, name)}):
+        from exports.settings import get_settings
+
+        settings = get_settings()
+        db.migrate("source", settings)
+        yield settings
+
+
 @pytest.fixture
 def platform(postgres):
     summary = generate_platform(postgres, seed=42, reset=True, **SMALL)
