@@ -148,7 +148,7 @@ def test_webhook_failing_twice_is_delivered_on_the_third_attempt_once(delivery_s
                                                                       tmp_path):
     settings = delivery_settings
     account = new_account()
-    webhook_receiver.fail_next(2, status=503)
+    webhook_receiver.fail_next(2, status=503, path="/flaky")
     report = completed_request(settings, tmp_path, account, webhook_url=webhook_receiver.url("/flaky"))
     start = datetime.now(UTC)
     notify_report_finished(report["id"], settings, now=start)
@@ -181,7 +181,7 @@ def test_webhook_failing_twice_is_delivered_on_the_third_attempt_once(delivery_s
 def test_webhook_gives_up_after_max_attempts(delivery_settings, webhook_receiver, tmp_path):
     settings = delivery_settings.model_copy(update={"webhook_max_attempts": 3})
     account = new_account()
-    webhook_receiver.fail_next(10, status=500)
+    webhook_receiver.fail_next(10, status=500, path="/down")
     report = completed_request(settings, tmp_path, account, webhook_url=webhook_receiver.url("/down"))
     start = datetime.now(UTC)
     notify_report_finished(report["id"], settings, now=start)
