@@ -145,7 +145,10 @@ def web_app(demo_platform, report_worker, platform_dashboard, tmp_path_factory) 
     stop_api(proc)
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: a sync Playwright left running holds its event loop on the main thread, and
+# later tests of the session that drive a browser of their own (the Dagster UI screenshot in
+# test_statement_backfill) could not start one.
+@pytest.fixture(scope="module")
 def browser():
     playwright_sync = pytest.importorskip("playwright.sync_api")
     if not shutil.which(CHROMIUM):
