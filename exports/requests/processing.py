@@ -259,7 +259,11 @@ def run_batch(run_id: str, lane: Lane, settings: Settings | None = None, *,
     started = time.monotonic()
     availability = _Availability(settings)
     with log_context(run_id=run_id), ExitStack() as stack:
-        stack.enter_context(db.pooled(settings))
+        # Room for the heartbeat and the delivery threads besides this one.
+        stack.enter_context(db.pooled(settings, max_size=6))
+        # Entered before the warehouse, so it is left after it: the warehouse is released before
+        # the last deliveries are waited for.
+        stack.enter_context(lifecycle.deliveries_in_background(settings))
         # Take the warehouse first, then claim: a claim is served at once, never parked behind
         # another batch holding the embedded warehouse (which claims urgent requests itself).
         client = stack.enter_context(_lazy_warehouse(settings, f"report batch {run_id}"))

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from exports.delivery import retry_due_deliveries
+from exports.delivery import deliver_due
 from exports.scheduling import schedule_due_reports
 
 # Each delivery attempt is bounded by settings.webhook_timeout_seconds; keep a tick well under
@@ -29,9 +29,10 @@ def report_template_scheduler(context: dg.SensorEvaluationContext) -> dg.SkipRea
 
 
 @dg.sensor(minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Retry email/webhook deliveries whose backoff has elapsed.")
+           description="Send email/webhook deliveries a batch run left (it died or ran out of "
+                       "time) and retry those whose backoff has elapsed.")
 def delivery_retry_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    attempted = retry_due_deliveries(now=datetime.now(timezone.utc), limit=RETRIES_PER_TICK)
+    attempted = deliver_due(now=datetime.now(timezone.utc), limit=RETRIES_PER_TICK)
     if attempted:
         context.log.info(f"attempted {len(attempted)} due deliver(ies): {attempted}")
     return dg.SkipReason(f"attempted {len(attempted)} due deliveries")
