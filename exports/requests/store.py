@@ -69,6 +69,21 @@ class PendingLimitReached(RateLimited):
                          f"(limit {limit}); retry when some finish.", retry_after_seconds=30)
 
 
+# Accounts take turns within a priority: each new request's claim_tag is its account's previous
+# tag at that priority plus CLAIM_TURN, or now if that is later, and claims go by (priority,
+# claim_tag). An account queueing thousands at once gets tags spread far ahead, so another
+# account's request made meanwhile is claimed within about one turn — when a turn is at least
+# the time one small report takes (batches serve ~10-20 a second), rather than after the
+# backlog. Tags only order claims; nothing waits for its tag.
+CLAIM_TURN = timedelta(seconds=1)
+_NEXT_TURN = """turn AS (
+    INSERT INTO report_claim_turns AS t (priority, account_id, last_tag)
+    VALUES (%(priority)s, %(account)s, clock_timestamp())
+    ON CONFLICT (priority, account_id) DO UPDATE
+        SET last_tag = greatest(clock_timestamp(), t.last_tag + %(turn)s)
+    RETURNING last_tag)"""
+
+
 def lock_pending_count(conn, account_id: str) -> int:
     """Inside a transaction: take the account's pending-cap lock (held until commit) and return
     how many of its requests are pending or processing. Every insert that must respect the cap
@@ -93,17 +108,23 @@ def create(request: NewRequest, settings: Settings | None = None, *,
             if pending >= max_pending and not replay:
                 raise PendingLimitReached(pending, max_pending)
         row = conn.execute(
-            """
+            f"""
+            WITH {_NEXT_TURN}
             INSERT INTO report_requests (id, account_id, report_type, parameters, format,
                 email_recipients, webhook_url, requested_by, idempotency_key, request_fingerprint,
-                source, priority)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                source, priority, claim_tag)
+            VALUES (%(id)s, %(account)s, %(type)s, %(params)s, %(format)s, %(emails)s, %(webhook)s,
+                    %(by)s, %(key)s, %(fingerprint)s, %(source)s, %(priority)s,
+                    (SELECT last_tag FROM turn))
             ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING *
             """,
-            (new_request_id(), request.account_id, request.report_type, Jsonb(request.parameters),
-             request.format, request.email_recipients, request.webhook_url, request.requested_by,
-             request.idempotency_key, fingerprint, request.source, priority),
+            {"id": new_request_id(), "account": request.account_id, "type": request.report_type,
+             "params": Jsonb(request.parameters), "format": request.format,
+             "emails": request.email_recipients, "webhook": request.webhook_url,
+             "by": request.requested_by, "key": request.idempotency_key,
+             "fingerprint": fingerprint, "source": request.source, "priority": priority,
+             "turn": CLAIM_TURN},
         ).fetchone()
         if row is not None:
             return row, True
@@ -165,14 +186,19 @@ def insert_scheduled(conn, template: dict, due: datetime, parameters: dict[str, 
     pending request of `template` for due time `due`; None when one exists already (a second
     tick, a second scheduler: the unique (template_id, scheduled_for) makes this a no-op)."""
     row = conn.execute(
-        "INSERT INTO report_requests (id, account_id, report_type, parameters, format,"
+        f"WITH {_NEXT_TURN}"
+        " INSERT INTO report_requests (id, account_id, report_type, parameters, format,"
         " status, email_recipients, webhook_url, priority, source, template_id,"
-        " scheduled_for, requested_by)"
-        " VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, 'schedule', %s, %s, %s)"
+        " scheduled_for, requested_by, claim_tag)"
+        " VALUES (%(id)s, %(account)s, %(type)s, %(params)s, %(format)s, 'pending', %(emails)s,"
+        " %(webhook)s, %(priority)s, 'schedule', %(template)s, %(due)s, %(by)s,"
+        " (SELECT last_tag FROM turn))"
         " ON CONFLICT (template_id, scheduled_for) DO NOTHING RETURNING id",
-        (new_request_id(), template["account_id"], template["report_type"], Jsonb(parameters),
-         template["format"], template["email_recipients"], template["webhook_url"],
-         PRIORITY_BY_SOURCE["schedule"], template["id"], due, template["created_by"]),
+        {"id": new_request_id(), "account": template["account_id"],
+         "type": template["report_type"], "params": Jsonb(parameters), "format": template["format"],
+         "emails": template["email_recipients"], "webhook": template["webhook_url"],
+         "priority": PRIORITY_BY_SOURCE["schedule"], "template": template["id"], "due": due,
+         "by": template["created_by"], "turn": CLAIM_TURN},
     ).fetchone()
     return row["id"] if row else None
 
@@ -283,8 +309,12 @@ def claimable_counts(data_available_end: datetime | None, *, on_demand_priority:
 
 def claim_next(run_id: str, *, data_available_end: datetime | None, min_priority: int | None = None,
                settings: Settings | None = None) -> dict | None:
-    """pending -> processing for the most urgent claimable request (priority, then age) of at
-    least `min_priority`; None when there is none. Concurrent claimers never get the same row."""
+    """pending -> processing for the most urgent claimable request of at least `min_priority`;
+    None when there is none. Concurrent claimers never get the same row (SKIP LOCKED).
+
+    Most urgent: highest priority first; within a priority, by claim_tag: accounts take turns
+    (CLAIM_TURN), so one account with thousands of scheduled requests cannot starve another's
+    few, and each account's own requests go oldest first."""
     with _conn(settings) as conn:
         return conn.execute(
             f"""
@@ -295,7 +325,7 @@ def claim_next(run_id: str, *, data_available_end: datetime | None, min_priority
                 updated_at = now()
             WHERE id = (SELECT id FROM report_requests
                         WHERE {_CLAIMABLE} AND priority >= %(min)s
-                        ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                        ORDER BY priority DESC, claim_tag, id LIMIT 1 FOR UPDATE SKIP LOCKED)
               AND status = 'pending'
             RETURNING *
             """, {"run": run_id, "available": data_available_end,
