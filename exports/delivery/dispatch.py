@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from datetime import UTC, datetime, timedelta
@@ -105,25 +106,34 @@ def notify_report_finished(request_id: str, settings: Settings | None = None, *,
     return [delivery_id for delivery_id in due if attempt_delivery(delivery_id, settings, now=now)]
 
 
-def retry_due_deliveries(settings: Settings | None = None, *, now: datetime,
-                         limit: int = 100) -> list[int]:
-    """Attempt every pending delivery whose next attempt is due at `now`; return those attempted."""
+def retry_due_deliveries(settings: Settings | None = None, *, now: datetime, limit: int = 100,
+                         budget_seconds: float | None = None) -> list[int]:
+    """Attempt every pending delivery whose next attempt is due at `now` (at most `limit`; with
+    `budget_seconds`, no attempt is started after that much wall time); return those attempted."""
     settings = settings or get_settings()
     with _conn(settings) as conn:
         due = [row["id"] for row in conn.execute(
             "SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= %s"
             " ORDER BY next_attempt_at, id LIMIT %s", (now, limit))]
-    return [delivery_id for delivery_id in due if attempt_delivery(delivery_id, settings, now=now)]
+    stop_at = None if budget_seconds is None else time.monotonic() + budget_seconds
+    attempted = []
+    for delivery_id in due:
+        if stop_at is not None and time.monotonic() >= stop_at:
+            break  # the rest stay due for the next tick
+        if attempt_delivery(delivery_id, settings, now=now):
+            attempted.append(delivery_id)
+    return attempted
 
 
-def deliver_due(settings: Settings | None = None, *, now: datetime, limit: int = 100) -> list[int]:
+def deliver_due(settings: Settings | None = None, *, now: datetime, limit: int = 100,
+                budget_seconds: float | None = None) -> list[int]:
     """The delivery loop's tick: record the deliveries of reports finished more than RECORD_GRACE
-    ago and still marked due (their worker died first), then attempt every delivery due at `now`
-    (at most `limit`). Returns the ids attempted."""
+    ago and still marked due (their worker died first), then attempt the deliveries due at `now`
+    (see retry_due_deliveries for `limit` and `budget_seconds`). Returns the ids attempted."""
     settings = settings or get_settings()
     for request_id in store.list_deliveries_due(now - RECORD_GRACE, settings=settings):
         record_deliveries(request_id, settings, now=now)
-    return retry_due_deliveries(settings, now=now, limit=limit)
+    return retry_due_deliveries(settings, now=now, limit=limit, budget_seconds=budget_seconds)
 
 
 def attempt_delivery(delivery_id: int, settings: Settings, *, now: datetime) -> bool:

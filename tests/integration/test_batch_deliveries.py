@@ -92,6 +92,10 @@ def test_worker_dying_after_completing_still_delivers_exactly_once(delivering, s
     deliver_due(settings, now=now)  # still within its run's grace: left to that run
     assert list_deliveries(request_id, account, settings) == []
     later = now + RECORD_GRACE
+    # A tick whose time budget is spent records what is owed but starts no attempt.
+    assert deliver_due(settings, now=later + ATTEMPT_LEASE, limit=1000, budget_seconds=0) == []
+    assert {row["status"] for row in list_deliveries(request_id, account, settings)} == {"pending"}
+    assert not store.get(request_id, settings=settings)["deliveries_due"]
     for tick in range(3):  # the delivery sensor's ticks; later ones find nothing to send
         deliver_due(settings, now=later + (tick + 1) * ATTEMPT_LEASE, limit=1000)
     assert len(webhook_receiver.received(path)) == 1
