@@ -173,12 +173,16 @@ class BackgroundDeliveries:
     """Delivers finished reports on `workers` threads of this process, so that a slow webhook
     endpoint or SMTP server (each attempt bounded by settings.webhook_timeout_seconds) never holds
     the caller. `submit` never blocks: past `max_queued` waiting reports it leaves the report
-    marked due for `deliver_due`. `close` waits up to `grace` seconds for the queue, then lets the
-    attempts in flight finish and drops the rest — they stay recorded or marked due, and the
-    delivery sensor sends them; nothing is lost and nothing sent twice."""
+    marked due for `deliver_due`. `close` waits up to `close_grace_seconds` for the queue, then
+    lets the attempts in flight finish (each bounded by the webhook timeout) and drops the rest —
+    they stay recorded or marked due, and the delivery sensor sends them; nothing is lost and
+    nothing sent twice. The grace is short: while a batch run waits here it still counts as a
+    running report run, and in embedded mode no on-demand run starts beside it."""
 
-    def __init__(self, settings: Settings, *, workers: int = 2, max_queued: int = 1000):
+    def __init__(self, settings: Settings, *, workers: int = 2, max_queued: int = 1000,
+                 close_grace_seconds: float = 2.0):
         self.settings = settings
+        self.close_grace_seconds = close_grace_seconds
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="deliveries")
         self._slots = threading.BoundedSemaphore(max_queued)
         self._futures: set[Future] = set()
@@ -209,7 +213,7 @@ class BackgroundDeliveries:
     def close(self, grace: float | None = None) -> None:
         with self._lock:
             waiting = list(self._futures)
-        wait_for(waiting, timeout=self.settings.webhook_timeout_seconds if grace is None else grace)
+        wait_for(waiting, timeout=self.close_grace_seconds if grace is None else grace)
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> "BackgroundDeliveries":

@@ -148,8 +148,8 @@ _background_deliveries: ContextVar = ContextVar("payreports_background_deliverie
 def deliveries_in_background(settings: Settings) -> Iterator[None]:
     """Within the block, `notify_finished` queues a finished request's deliveries on threads of
     this process instead of sending them inline (a slow endpoint must not hold the next request).
-    Leaving the block waits a bounded time for them; what is left stays marked due in the store
-    and the delivery sensor sends it."""
+    Leaving the block waits briefly for them (and for attempts in flight); what is left stays
+    recorded or marked due in the store and the delivery sensor sends it."""
     from exports.delivery import BackgroundDeliveries
 
     with BackgroundDeliveries(settings) as sender:
