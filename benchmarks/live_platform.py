@@ -92,13 +92,23 @@ class LivePlatform:
                                    timeout=30)
 
     def post(self, body: dict = SMALL_REPORT) -> str:
-        return self.client.post("/v1/reports", json=body).json()["id"]
+        response = self.client.post("/v1/reports", json=body)
+        if not response.is_success:
+            raise RuntimeError(f"POST /v1/reports answered {response.status_code}: {response.text[:300]}")
+        return response.json()["id"]
 
     def wait_finished(self, ids: list[str], timeout: float = 1800) -> dict[str, dict]:
         """Wait until every one of `ids` is finished; raise unless all completed."""
+        from exports import db
         from exports.requests import store
 
         deadline = time.monotonic() + timeout
+        # One pooled connection for the whole wait: a new connection per poll would also re-check
+        # the embedded server each time, which a heavily loaded machine can make time out.
+        with db.pooled(self.settings, max_size=1):
+            return self._wait(ids, deadline, store)
+
+    def _wait(self, ids: list[str], deadline: float, store) -> dict[str, dict]:
         while time.monotonic() < deadline:
             rows = store.statuses(ids, self.settings)
             done = {i: r for i, r in rows.items() if r["status"] in ("completed", "failed", "canceled")}
