@@ -149,9 +149,10 @@ def build_report_query(client, validated: ValidatedReport, *,
 
 
 # Supporting queries a PDF of the type draws on, by role: the balance summary's waterfall breaks
-# its activity down by reporting category (the same interval and filters).
+# its activity and its payouts down by reporting category (the same interval and filters).
 PDF_COMPANIONS: dict[str, dict[str, str]] = {
-    "balance.summary": {"activity_by_category": "balance_change_from_activity.summary"},
+    "balance.summary": {"activity_by_category": "balance_change_from_activity.summary",
+                        "payouts_by_category": "payouts.summary"},  # payouts and reversals
 }
 
 

@@ -260,7 +260,8 @@ def _section_content(query: ReportQuery, currency: str, rows: list[tuple],
                "charts": [], "tables": [], "note": ""}
     if query.identity and label_index is not None and value_index is not None:
         _balance_section(query, section, currency, exponent, rows, label_index, value_index,
-                         companions.get("activity_by_category", []), fmt)
+                         companions.get("activity_by_category", []), fmt,
+                         payout_rows=companions.get("payouts_by_category", []))
         return section
     total_rows = [r for r in rows if label_index is not None and r[label_index] == TOTAL_LABEL]
     body_rows = [r for r in rows if r not in total_rows]
@@ -454,9 +455,11 @@ def _time_series(query: ReportQuery, rows: list[tuple], date_index: int, label_i
 
 def _balance_section(query: ReportQuery, section: dict, currency: str, exponent: int,
                      rows: list[tuple], label_index: int, value_index: int,
-                     activity_rows: list[dict], fmt: Presenter) -> None:
+                     activity_rows: list[dict], fmt: Presenter, *,
+                     payout_rows: list[dict] = ()) -> None:
     """ending = starting + activity + payouts, drawn as a waterfall with the activity broken
-    down by reporting category when the companion query's categories add up to it exactly."""
+    down by reporting category when the companion query's categories add up to it exactly, and
+    the payouts into payouts and payout reversals when there are reversals (same rule)."""
     result_label, addend_labels = query.identity
     value_of = {r[label_index]: int(r[value_index] or 0) for r in rows}
     width = len(query.columns)
@@ -477,12 +480,19 @@ def _balance_section(query: ReportQuery, section: dict, currency: str, exponent:
     categories = next((option for option in (
         listed, [(c, v) for c, v in listed if c not in PAYOUT_CATEGORIES])
         if sum(v for _, v in option) == activity), [(activity_label, activity)])
+    payouts = value_of.get(payouts_label, 0)
+    payout_parts = [(r["reporting_category"], int(r["net"] or 0)) for r in payout_rows
+                    if r.get(CURRENCY_COLUMN) == currency and "net" in r
+                    and r.get("reporting_category") in PAYOUT_CATEGORIES]
+    if not any(c != "payout" and v for c, v in payout_parts) \
+            or sum(v for _, v in payout_parts) != payouts:
+        payout_parts = [(payouts_label, payouts)]  # no reversals (or no exact breakdown): one line
     section["figures"] = [
         _figure(name, value_of.get(name, 0), "money", exponent, currency, fmt)
         for name in (start_label, activity_label, payouts_label, result_label)]
     steps = [(label(start_label), value_of.get(start_label, 0), "total"),
              *[(label(c), v, "delta") for c, v in categories],
-             (label(payouts_label), value_of.get(payouts_label, 0), "delta"),
+             *[(label(c), v, "delta") for c, v in payout_parts],
              (label(result_label), value_of.get(result_label, 0), "total")]
     no_activity = value_of.get(activity_label, 0) == 0 and value_of.get(payouts_label, 0) == 0 \
         and not [c for c in activity_rows if c.get(CURRENCY_COLUMN) == currency]
@@ -497,6 +507,8 @@ def _balance_section(query: ReportQuery, section: dict, currency: str, exponent:
                   for c, v in categories if (c, v) != (activity_label, value_of.get(activity_label, 0))]
     statement.append({"cells": [description_of.get(activity_label) or label(activity_label),
                                 fmt.amount(value_of.get(activity_label, 0), exponent)]})
+    statement += [{"cells": [label(c), fmt.amount(v, exponent)], "indent": True}
+                  for c, v in payout_parts if c != payouts_label]
     statement.append({"cells": [description_of.get(payouts_label) or label(payouts_label),
                                 fmt.amount(value_of.get(payouts_label, 0), exponent)]})
     statement.append({"cells": [description_of.get(result_label) or label(result_label),

@@ -77,3 +77,36 @@ def test_reversed_payouts_show_in_reports_and_every_figure_still_reconciles(demo
     # The next payout settles the reversed money: its transactions sum to its amount.
     assert reversal_txn in {r["balance_transaction_id"] for r in sweep}
     assert sum(r["net"] for r in sweep) == sweeping_amount
+
+
+def test_balance_summary_pdf_shows_payout_reversals_beside_payouts(demo_platform, tmp_path):
+    import subprocess
+
+    from exports.reports.engine import generate_report
+    from tests.integration.test_pdf_documents import grouped, whole_token
+
+    settings = demo_platform.settings
+    end, start = demo_platform.data_available_end, demo_platform.start
+    with db.connect("source", settings) as conn:
+        account, currency = conn.execute(
+            "SELECT account_id, currency FROM balance_transactions WHERE reporting_category ="
+            " 'payout_reversal' AND created_at < %s LIMIT 1", (end,)).fetchone()
+        parts = dict(conn.execute(
+            "SELECT reporting_category, sum(net)::bigint FROM balance_transactions WHERE account_id = %s"
+            " AND currency = %s AND created_at >= %s AND created_at < %s AND reporting_category IN"
+            " ('payout', 'payout_reversal') GROUP BY 1", (account, currency, start, end)).fetchall())
+        exponent, = conn.execute("SELECT exponent FROM currencies WHERE code = %s", (currency,)).fetchone()
+    out = tmp_path / "balance.pdf"
+    generate_report(account, "balance.summary", {"interval_start": start.isoformat(),
+                                                 "interval_end": end.isoformat(), "timezone": "UTC",
+                                                 "currency": currency}, "pdf", out,
+                    settings=settings, now=end)
+    lines = subprocess.run(["pdftotext", "-layout", str(out), "-"], check=True, capture_output=True,
+                           text=True).stdout.splitlines()
+
+    def line_of(name: str) -> str:
+        return next(line for line in lines if line.strip().startswith(name + "  "))
+
+    assert whole_token(grouped(parts["payout_reversal"], exponent)).search(line_of("Payout reversals"))
+    assert whole_token(grouped(parts["payout"], exponent)).search(line_of("Payouts"))
+    assert whole_token(grouped(sum(parts.values()), exponent)).search(line_of("Total payouts"))
