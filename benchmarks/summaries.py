@@ -28,6 +28,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from exports.reports.types.buckets import PREAGGREGATES  # noqa: E402
+
 MARTS = "bench_summaries"
 YEAR_START = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -91,7 +93,7 @@ def generate(client, rows: int, accounts: int, big_share: float) -> None:
 def build_preaggregates() -> float:
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, str(REPO / "dbt_project" / "chdb_dbt.py"), "run", "--select", "balance_transactions_15m", "balance_transactions_1d"],
+        [sys.executable, str(REPO / "dbt_project" / "chdb_dbt.py"), "run", "--select", *PREAGGREGATES],
         cwd=REPO / "dbt_project", capture_output=True, text=True,
         env={**os.environ, "PAYREPORTS_WAREHOUSE_MARTS_DATABASE": MARTS})
     if result.returncode != 0:
@@ -127,7 +129,7 @@ def main() -> None:
         with open_warehouse(settings, purpose="benchmark generate") as client:
             generate(client, args.rows, args.accounts, args.big_share)
         print(f"generated {args.rows:,} ledger rows in {time.monotonic() - started:.1f}s")
-        print(f"built balance_transactions_15m + _1d (dbt, full) in {build_preaggregates():.1f}s")
+        print(f"built {', '.join(PREAGGREGATES)} (dbt, full) in {build_preaggregates():.1f}s")
 
     summaries = [t for t in REPORT_TYPES.values() if t.shape == "summary"]
     start = YEAR_START + timedelta(hours=3, minutes=7, seconds=11, microseconds=5)
@@ -151,7 +153,8 @@ def main() -> None:
             f"ORDER BY sipHash64(account_id) LIMIT {args.sample}").result_rows]
         print(f"fact rows {sizes.get('fct_balance_transactions', 0):,} (big account {big_rows:,}); "
               f"pre-aggregate rows 15m {sizes.get('balance_transactions_15m', 0):,}, "
-              f"1d {sizes.get('balance_transactions_1d', 0):,}")
+              f"1d {sizes.get('balance_transactions_1d', 0):,}, "
+              f"local 1d {sizes.get('balance_transactions_local_1d', 0):,}")
         print(f"{'summary':<40}{'scope':<22}{'fact s':>9}{'preagg s':>10}{'ratio':>8}  same")
         for report in summaries:
             for scope, accounts in (("big account-year", ["acct_big"]),
