@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 UTC = timezone.utc
 SUMMARY_TYPES = [t for t in REPORT_TYPES.values() if t.shape == "summary"]
 LOCAL_DAY_TYPES = {"fees.summary", "revenue.summary"}  # rows per day in the report timezone
-# Which payout settled each transaction is a per-row fact the buckets do not keep.
-FACT_ONLY_TYPES = {"payout_reconciliation.summary"}
+# Chosen by when the settling payout took effect, over every day: the daily grain only.
+PAYOUT_TIME_TYPES = {"payout_reconciliation.summary"}
 TIMEZONES = ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "Europe/Berlin", "Australia/Lord_Howe")
 
 
@@ -73,7 +73,9 @@ def test_summaries_from_preaggregates_equal_the_fact_for_every_type_currency_and
                 fast = build_report_query(client, validated, settings=settings)
                 slow = build_report_query(client, validated, settings=settings, preaggregated=False)
                 assert "balance_transactions_15m" not in slow.sql and "balance_transactions_1d" not in slow.sql
-                if (end - start) > timedelta(days=2) and report.id not in FACT_ONLY_TYPES:
+                if report.id in PAYOUT_TIME_TYPES:
+                    assert "balance_transactions_1d" in fast.sql and "fct_balance_transactions" not in fast.sql
+                elif (end - start) > timedelta(days=2):
                     assert "balance_transactions_15m" in fast.sql, (report.id, tz)
                     # whole UTC days from the daily rollup unless the report splits local days
                     assert ("balance_transactions_1d" in fast.sql) == (report.id not in LOCAL_DAY_TYPES)
@@ -173,7 +175,7 @@ def _assert_local_days_match(client, settings, zones: dict[str, str], now: datet
                                                     now=now, data_available_end=None)
                 fast = build_report_query(client, validated, settings=settings)
                 slow = build_report_query(client, validated, settings=settings, preaggregated=False)
-                if report.id not in FACT_ONLY_TYPES and report.interval != "end_only":
+                if report.id not in PAYOUT_TIME_TYPES and report.interval != "end_only":
                     assert LOCAL_DAYS_MODEL in fast.sql, (report.id, report_tz)
                 got = client.query(fast.sql, parameters=fast.parameters).result_rows
                 expected = client.query(slow.sql, parameters=slow.parameters).result_rows
@@ -200,3 +202,31 @@ def test_local_day_grain_is_cut_in_each_accounts_timezone_and_rebuilt_when_it_ch
                 _assert_local_days_match(client, settings, assigned, now)
     finally:
         _set_account_timezones(settings, {a: original[a] for a in zones})
+
+
+def test_payout_reconciliation_summary_from_the_daily_grain_equals_the_fact_with_filters(demo_platform):
+    """Payouts chosen by effective time read the daily grain (every day: a payout settles rows of
+    any age); with a currency or category filter too; one payout by id reads the fact."""
+    settings = demo_platform.settings
+    account = _busiest_account(settings)
+    now = demo_platform.data_available_end + timedelta(days=60)
+    with open_warehouse(settings, purpose="test payout reconciliation") as client:
+        payout = client.query("SELECT payout_id FROM analytics.fct_payouts WHERE account_id = {a:String} "
+                              "ORDER BY created_at DESC LIMIT 1", parameters={"a": account}).result_rows[0][0]
+        cases = [{}, {"currency": "gbp"}, {"reporting_category": ["charge", "refund"]}, {"payout": payout}]
+        compared = 0
+        for filters in cases:
+            params = {"interval_start": "2026-09-15T00:00:00+02:00", "interval_end": "2026-10-31T00:00:00+01:00",
+                      "timezone": "Europe/Berlin", **filters}
+            if "payout" in filters:
+                del params["interval_start"], params["interval_end"]
+            validated = validate_report_request(account, "payout_reconciliation.summary", params, "csv",
+                                                settings=settings, now=now, data_available_end=None)
+            fast = build_report_query(client, validated, settings=settings)
+            slow = build_report_query(client, validated, settings=settings, preaggregated=False)
+            assert ("fct_balance_transactions" in fast.sql) == ("payout" in filters), filters
+            got = client.query(fast.sql, parameters=fast.parameters).result_rows
+            expected = client.query(slow.sql, parameters=slow.parameters).result_rows
+            assert got == expected, filters
+            compared += len(expected) > 1
+    assert compared == len(cases)

@@ -237,3 +237,16 @@ def ledger_rows(ctx: QueryContext, *, cuts: list[datetime], open_start: bool = F
     if not parts:  # an empty interval
         parts.append(f"SELECT toDateTime64(0, 6, 'UTC') AS t, {columns} FROM {ctx.marts}.balance_transactions_1d WHERE 0")
     return "(\n    " + "\n    UNION ALL\n    ".join(parts) + "\n)", params
+
+
+def settled_rows(ctx: QueryContext, *, where: tuple[str, ...]) -> str:
+    """Subquery of the account's ledger groups (ledger_rows' columns) from every UTC day of the
+    daily grain, for conditions on payout_effective_at: which payout settled a transaction does
+    not depend on when the transaction was created, so no day is left out. A group's
+    payout_effective_at is its payout's created_at (fct_payouts), as the fact-based join reads it."""
+    return f"""(
+    SELECT toDateTime64(day, 6, 'UTC') AS t, currency, currency_exponent, reporting_category,
+           payout_effective_at, transaction_count, gross_minor, fee_minor, net_minor, fee_count
+    FROM {ctx.marts}.balance_transactions_1d
+    WHERE account_id = {{account_id:String}}{"".join(f" AND {w}" for w in where)}
+)"""
