@@ -40,9 +40,11 @@ def _warm_up() -> None:
 
 
 def _render(html: str, base_url: str, path: str) -> None:
-    from exports.writers.pdf_writer import write_html_pdf
+    # WeasyPrint alone, as exports.writers.pdf_writer.write_html_pdf does: importing the writer
+    # would load the warehouse client's libraries (chdb: hundreds of MB) into every worker.
+    import weasyprint
 
-    write_html_pdf(html, base_url, Path(path))
+    weasyprint.HTML(string=html, base_url=base_url).write_pdf(Path(path))
 
 
 @contextmanager
