@@ -19,6 +19,7 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,8 +63,14 @@ def pdf_workers(workers: int | None = None) -> Iterator[ProcessPoolExecutor]:
 
 def html_to_pdf_in(pool: ProcessPoolExecutor):
     """The exports.writers.pdf_writer.html_to_pdf function that renders in `pool` (the calling
-    thread waits for its document; an error in the worker is raised here, failing that file)."""
+    thread waits for its document; an error in the document is raised here, failing that file).
+    If a worker dies (e.g. killed for memory), the pool is broken for good: the rest of the run
+    renders in its own process, slower but with the same files."""
     def render(html: str, base_url: str, path: Path) -> None:
-        pool.submit(_render, html, base_url, str(path)).result()
+        try:
+            pool.submit(_render, html, base_url, str(path)).result()
+        except BrokenProcessPool:
+            log.warning("a PDF worker died; rendering the run's remaining PDFs in this process")
+            _render(html, base_url, str(path))
 
     return render
