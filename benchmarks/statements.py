@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -73,8 +74,43 @@ def render_child() -> None:
             runs.append({"run_key": request.run_key, "success": result.success,
                          "seconds": round(time.perf_counter() - run_started, 2)})
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # the PDF workers, once they exited
     print(json.dumps({"seconds": time.perf_counter() - started, "rss_mb": _vm_hwm_mb(), "runs": runs,
-                      "cpu_seconds": usage.ru_utime + usage.ru_stime}))
+                      "cpu_seconds": usage.ru_utime + usage.ru_stime,
+                      "worker_cpu_seconds": workers.ru_utime + workers.ru_stime,
+                      "worker_rss_mb": workers.ru_maxrss / 1024}))
+
+
+def _rss_mb(pid: int) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024
+
+
+def watch(child: subprocess.Popen, settings, interval: float, samples: list) -> None:
+    """Every `interval` s while the render child runs: statement files completed and the child's
+    RSS, printed (a long run shows its rate as it goes) and kept for the memory-growth line."""
+    from exports import db
+
+    started = time.perf_counter()
+    while child.poll() is None:
+        time.sleep(interval)
+        try:
+            with db.connect("app", settings) as conn:
+                files = conn.execute("SELECT count(*) FROM report_requests WHERE source = 'statement'"
+                                     " AND status = 'completed'").fetchone()[0]
+        except Exception:  # noqa: BLE001 - a sample missed is no reason to stop the benchmark
+            continue
+        rss = _rss_mb(child.pid)
+        if rss is None:
+            continue
+        elapsed = time.perf_counter() - started
+        samples.append((elapsed, files, rss))
+        print(f"  {elapsed:7.0f} s: {files:,} files completed ({files / max(elapsed, 1e-9):.2f}/s), "
+              f"render process RSS {rss:.0f} MB, load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 def baseline(settings, accounts: list[tuple[str, str]], work: Path) -> float:
@@ -105,6 +141,8 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100)
     parser.add_argument("--payments-per-account", type=int, default=20)
     parser.add_argument("--baseline-sample", type=int, default=10)
+    parser.add_argument("--sample-seconds", type=float, default=60.0,
+                        help="how often the progress and the render process' RSS are printed")
     parser.add_argument("--keep", action="store_true", help="keep the state dir (prints its path)")
     parser.add_argument("--render-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -131,6 +169,7 @@ def main() -> None:
     from exports.services import postgres as embedded
     from exports.settings import get_settings, reset_settings_cache
     from exports.source import generate_platform
+    from exports.statements.items import statement_set
     from exports.warehouse import open_warehouse
     from tests.fixtures.platform import run_dbt
 
@@ -161,11 +200,19 @@ def main() -> None:
         print(f"baseline (engine alone, shared client): {base:.3f} s per pack "
               f"(median of {len(sample)})", flush=True)
 
-        child = subprocess.run([sys.executable, __file__, "--render-child"], capture_output=True,
-                               text=True, env=os.environ.copy())
+        print(f"rendering (load {os.getloadavg()[0]:.1f}) ...", flush=True)
+        log_path = state / "render-child.log"
+        with open(log_path, "w") as child_log:
+            child = subprocess.Popen([sys.executable, __file__, "--render-child"], stdout=subprocess.PIPE,
+                                     stderr=child_log, text=True, env=os.environ.copy())
+            samples: list[tuple[float, int, float]] = []
+            watcher = threading.Thread(target=watch, args=(child, settings, args.sample_seconds, samples),
+                                       daemon=True)
+            watcher.start()
+            out, _ = child.communicate()
         if child.returncode != 0:
-            raise SystemExit(f"render child failed:\n{child.stdout[-3000:]}{child.stderr[-5000:]}")
-        result = json.loads(child.stdout.strip().splitlines()[-1])
+            raise SystemExit(f"render child failed:\n{out[-3000:]}{log_path.read_text()[-5000:]}")
+        result = json.loads(out.strip().splitlines()[-1])
 
         with db.connect("app", settings) as conn:
             statuses = dict(conn.execute("SELECT status, count(*) FROM report_requests "
@@ -186,6 +233,17 @@ def main() -> None:
         print(f"CPU of the rendering process: {result['cpu_seconds']:.1f} s = {cpu_per_pack:.3f} s per "
               f"pack (wall/CPU {seconds / max(result['cpu_seconds'], 1e-9):.1f}: above ~1.3 the "
               f"machine was busy with other work; the embedded Postgres' CPU is not included)")
+        print(f"PDF worker processes: {result['worker_cpu_seconds']:.1f} CPU-s = "
+              f"{result['worker_cpu_seconds'] / max(packs, 1):.3f} s per pack; largest worker RSS "
+              f"{result['worker_rss_mb']:.0f} MB")
+        per_pack_files = len(statement_set(settings))
+        if len(samples) >= 2:
+            (_, files_a, rss_a), (_, files_b, rss_b) = samples[len(samples) // 2], samples[-1]
+            if files_b > files_a:
+                print(f"render process RSS {rss_a:.0f} MB at {files_a // per_pack_files:,} packs -> {rss_b:.0f} MB at "
+                      f"{files_b // per_pack_files:,} packs: "
+                      f"{(rss_b - rss_a) / ((files_b - files_a) / per_pack_files) * 1000:.0f} MB "
+                      "per 1,000 packs over the second half")
         print(f"ratio end-to-end / baseline per pack: {per_pack / base:.2f}x")
         print(f"{GOAL_PACKS:,} packs at this rate: {projected / 60:.1f} min "
               f"(goal <= {GOAL_SECONDS // 60} min: {'met' if projected <= GOAL_SECONDS else 'NOT met'})"

@@ -31,6 +31,21 @@ def _lock_path(settings: Settings) -> Path:
     return settings.chdb_dir.parent / (settings.chdb_dir.name + ".lock")
 
 
+def _waiting_path(settings: Settings) -> Path:
+    return settings.chdb_dir.parent / (settings.chdb_dir.name + ".waiting")
+
+
+def others_waiting(settings: Settings | None = None, *, within_seconds: float = 1.0) -> bool:
+    """Whether another process has been waiting for the embedded warehouse in the last
+    `within_seconds` (waiters touch a marker file each time they poll the lock): a long holder
+    (a month of statements) hands it over only when someone needs it."""
+    settings = settings or get_settings()
+    try:
+        return time.time() - _waiting_path(settings).stat().st_mtime < within_seconds
+    except OSError:
+        return False
+
+
 def describe_holder(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     try:
@@ -58,6 +73,7 @@ def warehouse_lock(settings: Settings | None = None, *, purpose: str = "",
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                _waiting_path(settings).touch()
                 if time.monotonic() >= deadline:
                     raise WarehouseBusy(
                         f"the embedded warehouse ({settings.chdb_dir}) is in use by "

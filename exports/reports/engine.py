@@ -96,9 +96,11 @@ def _check_belongs(client, settings: Settings, validated: ValidatedReport) -> No
 
 
 def build_report_query(client, validated: ValidatedReport, *,
-                       settings: Settings | None = None, preaggregated: bool = True) -> ReportQuery:
+                       settings: Settings | None = None, preaggregated: bool = True,
+                       data_as_of: datetime | None = None) -> ReportQuery:
     """`preaggregated=False`: summaries scan the fact instead of the 15-minute marts (the
-    baseline they equal; benchmarks and tests compare the two)."""
+    baseline they equal; benchmarks and tests compare the two). `data_as_of`: a PDF's "data as
+    of" when the caller knows it (the data version), else read from the marts."""
     settings = settings or get_settings()
     account_name, account_tz = _account(client, settings, validated.account_id)
     if validated.timezone_source == "default" and account_tz != validated.timezone:
@@ -143,7 +145,7 @@ def build_report_query(client, validated: ValidatedReport, *,
         chart_value_column=report.chart_value_column if report.chart_value_column in selected else None,
         totals=_figures(report, context.columns),
         identity=report.identity if {report.chart_label_column, report.chart_value_column} <= selected else None,
-        data_as_of=_data_as_of(client, settings) if validated.format == "pdf" else None,
+        data_as_of=(data_as_of or _data_as_of(client, settings)) if validated.format == "pdf" else None,
         companions=companions, locale=validated.locale,
     )
 
@@ -206,9 +208,8 @@ def generate_report(
                                         data_available_end=data_version)
 
     def run(open_client) -> Manifest:
-        query = build_report_query(open_client, validated, settings=settings)
-        if data_version is not None and query.data_as_of is not None:
-            query = replace(query, data_as_of=data_version)  # the version the manifest records
+        # A PDF's "data as of" is the version the manifest records (no query for it when known).
+        query = build_report_query(open_client, validated, settings=settings, data_as_of=data_version)
         manifest = write_report(open_client, query, validated.format, Path(out_path),
                                 progress=progress, gzip=gzip, money_format=money_format,
                                 settings=settings, csv_bom=validated.csv_bom,

@@ -15,15 +15,19 @@ involved (availability.DataNotAvailable, which is not a report failure: no row i
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from exports import db
 from exports.errors import InvalidParameter
 from exports.requests import store
 from exports.requests.processing import process_request
@@ -33,15 +37,17 @@ from exports.statements.availability import require_data
 from exports.statements.items import StatementItem, statement_set
 from exports.statements.periods import StatementPeriod
 from exports.statements.shards import SHARD_KEYS, shard_of
+from exports.writers.manifest import shape_cache
 
 log = logging.getLogger(__name__)
 
 REQUESTED_BY = "statements"
-# A shard's packs share a warehouse client (opening the embedded chdb costs ~0.6 s, more than a
-# small report takes) but hold it at most this long at a time: in embedded mode one process at a
-# time may open the warehouse, and an on-demand report must not wait behind a month-end. Between
-# turns the client is closed and the run pauses long enough for a waiting opener (which polls
-# the lock every 0.2 s, exports/warehouse.py) to take it.
+# A run's packs share one warehouse client (opening the embedded chdb costs ~0.2-0.6 s, more
+# than a small report takes). In embedded mode one process at a time may open the warehouse, and
+# an on-demand report must not wait behind a month-end: once the client has been held this long,
+# it is handed over whenever another process is waiting for it (exports.warehouse.others_waiting)
+# — closed, a pause long enough for the waiter (which polls the lock every 0.2 s) to take it,
+# then reopened. Nobody waiting: no pause (each one cost ~0.5-0.9 s every 5 s).
 WAREHOUSE_TURN_SECONDS = 5.0
 WAREHOUSE_YIELD_SECONDS = 0.3
 # Partition metadata lists at most this many failures (every one is in report_requests).
@@ -125,26 +131,51 @@ class ShardResult:
 
 
 class WarehouseTurns:
-    """Hands out an open warehouse client, renewed every WAREHOUSE_TURN_SECONDS (see above)."""
+    """Lends an open warehouse client to the threads rendering files, handing it over to another
+    process when one waits (see WAREHOUSE_TURN_SECONDS). A lease lasts one file; a handover
+    waits until no file holds the client."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self._stack: ExitStack | None = None
         self._client = None
         self._since = 0.0
+        self._leases = 0
+        self._changed = threading.Condition()
+        self.handed_over = 0  # times the client was closed for another process
 
-    def client(self):
-        if self._client is not None and time.monotonic() - self._since > WAREHOUSE_TURN_SECONDS \
-                and self.settings.warehouse_is_embedded:
-            self.close()
-            time.sleep(WAREHOUSE_YIELD_SECONDS)
-        if self._client is None:
-            from exports.warehouse import open_warehouse
+    def _handover_due(self) -> bool:
+        from exports.warehouse import others_waiting
 
-            self._stack = ExitStack()
-            self._client = self._stack.enter_context(open_warehouse(self.settings, purpose="statements"))
-            self._since = time.monotonic()
-        return self._client
+        return (self._client is not None and self.settings.warehouse_is_embedded
+                and time.monotonic() - self._since > WAREHOUSE_TURN_SECONDS
+                and others_waiting(self.settings))
+
+    @contextmanager
+    def lease(self) -> Iterator:
+        from exports.warehouse import open_warehouse
+
+        with self._changed:
+            if self._handover_due():
+                while self._leases:
+                    self._changed.wait()
+                if self._client is not None:  # another thread may have handed it over meanwhile
+                    self.close()
+                    self.handed_over += 1
+                    time.sleep(WAREHOUSE_YIELD_SECONDS)
+            if self._client is None:
+                self._stack = ExitStack()
+                self._client = self._stack.enter_context(
+                    open_warehouse(self.settings, purpose="statements"))
+                self._since = time.monotonic()
+            self._leases += 1
+            client = self._client
+        try:
+            yield client
+        finally:
+            with self._changed:
+                self._leases -= 1
+                self._changed.notify_all()
 
     def close(self) -> None:
         if self._stack is not None:
@@ -156,6 +187,38 @@ class WarehouseTurns:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@dataclass
+class StatementRun:
+    """What the shards of one run share (statement_run)."""
+    warehouse: WarehouseTurns
+    pack_threads: int = 1
+
+
+@contextmanager
+def statement_run(settings: Settings | None = None, *, pdf_workers: int | None = None
+                  ) -> Iterator[StatementRun]:
+    """What the shards of one run share: a pool of database connections (a file makes ~10 store
+    and delivery statements; a new connection costs ~10 ms), one warehouse client taken in turns,
+    the report shapes read once, and (pdf_workers != 0) summary PDFs laid out in worker processes
+    while PACK_THREADS threads render packs (exports/statements/render_pool.py). Pass the yielded
+    StatementRun to render_shard."""
+    from exports.statements import render_pool
+    from exports.writers.pdf_writer import html_to_pdf
+
+    settings = settings or get_settings()
+    with ExitStack() as stack:
+        stack.enter_context(db.pooled(settings, max_size=render_pool.PACK_THREADS + 2))
+        stack.enter_context(shape_cache())
+        warehouse = stack.enter_context(WarehouseTurns(settings))
+        run = StatementRun(warehouse)
+        if pdf_workers != 0:
+            pool = stack.enter_context(render_pool.pdf_workers(pdf_workers))
+            token = html_to_pdf.set(render_pool.html_to_pdf_in(pool))
+            stack.callback(html_to_pdf.reset, token)
+            run.pack_threads = render_pool.PACK_THREADS
+        yield run
 
 
 def render_pack(account: StatementAccount, period: StatementPeriod, items: Iterable[StatementItem],
@@ -179,20 +242,22 @@ def render_pack(account: StatementAccount, period: StatementPeriod, items: Itera
         if mine:
             # max_attempts=1: an error fails this file instead of queueing retries, so one
             # account's trouble never holds up the other accounts' statements.
-            process_request(request_id, settings, run_id=run_id, max_attempts=1,
-                            client=warehouse.client() if warehouse is not None else None)
+            with warehouse.lease() if warehouse is not None else nullcontext() as client:
+                process_request(request_id, settings, run_id=run_id, max_attempts=1, client=client)
         done.append((item, request_id, mine))
     return done
 
 
 def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[str] | None = None,
                  run_id: str | None = None, settings: Settings | None = None,
-                 accounts: list[StatementAccount] | None = None) -> ShardResult:
+                 accounts: list[StatementAccount] | None = None,
+                 run: StatementRun | None = None) -> ShardResult:
     """Every pack owed for `period` in `shard` (or only those of `account_ids` in it).
 
     Raises DataNotAvailable before touching any row when the data stops short of the period's
-    end in one of these accounts' timezones. `accounts` (all accounts) may be passed by a caller
-    rendering several shards, to read them once."""
+    end in one of these accounts' timezones. `accounts` (all accounts) and `run` (see
+    statement_run) may be passed by a caller rendering several shards, to read and open them
+    once."""
     settings = settings or get_settings()
     items = statement_set(settings)
     wanted = set(account_ids) if account_ids is not None else None
@@ -201,10 +266,25 @@ def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[s
     owed = [a for a in accounts_owed(accounts, period, shard) if wanted is None or a.id in wanted]
     result = ShardResult(period, shard)
     result.data_available_end = require_data(period, {a.timezone for a in owed}, settings)
-    with WarehouseTurns(settings) as warehouse:
-        done = [(account.id, *entry) for account in owed
-                for entry in render_pack(account, period, items, run_id=run_id, settings=settings,
-                                         warehouse=warehouse)]
+    with ExitStack() as stack:
+        if run is None:
+            run = StatementRun(stack.enter_context(WarehouseTurns(settings)))
+            # Every account's file of one type has the same shape (per timezone): read it once.
+            stack.enter_context(shape_cache())
+
+        def pack(account: StatementAccount):
+            return [(account.id, *entry) for entry in render_pack(
+                account, period, items, run_id=run_id, settings=settings, warehouse=run.warehouse)]
+
+        if run.pack_threads > 1 and len(owed) > 1:
+            # Threads start with an empty context: each pack runs in a copy of this one (the
+            # shape cache, the PDF workers, the log context).
+            context = contextvars.copy_context()
+            with ThreadPoolExecutor(run.pack_threads, thread_name_prefix="statement-pack") as threads:
+                packs = list(threads.map(lambda a: context.copy().run(pack, a), owed))
+        else:
+            packs = [pack(account) for account in owed]
+        done = [entry for entries in packs for entry in entries]
     rows = store.statuses([request_id for _, _, request_id, _ in done], settings)
     for account_id, item, request_id, rendered in done:
         row = rows.get(request_id, {})

@@ -23,9 +23,11 @@ fetch at most limit + 1 rows of their single query and count only when over it.
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -185,19 +187,36 @@ def _fetch_typed(client: Client, query: ReportQuery) -> list[dict]:
 def _render_summary(query: ReportQuery, fetched: list[tuple], companions: dict[str, list[dict]],
                     tmp: Path, settings: Settings) -> int:
     """`fetched`: typed report columns, then currency and exponent."""
-    import jinja2
-    import weasyprint
-
     document = summary_document(query, fetched, companions)
     for section in document["sections"]:
         for chart in section["charts"]:
             charts.render(chart, query.locale)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]))
-    html = env.get_template("summary.html.j2").render(
+    html = _templates().get_template("summary.html.j2").render(
         **document, font_family=SUMMARY_FONT_FAMILY, font_faces=summary_font_faces(settings))
-    weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR)).write_pdf(tmp)
+    (html_to_pdf.get() or write_html_pdf)(html, str(TEMPLATES_DIR), tmp)
     return len(fetched)
+
+
+# A run rendering many summary PDFs may set this to hand the HTML -> PDF step (WeasyPrint: most
+# of a summary PDF's CPU) to worker processes, as fn(html, base_url, path): plain data in, the
+# file out; the queries stay in this process (exports/statements/render_pool.py).
+html_to_pdf: contextvars.ContextVar[Callable[[str, str, Path], None] | None] = \
+    contextvars.ContextVar("html_to_pdf", default=None)
+
+
+def write_html_pdf(html: str, base_url: str, path: Path) -> None:
+    import weasyprint
+
+    weasyprint.HTML(string=html, base_url=base_url).write_pdf(path)
+
+
+@functools.cache
+def _templates():
+    """Compiled once per process (~40 ms a template)."""
+    import jinja2
+
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                              autoescape=jinja2.select_autoescape(["html", "j2"]))
 
 
 def _header(query: ReportQuery, fmt: Presenter, currencies: list[str]) -> dict:

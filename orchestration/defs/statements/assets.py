@@ -14,7 +14,7 @@ from exports.settings import get_settings
 from exports.statements import accounts as statement_accounts
 from exports.statements.availability import (DataNotAvailable, Readiness, last_closed_month,
                                               readiness)
-from exports.statements.packs import check_accounts_exist, render_shard
+from exports.statements.packs import check_accounts_exist, render_shard, statement_run
 from exports.statements.shards import SHARD_KEYS
 from orchestration.defs.statements.partitions import period_and_shard, statement_partitions
 
@@ -66,22 +66,23 @@ def statements(context: dg.AssetExecutionContext, config: StatementsConfig
     except ReportingError as exc:
         raise dg.Failure(description=exc.message, allow_retries=False) from None
     failures: dict[str, str] = {}
-    for key in context.partition_keys:
-        period, shard = period_and_shard(key)
-        try:
-            result = render_shard(period, shard, account_ids=wanted, run_id=context.run.run_id,
-                                  settings=settings, accounts=accounts)
-        except DataNotAvailable as exc:  # nothing rendered, no report touched
-            failures[key] = str(exc)
-            continue
-        summary = result.summary()
-        context.log.info(f"statements {period.label} shard {SHARD_KEYS[shard]}: {summary['statuses']}")
-        if result.failed:
-            failures[key] = "; ".join(f"{f['account_id']} {f['statement']}: {f['error']}"
-                                      for f in summary["failed"])
-            continue
-        yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key,
-                                      metadata=_metadata(summary))
+    with statement_run(settings) as run:
+        for key in context.partition_keys:
+            period, shard = period_and_shard(key)
+            try:
+                result = render_shard(period, shard, account_ids=wanted, run_id=context.run.run_id,
+                                      settings=settings, accounts=accounts, run=run)
+            except DataNotAvailable as exc:  # nothing rendered, no report touched
+                failures[key] = str(exc)
+                continue
+            summary = result.summary()
+            context.log.info(f"statements {period.label} shard {SHARD_KEYS[shard]}: {summary['statuses']}")
+            if result.failed:
+                failures[key] = "; ".join(f"{f['account_id']} {f['statement']}: {f['error']}"
+                                          for f in summary["failed"])
+                continue
+            yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key,
+                                          metadata=_metadata(summary))
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} of {len(context.partition_keys)} statement partition(s) "

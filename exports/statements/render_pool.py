@@ -1,0 +1,76 @@
+"""Both cores for a run of statements: the HTML -> PDF step of summary PDFs in worker processes
+while the run's process queries the warehouse and records the other files.
+
+A summary PDF's query, figures, chart and HTML are made where the warehouse is open (in embedded
+mode only one process may open it); WeasyPrint's layout of that HTML — about half the CPU of a
+statement pack — needs nothing but the HTML. So a run renders its packs on PACK_THREADS threads
+(the warehouse client serializes their queries; the rest is database round trips and waiting
+for a worker) and hands each HTML to a pool of spawned workers: plain data in (HTML, base URL,
+path), the file out, nothing else shared. The children never open the warehouse or a database.
+
+Workers are replaced after TASKS_PER_WORKER documents, which bounds whatever a long-lived
+WeasyPrint process accumulates (font and image caches).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Threads rendering packs in the run's process. Two keep one PDF in a worker while the other
+# thread queries; a third gains little on two cores (measured in benchmarks/statements.py).
+PACK_THREADS = 2
+TASKS_PER_WORKER = 200
+
+
+def default_workers() -> int:
+    """One worker per core beyond the run's own, at least one."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _warm_up() -> None:
+    import weasyprint  # noqa: F401 - ~0.7 s once per worker, before its first document
+
+
+def _render(html: str, base_url: str, path: str) -> None:
+    # WeasyPrint alone, as exports.writers.pdf_writer.write_html_pdf does: importing the writer
+    # would load the warehouse client's libraries (chdb: hundreds of MB) into every worker.
+    import weasyprint
+
+    weasyprint.HTML(string=html, base_url=base_url).write_pdf(Path(path))
+
+
+@contextmanager
+def pdf_workers(workers: int | None = None) -> Iterator[ProcessPoolExecutor]:
+    """A pool of spawned WeasyPrint workers (spawn: a fork of a process holding chdb and
+    database connections would inherit them)."""
+    pool = ProcessPoolExecutor(max_workers=workers or default_workers(),
+                               mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_warm_up, max_tasks_per_child=TASKS_PER_WORKER)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def html_to_pdf_in(pool: ProcessPoolExecutor):
+    """The exports.writers.pdf_writer.html_to_pdf function that renders in `pool` (the calling
+    thread waits for its document; an error in the document is raised here, failing that file).
+    If a worker dies (e.g. killed for memory), the pool is broken for good: the rest of the run
+    renders in its own process, slower but with the same files."""
+    def render(html: str, base_url: str, path: Path) -> None:
+        try:
+            pool.submit(_render, html, base_url, str(path)).result()
+        except BrokenProcessPool:
+            log.warning("a PDF worker died; rendering the run's remaining PDFs in this process")
+            _render(html, base_url, str(path))
+
+    return render

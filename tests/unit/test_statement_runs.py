@@ -1,0 +1,139 @@
+"""What one statements run shares: the report shapes read once per SQL and timezone, and the
+embedded warehouse client handed over only when another process waits for it."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+from exports.reports.query import Column, ReportQuery
+from exports.statements import packs
+from exports.writers.manifest import query_columns, shape_cache
+
+
+class CountingClient:
+    def __init__(self):
+        self.calls = 0
+
+    def query(self, sql, parameters=None):
+        self.calls += 1
+        tz = parameters["tz"]
+        return SimpleNamespace(column_names=["amount", "_currency", "_exponent"],
+                               column_types=[SimpleNamespace(name=f"DateTime64(6, '{tz}')"),
+                                             SimpleNamespace(name="String"),
+                                             SimpleNamespace(name="UInt8")])
+
+
+def _query(account_id: str, tz: str) -> ReportQuery:
+    return ReportQuery(report_type="t", title="T", shape="itemized", sql="SELECT …",
+                       parameters={"account_id": account_id, "tz": tz},
+                       columns=(Column("amount", "money"),), account_id=account_id)
+
+
+def test_a_shape_is_read_once_per_sql_and_timezone_inside_the_cache_only():
+    client = CountingClient()
+    with shape_cache():
+        first = query_columns(client, _query("acct_1", "UTC"))
+        assert query_columns(client, _query("acct_2", "UTC")) == first
+        assert client.calls == 1
+        # The timezone changes the types: not answered from another timezone's shape.
+        tokyo = query_columns(client, _query("acct_3", "Asia/Tokyo"))
+        assert tokyo[1] == ("DateTime64(6, 'Asia/Tokyo')",) and client.calls == 2
+    query_columns(client, _query("acct_1", "UTC"))
+    assert client.calls == 3  # outside a block every call reads the shape
+
+
+class FakeWarehouse:
+    def __init__(self):
+        self.opened = 0
+        self.open_now = 0
+
+    @contextmanager
+    def open_warehouse(self, settings, purpose=""):
+        self.opened += 1
+        self.open_now += 1
+        try:
+            yield f"client{self.opened}"
+        finally:
+            self.open_now -= 1
+
+
+def _turns(monkeypatch, waiting: list[bool]):
+    import exports.warehouse as warehouse
+
+    fake = FakeWarehouse()
+    monkeypatch.setattr(warehouse, "open_warehouse", fake.open_warehouse)
+    monkeypatch.setattr(warehouse, "others_waiting", lambda settings: waiting[0])
+    monkeypatch.setattr(packs, "WAREHOUSE_YIELD_SECONDS", 0)
+    clock = [0.0]
+    monkeypatch.setattr(packs.time, "monotonic", lambda: clock[0])
+    turns = packs.WarehouseTurns(SimpleNamespace(warehouse_is_embedded=True))
+    return turns, fake, clock
+
+
+def test_the_client_is_kept_while_nobody_waits_and_handed_over_when_someone_does(monkeypatch):
+    waiting = [False]
+    turns, fake, clock = _turns(monkeypatch, waiting)
+    with turns:
+        for step in range(10):
+            clock[0] = step * 10.0  # far past a turn
+            with turns.lease() as client:
+                assert client == "client1"
+        assert fake.opened == 1 and turns.handed_over == 0
+        waiting[0] = True
+        clock[0] = 200.0
+        with turns.lease() as client:
+            assert client == "client2"
+        assert fake.opened == 2 and turns.handed_over == 1
+        with turns.lease() as client:  # a fresh turn: kept even though someone still waits
+            assert client == "client2"
+    assert fake.open_now == 0
+
+
+def test_a_handover_waits_for_the_file_another_thread_is_rendering(monkeypatch):
+    waiting = [False]
+    turns, fake, clock = _turns(monkeypatch, waiting)
+    rendering, handed = threading.Event(), threading.Event()
+    release = threading.Event()
+
+    def other_thread():
+        with turns.lease() as client:
+            assert client == "client1"
+            rendering.set()
+            release.wait(5)
+            assert fake.open_now == 1 and fake.opened == 1  # not closed under this file
+
+    with turns:
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        rendering.wait(5)
+        waiting[0] = True
+        clock[0] = 100.0
+
+        def take():
+            with turns.lease() as client:
+                assert client == "client2"
+                handed.set()
+
+        taker = threading.Thread(target=take)
+        taker.start()
+        assert not handed.wait(0.3)  # blocked while the other file holds the client
+        release.set()
+        thread.join(5)
+        taker.join(5)
+        assert handed.is_set() and turns.handed_over == 1
+
+
+def test_a_dead_pdf_worker_does_not_fail_the_rest_of_the_run(tmp_path):
+    import os
+    import signal
+
+    from exports.statements import render_pool
+
+    with render_pool.pdf_workers(1) as pool:
+        pid = pool.submit(os.getpid).result()
+        os.kill(pid, signal.SIGKILL)
+        render = render_pool.html_to_pdf_in(pool)
+        render("<p>still rendered</p>", str(tmp_path), tmp_path / "after.pdf")
+    assert (tmp_path / "after.pdf").read_bytes().startswith(b"%PDF")
