@@ -174,17 +174,19 @@ def home(request: Request) -> RedirectResponse:
 
 
 @router.get("/login")
-def login_page(request: Request, next: str = "/reports") -> HTMLResponse:
-    return _login_form(request, next=next)
+def login_page(request: Request, next: str = "/reports", ended: str = "") -> HTMLResponse:
+    notice = ("Your session has ended (you signed out elsewhere, it expired, or an admin changed "
+              "your user). Sign in again to continue.") if ended else None
+    return _login_form(request, next=next, notice=notice)
 
 
 def _login_form(request: Request, *, next: str, email: str = "", error: str | None = None,
-                status_code: int = 200) -> HTMLResponse:
+                notice: str | None = None, status_code: int = 200) -> HTMLResponse:
     import secrets
 
     csrf = secrets.token_urlsafe(24)
     response = render(request, "login.html", None, status_code=status_code, csrf=csrf,
-                      next=_safe_next(next), email=email, error=error)
+                      next=_safe_next(next), email=email, error=error, notice=notice)
     response.set_cookie(web_auth.LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="lax",
                         secure=settings_of(request).secure_cookies, path="/login", max_age=3600)
     return response
@@ -214,6 +216,8 @@ async def login(request: Request) -> Response:
         response = _login_form(request, next=next_path, email=email, error=exc.message, status_code=429)
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response
+    except users.UserDisabled as exc:
+        return _login_form(request, next=next_path, email=email, error=exc.message, status_code=403)
     if user is None:
         return _login_form(request, next=next_path, email=email, status_code=401,
                            error="That email and password do not match an active user.")
@@ -801,9 +805,20 @@ def users_page(request: Request, me: AppUser) -> HTMLResponse:
 
 def _users_context(me: Principal, settings: Settings, values: dict, errors: dict) -> dict:
     tz = account_tz(me.account_id, settings)
-    rows = [{**u, "last": fmt_dt(u["last_sign_in_at"], tz)} for u in users.list_users(me.account_id, settings=settings)]
+    rows = [{**u, "last": fmt_dt(u["last_sign_in_at"], tz),
+             "disabled": fmt_dt(u["disabled_at"], tz) if u["disabled_at"] else None,
+             "is_me": u["id"] == me.user_id}
+            for u in users.list_users(me.account_id, settings=settings)]
+    changes = [{**c, "when": fmt_dt(c["at"], tz), "text": _change_text(c)}
+               for c in users.list_changes(me.account_id, limit=30, settings=settings)]
     return {"people": rows, "roles": users.ROLES, "values": values, "errors": errors,
-            "min_password": users.MIN_PASSWORD_LENGTH}
+            "min_password": users.MIN_PASSWORD_LENGTH, "changes": changes, "tz": tz}
+
+
+def _change_text(change: dict) -> str:
+    return {"created": f"added as {change['new_value']}",
+            "role": f"role {change['old_value']} → {change['new_value']}",
+            "disabled": "disabled (signed out everywhere)", "enabled": "enabled again"}[change["change"]]
 
 
 @router.post("/users")
@@ -818,4 +833,32 @@ def create_user(request: Request, submitted=Depends(web_auth.app_form)) -> Respo
     except InvalidParameter as exc:
         return render(request, "users.html", me, status_code=400,
                       **_users_context(me, settings, values, {exc.param or "email": exc.message}))
+    return RedirectResponse("/users", status_code=303)
+
+
+@router.post("/users/{user_id}/{action}")
+def change_user(request: Request, user_id: str, action: str,
+                submitted=Depends(web_auth.app_form)) -> Response:
+    """Change a user's role, disable or re-enable them. The account keeps at least one active
+    admin (an error shown next to that user); the change is recorded with who made it."""
+    me, form = submitted
+    me.require("users.manage", "manage users")
+    settings = settings_of(request)
+    try:
+        if action == "role":
+            changed = users.change_role(me.account_id, user_id, str(form.get("role", "")),
+                                        changed_by=me.email, settings=settings)
+        elif action in ("disable", "enable"):
+            changed = users.set_disabled(me.account_id, user_id, action == "disable",
+                                         changed_by=me.email, settings=settings)
+        else:
+            raise web_auth.PageNotFound()
+    except InvalidParameter as exc:
+        return render(request, "users.html", me, status_code=400,
+                      **_users_context(me, settings, {}, {f"user-{user_id}": exc.message}))
+    if changed is None:
+        raise web_auth.PageNotFound("No such user in your account.")
+    if changed["id"] == me.user_id and (changed["disabled_at"] or changed["role"] != "admin"):
+        # No longer allowed here: signed out (disabled) or sent to a page they may still see.
+        return RedirectResponse("/login" if changed["disabled_at"] else "/reports", status_code=303)
     return RedirectResponse("/users", status_code=303)

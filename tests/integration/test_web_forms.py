@@ -99,3 +99,45 @@ def test_cookies_are_secure_in_production(postgres):
     with TestClient(create_app(production), base_url="https://testserver") as client:
         cookie = _sign_in(client, email)
     assert "Secure" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+
+
+def _client_of(postgres, account: str, role: str):
+    email = f"{role}{secrets.token_hex(4)}@example.com"
+    user = users.create_user(account, email, role, PASSWORD, settings=postgres)
+    client = TestClient(create_app(postgres))
+    _sign_in(client, email)
+    token = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/reports").text).group(1)
+    return client, token, user
+
+
+def test_only_admins_of_the_account_manage_users(postgres):
+    account = "acct_um_" + secrets.token_hex(3)
+    admin, admin_token, admin_user = _client_of(postgres, account, "admin")
+    analyst, analyst_token, analyst_user = _client_of(postgres, account, "analyst")
+    outsider, outsider_token, _ = _client_of(postgres, "acct_um_other_" + secrets.token_hex(3), "admin")
+    with admin, analyst, outsider:
+        # Non-admins: 403 on the page and on every change, even with their own valid CSRF token.
+        assert analyst.get("/users").status_code == 403
+        for action, data in (("role", {"role": "admin"}), ("disable", {}), ("enable", {})):
+            response = analyst.post(f"/users/{admin_user.id}/{action}",
+                                    data={**data, "csrf_token": analyst_token})
+            assert response.status_code == 403, action
+        # Admin of another account: the user is not found (URL tampering).
+        assert outsider.post(f"/users/{analyst_user.id}/role",
+                             data={"role": "viewer", "csrf_token": outsider_token}).status_code == 404
+        # Without the session's CSRF token: refused.
+        assert admin.post(f"/users/{analyst_user.id}/disable", data={}).status_code == 403
+        assert admin.post(f"/users/{analyst_user.id}/nonsense", data={"csrf_token": admin_token}).status_code == 404
+        assert users.list_users(account, settings=postgres)[1]["role"] == "analyst"
+        # The only admin cannot demote themselves: the reason is shown next to their row.
+        refused = admin.post(f"/users/{admin_user.id}/role", data={"role": "viewer", "csrf_token": admin_token})
+        assert refused.status_code == 400 and f'id="err-user-{admin_user.id}"' in refused.text
+        bad = admin.post(f"/users/{analyst_user.id}/role", data={"role": "owner", "csrf_token": admin_token})
+        assert bad.status_code == 400 and f'id="err-user-{analyst_user.id}"' in bad.text
+        # The admin promotes the analyst: at their next request they manage users too.
+        done = admin.post(f"/users/{analyst_user.id}/role", data={"role": "admin", "csrf_token": admin_token},
+                          follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == "/users"
+        assert analyst.get("/users").status_code == 200
+        page = admin.get("/users").text
+        assert "role analyst → admin" in page and admin_user.email in page

@@ -18,3 +18,9 @@ document.addEventListener("click", function (event) {
 document.addEventListener("htmx:responseError", function (event) {
   if (event.detail.xhr && event.detail.xhr.status === 401) window.location.reload();
 });
+
+// A button with data-confirm asks before its form is sent (e.g. disabling a user).
+document.addEventListener("submit", function (event) {
+  var button = event.submitter;
+  if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) event.preventDefault();
+});
