@@ -12,6 +12,7 @@ session.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import SCOPES, enforce_create_limits, validate_scopes
+from api.auth import SCOPES, validate_scopes
 from api.web import auth as web_auth
 from api.web.auth import Principal, embedded_session, signed_in_user
 from api.web.cron_text import describe as describe_cron
@@ -32,7 +33,7 @@ from exports.delivery import dispatch, notifications, webhooks
 from exports.errors import InvalidParameter, NotFound, RateLimited, ReportingError
 from exports.reports.catalog import REPORT_TYPES, get_report_type
 from exports.reports.params import FORMATS
-from exports.reports.relative import resolve_relative_range
+from exports.reports.relative import describe_interval, resolve_relative_range
 from exports.requests import store
 from exports.scheduling import templates as templates_core
 from exports.scheduling.scheduler import due_times_between
@@ -367,7 +368,7 @@ def _register_report_pages(prefix: str, principal_dep: Callable, form_dep: Calla
 def _form_values(form) -> dict[str, Any]:
     values = {k: str(form.get(k, "") or "").strip() for k in (
         "report_type", "format", "period", "timezone", "interval_start", "interval_end",
-        "currency", "payout", "customer")}
+        "currency", "payout", "customer", "email_to", "webhook_url")}
     values["columns"] = [c for c in form.getlist("columns") if c]
     values["reporting_category"] = [c for c in form.getlist("reporting_category") if c]
     values["status"] = [c for c in form.getlist("status") if c]
@@ -382,7 +383,9 @@ def _values_from_report(row: dict) -> dict[str, Any]:
     params.update(params.pop("filters", None) or {})
     values: dict[str, Any] = {"report_type": get_report_type(row["report_type"]).id,
                               "format": row["format"], "timezone": params.get("timezone", ""),
-                              "columns": params.get("columns") or []}
+                              "columns": params.get("columns") or [],
+                              "email_to": ", ".join(row.get("email_recipients") or []),
+                              "webhook_url": row.get("webhook_url") or ""}
     if params.get("relative_range"):
         values["period"] = params["relative_range"]
     else:
@@ -458,20 +461,24 @@ def _exclusive_end(text: str) -> str:
 
 
 def _create_request(me: Principal, values: dict[str, Any], settings: Settings) -> dict:
-    """What POST /v1/reports does (the same limit, validation, cap and store calls)."""
-    from exports.reports.engine import validate_report_request
+    """POST /v1/reports' own code path (api.routes.reports.submit_report): the same delivery
+    checks, rate limit, validation, cap and store calls."""
+    from api.routes.reports import submit_report
 
     tz = values.get("timezone") or account_tz(me.account_id, settings)
     parameters = _parameters(values, tz)
-    fmt = values.get("format") or "csv"
-    enforce_create_limits(me.account_id, settings)
-    validate_report_request(me.account_id, values["report_type"], parameters, fmt, settings=settings,
-                            account_timezone=account_tz(me.account_id, settings))
-    row, _created = store.create(store.NewRequest(
-        account_id=me.account_id, report_type=get_report_type(values["report_type"]).id,
-        parameters=parameters, format=fmt, requested_by=me.requested_by, source="api"), settings,
-        max_pending=settings.max_pending_per_account)
-    return row
+    delivery = {}
+    if not me.embedded:  # the embedded view requests and downloads; delivery stays the platform's
+        recipients = split_addresses(values.get("email_to", ""))
+        delivery = {"email_to": recipients or None, "webhook_url": values.get("webhook_url") or None}
+    return submit_report(me.account_id, get_report_type(values["report_type"]).id, parameters,
+                         values.get("format") or "csv", settings, requested_by=me.requested_by,
+                         **delivery)
+
+
+def split_addresses(text: str) -> list[str]:
+    """Addresses typed into one field, separated by commas, semicolons or new lines."""
+    return [a.strip() for a in re.split(r"[,;\n]", text or "") if a.strip()]
 
 
 def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any],
@@ -508,7 +515,7 @@ def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any
             validated = validate_report_request(me.account_id, report.id, _parameters(values, tz),
                                                 values["format"], settings=settings,
                                                 account_timezone=home_tz, data_available_end=available)
-            preview = _describe_period(validated.interval_start, validated.interval_end, tz)
+            preview = describe_interval(validated.interval_start, validated.interval_end, tz)
         except ReportingError as exc:
             check = {"field": error_field(exc), "message": exc.message}
     presets = []
@@ -517,7 +524,7 @@ def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any
         if key != "custom":
             try:
                 start, end = resolve_relative_range(key, tz, now)
-                span = _describe_period(None if report.interval == "end_only" else start, end, tz)
+                span = describe_interval(None if report.interval == "end_only" else start, end, tz)
             except Exception:  # noqa: BLE001 — an unknown timezone is reported on the field
                 span = ""
         presets.append({"key": key, "label": label, "span": span})
@@ -540,22 +547,6 @@ def _known_timezones() -> frozenset[str]:
 
 
 _TIMEZONES: frozenset[str] | None = None
-
-
-def _describe_period(start: datetime | None, end: datetime | None, tz: str) -> str:
-    if end is None:
-        return ""
-    zone = ZoneInfo(tz)
-    end_local = end.astimezone(zone)
-    if start is None:
-        return f"balances as of {end_local:%Y-%m-%d %H:%M} {tz}"
-    start_local = start.astimezone(zone)
-    if start_local.time() == end_local.time() == datetime.min.time():
-        last = (end_local - timedelta(days=1)).date()
-        if last == start_local.date():
-            return f"{last:%a %d %b %Y} ({tz})"
-        return f"{start_local:%d %b %Y} – {last:%d %b %Y} ({tz})"
-    return f"{start_local:%Y-%m-%d %H:%M} – {end_local:%Y-%m-%d %H:%M} ({tz}, end exclusive)"
 
 
 _register_report_pages("/reports", signed_in_user, web_auth.app_form)
@@ -650,7 +641,7 @@ def create_schedule(request: Request, submitted=Depends(web_auth.app_form)) -> R
         "email_recipients", "webhook_url")}
     try:
         cron = _cron_from_form(form)
-        recipients = [a.strip() for a in values["email_recipients"].replace(";", ",").split(",") if a.strip()]
+        recipients = split_addresses(values["email_recipients"])
         row = templates_core.create_template(me.account_id, {
             "name": values["name"], "report_type": values["report_type"], "format": values["format"],
             "relative_range": values["relative_range"] or None, "schedule_cron": cron,

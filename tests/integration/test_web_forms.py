@@ -141,3 +141,36 @@ def test_only_admins_of_the_account_manage_users(postgres):
         assert analyst.get("/users").status_code == 200
         page = admin.get("/users").text
         assert "role analyst → admin" in page and admin_user.email in page
+
+
+def test_report_form_delivery_is_checked_like_the_api(postgres):
+    """Email syntax and the SSRF guard, as POST /v1/reports checks them (one code path), with
+    the message next to the field; good targets are stored on the request."""
+    guarded = postgres.model_copy(update={"webhook_allow_private_targets": False})
+    email = f"deliv{secrets.token_hex(4)}@example.com"
+    account = "acct_deliv_" + secrets.token_hex(3)
+    users.create_user(account, email, "analyst", PASSWORD, settings=postgres)
+    with TestClient(create_app(guarded)) as client:
+        _sign_in(client, email)
+        token = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/reports").text).group(1)
+        for changes, field, words in (
+                ({"email_to": "finance@example.com, not an address"}, "email_to", "not a valid email"),
+                ({"email_to": "a@example.com\r\nBcc: x@example.com"}, "email_to", "not a valid email"),
+                ({"webhook_url": "http://127.0.0.1:8000/hook"}, "webhook_url", "public internet address"),
+                ({"webhook_url": "http://169.254.169.254/latest"}, "webhook_url", "public internet address"),
+                ({"webhook_url": "ftp://example.com/x"}, "webhook_url", "http(s)")):
+            response = client.post("/reports/new", data={**GOOD, **changes, "csrf_token": token})
+            assert response.status_code == 400, (changes, response.text[:300])
+            error = re.search(rf'id="err-{field}"[^>]*>([^<]+)<', response.text)
+            assert error and words in error.group(1), (changes, error and error.group(1))
+            assert 'value="' + changes[field].split("\r")[0] in response.text  # what was typed stays
+        created = client.post("/reports/new", data={
+            **GOOD, "email_to": "Finance@Example.com; cfo@example.com",
+            "webhook_url": "https://hooks.example.com/reports", "csrf_token": token}, follow_redirects=False)
+        assert created.status_code == 303, created.text[:500]
+    from exports.requests import store
+
+    row = store.get(created.headers["location"].rsplit("/", 1)[1], account, postgres)
+    assert row["email_recipients"] == ["Finance@example.com", "cfo@example.com"]
+    assert row["webhook_url"] == "https://hooks.example.com/reports"
+    assert row["requested_by"] == f"web:{email}"
