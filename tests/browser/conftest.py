@@ -117,8 +117,10 @@ class ReportWorker:
 # Module-scoped: the worker must stop when the browser tests end, or it would go on claiming the
 # same accounts' requests from the integration tests that run after them in one session.
 @pytest.fixture(scope="module")
-def report_worker(demo_platform) -> Iterator[ReportWorker]:
-    worker = ReportWorker(demo_platform.settings)
+def report_worker(demo_platform, smtp_server) -> Iterator[ReportWorker]:
+    # Deliveries are sent by the worker: its email goes to the session's SMTP catcher.
+    worker = ReportWorker(demo_platform.settings.model_copy(
+        update={"smtp_host": smtp_server.host, "smtp_port": smtp_server.port}))
     worker.thread.start()
     yield worker
     worker.stop.set()
@@ -200,13 +202,15 @@ def shoot(screens):
     return _shoot
 
 
-def sign_in(browser, web_app: WebApp, who: str):
+def sign_in(browser, web_app: WebApp, who: str, password: str = PASSWORD, expect_signed_in: bool = True):
+    """A new browser context signed in as web_app.users[who] (or as the email `who`)."""
     context = browser.new_context(base_url=web_app.base_url, accept_downloads=True,
                                   viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.goto("/login")
-    page.get_by_label("Email").fill(web_app.users[who])
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Email").fill(web_app.users.get(who, who))
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/reports")
+    if expect_signed_in:
+        page.wait_for_url("**/reports")
     return page
