@@ -169,10 +169,9 @@ def _change_user(account_id: str, user_id: str, changed_by: str, settings: Setti
             others = [r for r in rows if r["id"] != user_id and r["role"] == "admin"
                       and r["disabled_at"] is None]
             if not others:
-                whom = "yourself" if user["email"] == changed_by else user["email"]
+                who = "You are" if user["email"] == changed_by else f"{user['email']} is"
                 raise InvalidParameter(
-                    f"{user['email']} is the account's only active admin: make another user an "
-                    f"admin before you {'disable' if is_disabled else 'change the role of'} {whom}.",
+                    f"{who} the account's only active admin: make another user an admin first.",
                     param="role" if new_role else "user", code="last_admin")
         if new_role and new_role != user["role"]:
             old_role = user["role"]

@@ -109,26 +109,38 @@ def type_title(report_type: str) -> str:
 
 
 def period_text(row: dict, tz: str) -> str:
-    """What the report covers, as the engine resolved it (manifest) or as it was asked."""
+    """What the report covers, as the engine resolved it (manifest) or as it was asked, in the
+    report's timezone: whole days as first – last day, else times."""
+    from exports.reports.params import parse_instant
+
     extra = (row.get("manifest") or {}).get("extra") or {}
     params = row.get("parameters") or {}
-    start, end = extra.get("interval_start"), extra.get("interval_end")
     shown_tz = extra.get("timezone") or params.get("timezone") or tz
-    if end:
-        end_dt = datetime.fromisoformat(end).astimezone(ZoneInfo(shown_tz))
-        last = end_dt - timedelta(seconds=1) if end_dt.time() == datetime.min.time() else end_dt
-        if not start:
-            return f"as of {end_dt:%Y-%m-%d %H:%M}"
-        start_dt = datetime.fromisoformat(start).astimezone(ZoneInfo(shown_tz))
-        if start_dt.time() == datetime.min.time() and end_dt.time() == datetime.min.time():
-            return f"{start_dt:%Y-%m-%d} – {last:%Y-%m-%d}"
-        return f"{start_dt:%Y-%m-%d %H:%M} – {end_dt:%Y-%m-%d %H:%M}"
-    if params.get("relative_range"):
+    zone = ZoneInfo(shown_tz) if shown_tz in _known_timezones() else ZoneInfo(tz)
+    start = end = None
+    if extra.get("interval_end"):
+        end = datetime.fromisoformat(extra["interval_end"])
+        start = datetime.fromisoformat(extra["interval_start"]) if extra.get("interval_start") else None
+    elif params.get("relative_range"):
         return dict(PERIOD_PRESETS + SCHEDULE_RANGES).get(params["relative_range"],
                                                            params["relative_range"].replace("_", " "))
-    if params.get("interval_start") or params.get("interval_end"):
-        return f"{params.get('interval_start', '…')} – {params.get('interval_end', '…')} (end exclusive)"
-    return "—"
+    else:
+        try:
+            end = parse_instant(params["interval_end"], "interval_end", str(zone)) if params.get("interval_end") else None
+            start = parse_instant(params["interval_start"], "interval_start", str(zone)) if params.get("interval_start") else None
+        except (InvalidParameter, TypeError):
+            return f"{params.get('interval_start', '…')} – {params.get('interval_end', '…')} (end exclusive)"
+    if end is None:
+        return "—" if start is None else f"from {start.astimezone(zone):%Y-%m-%d %H:%M}"
+    end_dt = end.astimezone(zone)
+    if start is None:
+        return f"as of {end_dt:%Y-%m-%d %H:%M}"
+    start_dt = start.astimezone(zone)
+    if start_dt.time() == end_dt.time() == datetime.min.time():
+        last = end_dt - timedelta(days=1)
+        return (f"{start_dt:%Y-%m-%d}" if last.date() == start_dt.date()
+                else f"{start_dt:%Y-%m-%d} – {last:%Y-%m-%d}")
+    return f"{start_dt:%Y-%m-%d %H:%M} – {end_dt:%Y-%m-%d %H:%M}"
 
 
 def report_view(row: dict, tz: str) -> dict[str, Any]:
@@ -296,8 +308,7 @@ def _register_report_pages(prefix: str, principal_dep: Callable, form_dep: Calla
         me.require("reports.request", "request reports")
         settings = settings_of(request)
         values = _form_values(request.query_params)
-        if request.query_params.get("changed") == "report_type":  # the old type's choices don't apply
-            values.update(columns=[], reporting_category=[], status=[], currency="", payout="", customer="")
+        _drop_other_types_choices(values, request.query_params)
         context = _new_report_context(me, settings, values, {})
         return render(request, "new_report_fields.html", me, **context)
 
@@ -307,6 +318,11 @@ def _register_report_pages(prefix: str, principal_dep: Callable, form_dep: Calla
         me.require("reports.request", "request reports")
         settings = settings_of(request)
         values = _form_values(form)
+        if _drop_other_types_choices(values, form):  # sent before the new type's fields arrived
+            title = type_title(values["report_type"])
+            return render(request, "new_report.html", me, status_code=400, **_new_report_context(
+                me, settings, values, {"form": f"The columns and filters below are now those of "
+                                               f"{title}; check them and request the report again."}))
         try:
             row = _create_request(me, values, settings)
         except ReportingError as exc:
@@ -375,6 +391,17 @@ def _form_values(form) -> dict[str, Any]:
     if values["report_type"] not in REPORT_TYPES:
         values["report_type"] = values["report_type"] or "balance.summary"
     return values
+
+
+def _drop_other_types_choices(values: dict[str, Any], form) -> bool:
+    """Columns and filters are the type's own: when the form's were drawn for another type (the
+    `fields_for` it carries), they are dropped so the new type's defaults apply. Checked on the
+    server, so a quick click that overtakes the fields' refresh cannot mix two types' choices."""
+    drawn_for = str(form.get("fields_for") or "")
+    if not drawn_for or drawn_for == values["report_type"]:
+        return False
+    values.update(columns=[], reporting_category=[], status=[], currency="", payout="", customer="")
+    return True
 
 
 def _values_from_report(row: dict) -> dict[str, Any]:
@@ -752,7 +779,7 @@ def _keys_context(me: Principal, settings: Settings, **extra) -> dict[str, Any]:
     keys = [{**k, "created": fmt_dt(k["created_at"], tz), "last_used": fmt_dt(k["last_used_at"], tz),
              "revoked": fmt_dt(k["revoked_at"], tz) if k["revoked_at"] else None}
             for k in store.list_api_keys(me.account_id, settings)]
-    return {"keys": keys, "scopes": SCOPES, "errors": {}, **extra}
+    return {"keys": keys, "scopes": SCOPES, "errors": {}, "chosen_scopes": [], **extra}
 
 
 @router.get("/keys")
@@ -768,11 +795,16 @@ def create_key(request: Request, submitted=Depends(web_auth.app_form)) -> HTMLRe
     settings = settings_of(request)
     name = str(form.get("name", "")).strip()[:100]
     restricted = form.get("kind") == "restricted"
+    ticked = list(form.getlist("scopes"))
     try:
-        scopes = validate_scopes(list(form.getlist("scopes"))) if restricted else None
+        if ticked and not restricted:  # never a standard key when limits were asked for
+            raise InvalidParameter("Scopes are ticked but the access is Standard (everything): choose "
+                                   "Restricted to limit the key to the ticked scopes.", param="scopes")
+        scopes = validate_scopes(ticked) if restricted else None
     except InvalidParameter as exc:
         return render(request, "keys.html", me, status_code=400,
-                      **_keys_context(me, settings, errors={"scopes": exc.message}, name=name))
+                      **_keys_context(me, settings, errors={"scopes": exc.message}, name=name,
+                                      chosen_scopes=ticked))
     secret, row = store.create_api_key(me.account_id, name, settings, scopes=scopes, created_by=me.email)
     return render(request, "keys.html", me, **_keys_context(me, settings, new_secret=secret, new_key=row))
 

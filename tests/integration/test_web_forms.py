@@ -83,6 +83,10 @@ def test_bad_schedule_and_key_forms_name_the_field(admin):
     assert bad.status_code == 400 and 'id="err-webhook_url"' in bad.text
     keys = client.post("/keys", data={"name": "k", "kind": "restricted", "csrf_token": token})
     assert keys.status_code == 400 and "at least one scope" in keys.text
+    # Scopes ticked with Standard access: refused, not silently a key that can do everything.
+    keys = client.post("/keys", data={"name": "k", "kind": "standard", "scopes": "reports:read",
+                                      "csrf_token": token})
+    assert keys.status_code == 400 and 'id="err-scopes"' in keys.text and "choose Restricted" in keys.text
 
 
 def test_forms_need_the_sessions_csrf_token(admin):
