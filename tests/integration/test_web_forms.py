@@ -178,3 +178,17 @@ def test_report_form_delivery_is_checked_like_the_api(postgres):
     assert row["email_recipients"] == ["Finance@example.com", "cfo@example.com"]
     assert row["webhook_url"] == "https://hooks.example.com/reports"
     assert row["requested_by"] == f"web:{email}"
+
+
+def test_a_new_type_never_gets_the_old_types_columns(admin):
+    """The form's columns were drawn for balance.summary but the type is now fees.summary (a
+    click that overtook the fields' refresh): the old columns are dropped, not silently kept."""
+    client, token = admin
+    stale = {**GOOD, "report_type": "fees.summary", "fields_for": "balance.summary",
+             "columns": ["category", "currency"], "csrf_token": token}
+    response = client.post("/reports/new", data=stale)
+    assert response.status_code == 400 and "now those of Fees summary" in response.text
+    ticked = re.findall(r'name="columns" value="([^"]+)"[^>]*checked', response.text)
+    assert ticked == ["date", "currency", "fee_type", "fee_count", "fee_amount"], ticked
+    fields = client.get("/reports/new/fields", params={**stale, "csrf_token": ""})
+    assert re.findall(r'name="columns" value="([^"]+)"[^>]*checked', fields.text) == ticked
