@@ -196,7 +196,9 @@ def test_admin_pages_keys_and_scopes(browser, web_app, shoot, create_api_key, we
         assert denied.status_code == 403 and "reports:write" in denied.json()["error"]["message"]
         assert api.get("/v1/report_templates").status_code == 403
     page.goto("/keys")
+    page.once("dialog", lambda dialog: dialog.accept())  # revoking asks first
     page.get_by_role("button", name=re.compile("^Revoke")).first.click()
+    page.get_by_text("Revoked").first.wait_for()
     with httpx.Client(base_url=web_app.base_url, headers={"Authorization": f"Bearer {secret}"}) as api:
         assert api.get("/v1/reports").status_code == 401
     page.context.close()
