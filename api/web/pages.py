@@ -233,7 +233,7 @@ async def login(request: Request) -> Response:
         return _login_form(request, next=next_path, email=email, error=exc.message, status_code=403)
     if user is None:
         return _login_form(request, next=next_path, email=email, status_code=401,
-                           error="That email and password do not match an active user.")
+                           error="That email and password do not match.")
     token, session = await run_in_threadpool(users.start_session, user, settings=settings)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(web_auth.SESSION_COOKIE, token, httponly=True, samesite="lax",

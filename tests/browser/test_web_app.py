@@ -374,6 +374,7 @@ def test_admin_changes_a_role_and_disables_a_user(browser, web_app, shoot):
     pat.get_by_label("Password").fill(PASSWORD)
     pat.get_by_role("button", name="Sign in").click()
     assert "was disabled" in pat.get_by_role("alert").inner_text()
+    shoot(pat, "login_disabled")
     assert "/login" in pat.url
 
     # The only admin cannot demote themselves: the reason is next to their own row.
