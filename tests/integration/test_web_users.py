@@ -178,3 +178,25 @@ def test_the_account_always_keeps_an_active_admin(postgres):
     thread.join(10)
     assert outcome == {"error": "last_admin"}
     assert [u["role"] for u in users.list_users(account, settings=postgres)].count("admin") == 1
+
+
+def test_cli_changes_roles_and_disables_users(postgres):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    account = "acct_cli_" + secrets.token_hex(3)
+    admin = users.create_user(account, _email(), "admin", PASSWORD, settings=postgres)
+    analyst = users.create_user(account, _email(), "analyst", PASSWORD, settings=postgres)
+    result = runner.invoke(app, ["users", "set-role", "--email", analyst.email, "--role", "viewer"])
+    assert result.exit_code == 0 and "\tviewer\tactive" in result.output, result.output
+    result = runner.invoke(app, ["users", "disable", "--email", analyst.email])
+    assert result.exit_code == 0 and "\tdisabled" in result.output, result.output
+    listed = runner.invoke(app, ["users", "list", "--account", account]).output
+    assert f"{analyst.email}\tviewer\tdisabled" in listed
+    refused = runner.invoke(app, ["users", "disable", "--email", admin.email])  # the only admin
+    assert refused.exit_code == 2 and "only active admin" in refused.output
+    assert runner.invoke(app, ["users", "enable", "--email", "nobody@example.com"]).exit_code == 1
+    assert runner.invoke(app, ["users", "enable", "--email", analyst.email]).exit_code == 0
+    assert [c["changed_by"] for c in users.list_changes(account, settings=postgres)][:3] == ["cli"] * 3
