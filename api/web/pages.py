@@ -691,24 +691,40 @@ def _get_schedule(me: Principal, schedule_id: str, settings: Settings) -> dict:
         raise web_auth.PageNotFound() from None
 
 
-@router.get("/schedules/{schedule_id}")
-def schedule_page(request: Request, me: AppUser, schedule_id: str) -> HTMLResponse:
+def _schedule_page(request: Request, me: Principal, row: dict, status_code: int = 200,
+                   errors: dict | None = None, values: dict | None = None) -> HTMLResponse:
     settings = settings_of(request)
-    row = _get_schedule(me, schedule_id, settings)
     tz = account_tz(me.account_id, settings)
     runs, _ = store.list_requests(me.account_id, limit=20, template_id=row["id"], settings=settings)
-    return render(request, "schedule.html", me, schedule=_schedule_view(row, tz),
-                  runs=[report_view(r, tz) for r in runs], tz=tz)
+    values = values or {"email_recipients": ", ".join(row["email_recipients"] or []),
+                        "webhook_url": row["webhook_url"] or ""}
+    return render(request, "schedule.html", me, status_code=status_code,
+                  schedule=_schedule_view(row, tz), runs=[report_view(r, tz) for r in runs], tz=tz,
+                  errors=errors or {}, values=values)
+
+
+@router.get("/schedules/{schedule_id}")
+def schedule_page(request: Request, me: AppUser, schedule_id: str) -> HTMLResponse:
+    return _schedule_page(request, me, _get_schedule(me, schedule_id, settings_of(request)))
 
 
 @router.post("/schedules/{schedule_id}/{action}")
 def schedule_action(request: Request, schedule_id: str, action: str,
                     submitted=Depends(web_auth.app_form)) -> Response:
-    me, _form = submitted
+    me, form = submitted
     me.require("schedules.manage", "manage schedules")
     settings = settings_of(request)
-    _get_schedule(me, schedule_id, settings)
-    if action in ("pause", "resume"):
+    row = _get_schedule(me, schedule_id, settings)
+    if action == "delivery":  # recipients and webhook, checked as the API checks them
+        values = {k: str(form.get(k, "") or "").strip() for k in ("email_recipients", "webhook_url")}
+        try:
+            templates_core.update_template(schedule_id, me.account_id, {
+                "email_recipients": split_addresses(values["email_recipients"]),
+                "webhook_url": values["webhook_url"] or None}, settings=settings)
+        except ReportingError as exc:
+            field = "webhook_url" if (exc.param or "").startswith("webhook_url") else "email_recipients"
+            return _schedule_page(request, me, row, 400, {field: exc.message}, values)
+    elif action in ("pause", "resume"):
         templates_core.update_template(schedule_id, me.account_id,
                                        {"schedule_enabled": action == "resume"}, settings=settings)
     elif action == "delete":

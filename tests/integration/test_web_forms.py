@@ -192,3 +192,31 @@ def test_a_new_type_never_gets_the_old_types_columns(admin):
     assert ticked == ["date", "currency", "fee_type", "fee_count", "fee_amount"], ticked
     fields = client.get("/reports/new/fields", params={**stale, "csrf_token": ""})
     assert re.findall(r'name="columns" value="([^"]+)"[^>]*checked', fields.text) == ticked
+
+
+def test_schedule_delivery_is_changed_and_checked(admin, postgres):
+    client, token = admin
+    created = client.post("/schedules/new", data={
+        "name": "Month end", "report_type": "balance.summary", "format": "csv",
+        "relative_range": "last_month", "frequency": "monthly", "time": "06:00", "timezone": "UTC",
+        "csrf_token": token}, follow_redirects=False)
+    assert created.status_code == 303, created.text[:300]
+    path = created.headers["location"]
+    bad = client.post(f"{path}/delivery", data={"email_recipients": "ok@example.com, nope",
+                                                "webhook_url": "", "csrf_token": token})
+    assert bad.status_code == 400 and 'id="err-email_recipients"' in bad.text and "nope" in bad.text
+    bad = client.post(f"{path}/delivery", data={"email_recipients": "", "webhook_url": "gopher://x",
+                                                "csrf_token": token})
+    assert bad.status_code == 400 and 'id="err-webhook_url"' in bad.text
+    assert client.post(f"{path}/delivery", data={"email_recipients": "ok@example.com"}).status_code == 403
+    saved = client.post(f"{path}/delivery", data={"email_recipients": "ok@example.com; cfo@example.com",
+                                                  "webhook_url": "https://hooks.example.com/r",
+                                                  "csrf_token": token}, follow_redirects=False)
+    assert saved.status_code == 303
+    from exports.scheduling import templates
+
+    row = next(t for t in templates.list_templates(
+        users.session_for(client.cookies.get("payreports_session"), settings=postgres).user.account_id,
+        settings=postgres) if t["id"] == path.rsplit("/", 1)[1])
+    assert row["email_recipients"] == ["ok@example.com", "cfo@example.com"]
+    assert row["webhook_url"] == "https://hooks.example.com/r"
