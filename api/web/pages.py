@@ -769,6 +769,8 @@ def webhooks_page(request: Request, me: AppUser) -> HTMLResponse:
                         if t["webhook_url"]} | {d["target"] for d in log})
     return render(request, "webhooks.html", me, endpoints=endpoints,
                   deliveries=[{**dispatch.delivery_to_api(d), "at": fmt_dt(d["created_at"], tz),
+                               "next_at": fmt_dt(d["next_attempt_at"], tz) if d["status"] == "pending"
+                               and d["next_attempt_at"] else None,
                                "attempt_rows": [{**a, "at": fmt_dt(a["at"], tz)} for a in d["attempts"]]}
                               for d in log])
 
