@@ -186,9 +186,17 @@ _ELEMENTS_WIDER_THAN_THE_PAGE = """() => {
 }"""
 
 
+_CONTROLS_WITHOUT_A_LABEL = """() => [...document.querySelectorAll(
+    "input:not([type=hidden]), select, textarea, button")].filter(el => {
+  if (el.tagName === "BUTTON") return !(el.innerText.trim() || el.getAttribute("aria-label"));
+  return !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby");
+}).map(el => el.outerHTML.slice(0, 120))"""
+
+
 @pytest.fixture
 def shoot(screens):
-    """shoot(page, name): full-page screenshots at a laptop and a phone viewport."""
+    """shoot(page, name): full-page screenshots at a laptop and a phone viewport, after checking
+    that nothing is wider than the page and every form control has a label."""
     def _shoot(page, name: str) -> None:
         for label, size in (("desktop", (1440, 900)), ("mobile", (390, 844))):
             page.set_viewport_size({"width": size[0], "height": size[1]})
@@ -196,6 +204,9 @@ def shoot(screens):
             # Nothing may push the page sideways (wide tables scroll inside their own box).
             wider = page.evaluate(_ELEMENTS_WIDER_THAN_THE_PAGE)
             assert not wider, f"{name} at {size[0]}px: elements wider than the page: {wider}"
+            for frame in page.frames:  # every form control can be found by its label
+                unlabeled = frame.evaluate(_CONTROLS_WITHOUT_A_LABEL)
+                assert not unlabeled, f"{name}: controls without a label: {unlabeled}"
             page.screenshot(path=str(screens / f"web_{name}_{label}.png"), full_page=True)
         page.set_viewport_size({"width": 1440, "height": 900})
 
