@@ -179,7 +179,8 @@ def pdf_rows(client, args: dict) -> dict:
     rows = 0
     with open(args["rows_file"], "w") as fh:
         fh.write(json.dumps({**facts.__dict__, "row_exponents": sorted(facts.row_exponents),
-                             "widest": widest}) + "\n")
+                             "quoted_codes": None if facts.quoted_codes is None
+                             else sorted(facts.quoted_codes), "widest": widest}) + "\n")
         with client.query_row_block_stream(itemized_sql(query, facts),
                                            parameters=query.parameters) as blocks:
             for block in blocks:
@@ -203,7 +204,9 @@ def pdf_render(args: dict) -> dict:
         widest = saved.pop("widest")
         facts = QueryFacts(**{**saved, "column_names": tuple(saved["column_names"]),
                               "column_types": tuple(saved["column_types"]),
-                              "row_exponents": frozenset(saved["row_exponents"])})
+                              "row_exponents": frozenset(saved["row_exponents"]),
+                              "quoted_codes": None if saved["quoted_codes"] is None
+                              else frozenset(saved["quoted_codes"])})
 
         def blocks():
             while block := [json.loads(line) for line in islice(fh, 8192)]:

@@ -77,6 +77,8 @@ def run_command(
     timestamps: str = typer.Option("stripe", "--timestamps",
                                    help="CSV timestamps: stripe (YYYY-MM-DD HH:MM:SS, Stripe's) or "
                                         "iso8601 (with the UTC offset: unambiguous across DST)."),
+    locale: Optional[str] = typer.Option(None, "--locale",
+                                         help="PDF: numbers and dates in this locale, e.g. de_DE."),
 ) -> None:
     """Run one report into a file and print its manifest."""
     from exports.money import exponent_of, format_minor
@@ -86,7 +88,9 @@ def run_command(
                         "relative_range": relative, "currency": currency,
                         "reporting_category": category, "payout": payout, "customer": customer,
                         "status": status.split(",") if status and "," in status else status,
-                        "columns": columns}
+                        "columns": columns, "csv_bom": bom or None,
+                        "timestamp_format": None if timestamps == "stripe" else timestamps,
+                        "locale": locale}
     parameters = {k: v for k, v in parameters.items() if v is not None}
     try:
         # Fail on bad input before waiting for the warehouse, in the account's timezone.
@@ -99,8 +103,7 @@ def run_command(
             manifest = generate_report(
                 account, report_type, parameters, fmt, output,
                 progress=lambda rows: progress.update(task, completed=rows),
-                gzip=gzip, money_format="minor" if minor_units else "major", account_timezone=tz,
-                csv_bom=bom, timestamp_format=timestamps)
+                gzip=gzip, money_format="minor" if minor_units else "major", account_timezone=tz)
     except InvalidParameter as exc:
         _fail(exc)
         return

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from exports.reports.params import file_options
 from exports.requests.store import PRIORITY_BY_SOURCE, STATUSES
 from exports.settings import Settings
 from exports.storage import get_storage
@@ -35,6 +36,10 @@ class ReportObject(BaseModel):
     progress: int = Field(ge=0, le=100)
     parameters: dict[str, Any]
     format: str
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The file options this format uses, as applied (defaults included): csv_bom "
+                    "and timestamp_format for CSV, locale for PDF. Set them in `parameters`.")
     row_count: int | None = None
     file_size: int | None = Field(default=None, description="Bytes.")
     sha256: str | None = None
@@ -74,7 +79,10 @@ def report_object(row: dict[str, Any], settings: Settings, *, now: float | None 
         download_expires = int(now + ttl)
     return ReportObject(
         id=row["id"], report_type=row["report_type"], status=row["status"],
-        status_reason=row.get("status_reason"), progress=row.get("progress") or 0, parameters=row["parameters"] or {}, format=row["format"],
+        status_reason=row.get("status_reason"), progress=row.get("progress") or 0,
+        parameters=row["parameters"] or {}, format=row["format"],
+        options=((row.get("manifest") or {}).get("extra") or {}).get("options")
+        or file_options(row["format"], row["parameters"]),
         row_count=row.get("row_count"), file_size=row.get("file_size_bytes"), sha256=row.get("sha256"),
         totals_minor=(row.get("manifest") or {}).get("totals_minor"),
         created_at=unix(row["created_at"]), started_at=unix(row.get("started_at")),

@@ -144,14 +144,15 @@ def build_report_query(client, validated: ValidatedReport, *,
         totals=_figures(report, context.columns),
         identity=report.identity if {report.chart_label_column, report.chart_value_column} <= selected else None,
         data_as_of=_data_as_of(client, settings) if validated.format == "pdf" else None,
-        companions=companions,
+        companions=companions, locale=validated.locale,
     )
 
 
 # Supporting queries a PDF of the type draws on, by role: the balance summary's waterfall breaks
-# its activity down by reporting category (the same interval and filters).
+# its activity and its payouts down by reporting category (the same interval and filters).
 PDF_COMPANIONS: dict[str, dict[str, str]] = {
-    "balance.summary": {"activity_by_category": "balance_change_from_activity.summary"},
+    "balance.summary": {"activity_by_category": "balance_change_from_activity.summary",
+                        "payouts_by_category": "payouts.summary"},  # payouts and reversals
 }
 
 
@@ -186,14 +187,16 @@ def generate_report(
     account_id: str, report_type: str, parameters: dict, fmt: str, out_path: Path, *,
     settings: Settings | None = None, progress: Callable[[int], None] | None = None, client=None,
     gzip: bool = False, money_format: str = "major", now: datetime | None = None,
-    account_timezone: str | None = None, csv_bom: bool = False, timestamp_format: str = "stripe",
+    account_timezone: str | None = None,
 ) -> Manifest:
     """Validate, query the warehouse and write the file; returns the writer's Manifest with the
     interval, timezone and data version added to `extra`.
 
     The data version is the time the marts were built through when the request was validated
     (exports.replication.data_available_end): the same value bounds the interval and is
-    recorded, in the manifest and on the request row (exports.requests.processing)."""
+    recorded, in the manifest and on the request row (exports.requests.processing). The file
+    options (csv_bom, timestamp_format, locale) are request parameters: validated with them and
+    recorded in the manifest's `extra.options`."""
     from exports.writers import write_report  # the writers' package; imported when needed
 
     settings = settings or get_settings()
@@ -208,8 +211,8 @@ def generate_report(
             query = replace(query, data_as_of=data_version)  # the version the manifest records
         manifest = write_report(open_client, query, validated.format, Path(out_path),
                                 progress=progress, gzip=gzip, money_format=money_format,
-                                settings=settings, csv_bom=csv_bom,
-                                timestamp_format=timestamp_format)
+                                settings=settings, csv_bom=validated.csv_bom,
+                                timestamp_format=validated.timestamp_format)
         manifest.extra.update({
             "account_id": query.account_id,
             "interval_start": query.interval_start.isoformat() if query.interval_start else None,
@@ -218,6 +221,7 @@ def generate_report(
             "relative_range": validated.relative_range,
             "filters": query.filters,
             "data_version": data_version.isoformat() if data_version else None,
+            "options": validated.options,
         })
         return manifest
 

@@ -22,11 +22,20 @@ from exports.errors import InvalidParameter
 from exports.money import KNOWN_EXPONENTS
 from exports.reports.relative import RELATIVE_RANGES, local_midnight, resolve_relative_range
 from exports.reports.types.base import FILTERS, ReportType
+from exports.writers.formatting import DEFAULT_LOCALE, DEFAULT_TIMESTAMP_STYLE, TIMESTAMP_STYLES
 
 FORMATS: tuple[str, ...] = ("csv", "xlsx", "pdf", "parquet")
 INTERVAL_KEYS = ("interval_start", "interval_end")
 _RELATIVE_ALIASES = ("relative_range", "relative_date_range")  # the design doc's name for it
 _OTHER_KEYS = ("timezone", "columns", "filters")
+# How the file is written, not what it contains. Each applies to some formats only; given with
+# another format (other than at its default) it is a 400 naming it, never silently ignored.
+OPTION_FORMATS: dict[str, tuple[str, ...]] = {
+    "csv_bom": ("csv",),  # a UTF-8 byte order mark first, for Excel on Windows
+    "timestamp_format": ("csv",),  # XLSX and Parquet carry typed timestamps
+    "locale": ("pdf",),  # XLSX cells are typed: Excel shows them in its reader's own locale
+}
+MAX_LOCALE_CHARS = 32
 _ID_PATTERNS = {"payout": re.compile(r"^po_[A-Za-z0-9_]{1,250}$"),
                 "customer": re.compile(r"^cus_[A-Za-z0-9_]{1,250}$")}
 _CURRENCY = re.compile(r"^[a-z]{3}$")
@@ -65,6 +74,17 @@ class ValidatedReport(BaseModel):
     columns: list[str]
     parameters: dict[str, Any] = {}  # as received, for re-validation with the account's timezone
     now: datetime
+    # File options (OPTION_FORMATS), at their defaults unless the request set them.
+    csv_bom: bool = False
+    timestamp_format: str = DEFAULT_TIMESTAMP_STYLE
+    locale: str = DEFAULT_LOCALE
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The file options the format uses, as applied (defaults included): the manifest's
+        `options`."""
+        return {name: getattr(self, name) for name, formats in OPTION_FORMATS.items()
+                if self.format in formats}
 
     def normalized_parameters(self) -> dict[str, Any]:
         """JSON-safe absolute parameters: validating them again gives the same report."""
@@ -76,7 +96,29 @@ class ValidatedReport(BaseModel):
         if self.relative_range:
             out["resolved_from"] = self.relative_range
         out.update({k: (list(v) if isinstance(v, list) else v) for k, v in self.filters.items()})
+        out.update({k: v for k, v in self.options.items()
+                    if v != ValidatedReport.model_fields[k].default})
         return out
+
+
+def file_options(fmt: str, parameters: Any) -> dict[str, Any]:
+    """The file options a stored request's format uses, defaults filled in, without raising
+    (the request was validated when it was accepted): what the report object shows."""
+    given = parameters if isinstance(parameters, dict) else {}
+    out: dict[str, Any] = {}
+    for name, formats in OPTION_FORMATS.items():
+        if fmt not in formats:
+            continue
+        value = given.get(name)
+        if value is None:
+            value = ValidatedReport.model_fields[name].default
+        elif name == "locale":
+            try:
+                value = validate_locale(value)
+            except InvalidParameter:
+                pass
+        out[name] = value
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -108,10 +150,22 @@ def parameters_json_schema() -> dict[str, Any]:
                                         {"type": "array", "items": {"type": "string"}}]}),
         "filters": _nullable({"type": "object", "properties": filters, "additionalProperties": False}),
         **filters,
+        "csv_bom": _nullable({"type": "boolean", "description":
+                              "CSV only: start the file with a UTF-8 byte order mark, so Excel on "
+                              "Windows reads accented text right. Default false."}),
+        "timestamp_format": _nullable({"type": "string", "enum": list(TIMESTAMP_STYLES),
+                                       "description": "CSV only: 'stripe' (default, "
+                                       "2024-11-03 01:30:00 in the column's time zone) or "
+                                       "'iso8601' (2024-11-03T01:30:00-04:00, with the UTC offset: "
+                                       "unambiguous across a DST change)."}),
+        "locale": _nullable({"type": "string", "maxLength": MAX_LOCALE_CHARS,
+                             "description": "PDF only: the locale numbers and dates are written "
+                             "in, e.g. de_DE (1.234,56) or en_IN; default en_US."}),
     }
     return {"type": "object", "properties": properties, "additionalProperties": False,
             "description": "Report parameters: an interval (interval_start/interval_end or "
-                           "relative_range), timezone, columns and the report type's filters."}
+                           "relative_range), timezone, columns, the report type's filters and "
+                           "file options (csv_bom, timestamp_format, locale)."}
 
 
 def _param(name: str) -> str:
@@ -212,6 +266,54 @@ def validate_filter(report: ReportType, name: str, value: Any) -> str | list[str
     return value.strip()
 
 
+def validate_locale(value: Any) -> str:
+    """A CLDR locale Babel knows ('de_DE', 'de-DE', 'fr'), written with Latin digits (the PDFs'
+    fonts and column fitting are for them) -> its canonical name ('de_DE')."""
+    from babel import Locale, UnknownLocaleError
+
+    param = "parameters.locale"
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_LOCALE_CHARS:
+        raise InvalidParameter("locale must be a locale name such as 'en_US', 'de_DE' or 'fr_FR'.",
+                               param=param)
+    try:
+        parsed = Locale.parse(value.strip().replace("-", "_"))
+    except (UnknownLocaleError, ValueError, TypeError):
+        raise InvalidParameter(
+            f"{show(value)} is not a locale we know. Use a language and region such as 'en_US', "
+            f"'en_GB', 'de_DE' or 'fr_FR'.", param=param) from None
+    if parsed.default_numbering_system != "latn":
+        raise InvalidParameter(
+            f"{show(value)} writes numbers in {parsed.default_numbering_system} digits, which "
+            f"our PDFs do not print; use a locale with Latin digits (e.g. 'ar' instead of 'ar_EG').",
+            param=param)
+    return str(parsed)
+
+
+def _validate_options(flat: dict[str, Any], fmt: str) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if "csv_bom" in flat:
+        if not isinstance(flat["csv_bom"], bool):
+            raise InvalidParameter("csv_bom must be true or false.", param="parameters.csv_bom")
+        options["csv_bom"] = flat["csv_bom"]
+    if "timestamp_format" in flat:
+        style = flat["timestamp_format"]
+        if not isinstance(style, str) or style.strip() not in TIMESTAMP_STYLES:
+            raise InvalidParameter(
+                f"{show(style)} is not a timestamp format. Use 'stripe' (2024-11-03 01:30:00, "
+                f"Stripe's) or 'iso8601' (2024-11-03T01:30:00-04:00, with the UTC offset).",
+                param="parameters.timestamp_format")
+        options["timestamp_format"] = style.strip()
+    if "locale" in flat:
+        options["locale"] = validate_locale(flat["locale"])
+    for name, value in options.items():
+        formats = OPTION_FORMATS[name]
+        if fmt not in formats and value != ValidatedReport.model_fields[name].default:
+            raise InvalidParameter(
+                f"{name} applies to {' and '.join(f.upper() for f in formats)} files only, not "
+                f"{fmt.upper()}; leave it out for this format.", param=_param(name))
+    return options
+
+
 def validate_columns(report: ReportType, value: Any) -> list[str]:
     if value is None:
         return report.default_columns
@@ -274,7 +376,7 @@ def validate_parameters(
     raw = parameters if isinstance(parameters, dict) else {}
     given = _flatten(parameters)
 
-    accepted = {*INTERVAL_KEYS, *_RELATIVE_ALIASES, *_OTHER_KEYS, *report.filters}
+    accepted = {*INTERVAL_KEYS, *_RELATIVE_ALIASES, *_OTHER_KEYS, *OPTION_FORMATS, *report.filters}
     if report.interval == "end_only":
         accepted.discard("interval_start")
     for key, value in given.items():
@@ -305,6 +407,7 @@ def validate_parameters(
 
     filters = {name: validate_filter(report, name, flat[name]) for name in sorted(report.filters)
                if name in flat}
+    options = _validate_options(flat, fmt)
     columns = validate_columns(report, flat.get("columns"))
 
     relative_keys = [k for k in _RELATIVE_ALIASES if k in flat]
@@ -370,5 +473,5 @@ def validate_parameters(
     return ValidatedReport(
         account_id=account_id.strip(), report_type=report.id, format=fmt, timezone=tz,
         timezone_source=tz_source, interval_start=start, interval_end=end, relative_range=relative,
-        filters=filters, columns=columns, parameters=dict(raw), now=now,
+        filters=filters, columns=columns, parameters=dict(raw), now=now, **options,
     )

@@ -6,6 +6,11 @@ minutes: rows are produced by `INSERT ... SELECT` over `generate_series`, never 
 Python only plans what is small: the per-day volume (weekly seasonality), the payout calendar,
 and the payout carry rule, which runs over per-payout-day sums (a few per account and day).
 
+A small share of paid payouts is reversed (Stripe's payout reversal: the bank account is debited
+and the money returns to the balance): the payout gets `reversed_at`, a `payout_reversal`
+balance transaction credits its amount back, and the account's next payout sweeps it (its amount
+grows by the reversed amount), so every ledger invariant (exports/source/invariants.py) holds.
+
 The load runs in one transaction: the source tables' secondary indexes and foreign keys are
 dropped first and recreated from their catalog definitions at the end (bulk index builds and one
 validating join per foreign key are much faster than per-row maintenance and per-row RI checks).
@@ -129,12 +134,14 @@ _SALT = {name: i * 7919 for i, name in enumerate((
     "partial", "refund_delay", "dispute_delay", "dispute_outcome", "dispute_close", "brand",
     "funding", "card_country", "method", "failure", "refund_id", "dispute_id", "txn_id",
     "payout_id", "bank", "adjustment", "adjustment_amount", "dispute_reason", "refund_reason",
-    "first_name", "last_name", "described", "invoiced", "invoice_id",
+    "first_name", "last_name", "described", "invoiced", "invoice_id", "payout_reversal",
 ), start=1)}
 
 # Balance transaction kinds: the high bits of a txn id's sequence number, so ids never collide.
 _TXN_KIND = {"charge": 1, "refund": 2, "dispute": 3, "dispute_reversal": 4, "fee": 5,
-             "adjustment": 6, "payout": 7}
+             "adjustment": 6, "payout": 7, "payout_reversal": 8}
+# Share of paid payouts that are reversed (each needs a later payout to sweep the money back).
+PAYOUT_REVERSAL_SHARE = 0.06
 
 
 def _mix(seed: int, salt: int) -> int:
@@ -365,7 +372,8 @@ class _Loader:
         steps = (("plan", self.plan), ("accounts", self.accounts), ("customers", self.customers),
                  ("payments", self.payments_table), ("refunds", self.refunds),
                  ("disputes", self.disputes), ("ledger_staging", self.ledger_staging),
-                 ("payouts", self.payouts), ("balance_transactions", self.balance_transactions))
+                 ("payouts", self.payouts), ("balance_transactions", self.balance_transactions),
+                 ("payout_reversals", self.payout_reversals))
         for step, fn in steps:
             with _timed(self.timings, step):
                 fn()
@@ -724,3 +732,55 @@ class _Loader:
             FROM gen_payout_plan p
             JOIN payouts po ON po.id = {id_sql('po_', s, 'payout_id', 'p.payout_no')}
             ORDER BY p.payout_no""")
+
+    def payout_reversals(self) -> None:
+        """Reverse a share of the paid payouts the day after they arrived (10:00 local): the
+        payout keeps its status (Stripe's original payout stays paid) and gets reversed_at; a
+        payout_reversal transaction (+amount, available at once) returns the money, and the
+        first payout created after it settles it, growing by the reversed amount."""
+        c, s, end = self.conn, self.seed, self.end_ts
+        c.execute(f"""
+            CREATE TEMP TABLE gen_reversals ON COMMIT DROP AS
+            SELECT p.payout_no, po.id AS payout_id, po.account_id, po.currency, po.amount,
+                   po.description, rev.reversed_at, nxt.payout_id AS next_payout_id,
+                   nxt.created_at AS next_created_at
+            FROM (SELECT * FROM gen_payout_plan
+                  WHERE {self.u('payout_reversal', 'payout_no')} < {PAYOUT_REVERSAL_SHARE}) p
+            JOIN gen_accounts a USING (account_no)
+            JOIN payouts po ON po.id = {id_sql('po_', s, 'payout_id', 'p.payout_no')}
+            CROSS JOIN LATERAL (SELECT (po.arrival_date + 1)::timestamp AT TIME ZONE a.tz
+                                       + interval '10 hours' AS reversed_at) rev
+            CROSS JOIN LATERAL (
+                SELECT n.id AS payout_id, n.created_at FROM payouts n
+                WHERE n.account_id = po.account_id AND n.currency = po.currency
+                  AND n.created_at >= rev.reversed_at
+                ORDER BY n.created_at LIMIT 1) nxt
+            WHERE po.status = 'paid' AND rev.reversed_at < {end}""")
+        # A payout that sweeps a reversal back is not reversed itself: its reversal would have
+        # to return the grown amount (a chain), which the single pass below does not compute.
+        c.execute("DELETE FROM gen_reversals WHERE payout_id IN"
+                  " (SELECT next_payout_id FROM gen_reversals)")
+        c.execute(f"""
+            INSERT INTO balance_transactions (id, account_id, amount, fee, net, currency, type,
+                reporting_category, source_id, description, status, payout_id, available_on,
+                created_at, updated_at)
+            SELECT {txn_id_sql(s, 'payout_reversal', 'r.payout_no')}, r.account_id, r.amount, 0,
+                   r.amount, r.currency, 'payout_reversal', 'payout_reversal', r.payout_id,
+                   'PAYOUT REVERSAL ' || r.description, 'available', r.next_payout_id,
+                   r.reversed_at, r.reversed_at, r.next_created_at
+            FROM gen_reversals r ORDER BY r.payout_no""")
+        c.execute("""
+            UPDATE payouts po SET reversed_at = r.reversed_at,
+                                  updated_at = greatest(po.updated_at, r.reversed_at)
+            FROM gen_reversals r WHERE po.id = r.payout_id""")
+        c.execute("""
+            CREATE TEMP TABLE gen_reversal_sweeps ON COMMIT DROP AS
+            SELECT next_payout_id AS payout_id, sum(amount) AS swept
+            FROM gen_reversals GROUP BY next_payout_id""")
+        c.execute("""
+            UPDATE payouts po SET amount = po.amount + w.swept
+            FROM gen_reversal_sweeps w WHERE po.id = w.payout_id""")
+        c.execute("""
+            UPDATE balance_transactions bt SET amount = bt.amount - w.swept, net = bt.net - w.swept
+            FROM gen_reversal_sweeps w
+            WHERE bt.source_id = w.payout_id AND bt.type = 'payout'""")

@@ -65,19 +65,21 @@ def render(chart: Chart, locale: str) -> Chart:
     import vl_convert
 
     svg = vl_convert.vegalite_to_svg(chart.spec, allowed_base_urls=[],
-                                     format_locale=_format_locale(locale))
+                                     format_locale=_format_locale(locale),
+                                     time_format_locale=_format_locale(locale, time=True))
     # Inline in HTML: no XML prolog; the family WeasyPrint resolves to the lean embedded copies.
     svg = re.sub(r"^<\?xml[^>]*>\s*", "", svg)
     chart.svg = re.sub(r'font-family="[^"]*DejaVu Sans[^"]*"', f'font-family="{PDF_FONT}"', svg)
     return chart
 
 
-def _format_locale(locale: str) -> str:
+def _format_locale(locale: str, *, time: bool = False) -> str:
+    """d3's name of the locale's number (or, `time`, date: month names on time axes) format."""
     import vl_convert
 
     name = d3_locale(locale)
     try:
-        vl_convert.get_format_locale(name)
+        (vl_convert.get_time_format_locale if time else vl_convert.get_format_locale)(name)
         return name
     except Exception:  # noqa: BLE001 - d3 has no such locale: fall back to its default
         return "en-US"

@@ -46,6 +46,8 @@ TIMESTAMP_STYLES: dict[str, TimestampRule] = {
                              "%Y-%m-%dT%H:%i:%S", True, "yyyy-mm-dd hh:mm:ss"),
 }
 DEFAULT_TIMESTAMP_STYLE = "stripe"
+# Documents for people (PDF) write numbers and dates in a CLDR locale (writers.presentation).
+DEFAULT_LOCALE = "en_US"
 
 DATE_PATTERN = "%Y-%m-%d"  # ClickHouse formatDateTime
 DATE_EXCEL_FORMAT = "yyyy-mm-dd"

@@ -260,7 +260,8 @@ def _section_content(query: ReportQuery, currency: str, rows: list[tuple],
                "charts": [], "tables": [], "note": ""}
     if query.identity and label_index is not None and value_index is not None:
         _balance_section(query, section, currency, exponent, rows, label_index, value_index,
-                         companions.get("activity_by_category", []), fmt)
+                         companions.get("activity_by_category", []), fmt,
+                         payout_rows=companions.get("payouts_by_category", []))
         return section
     total_rows = [r for r in rows if label_index is not None and r[label_index] == TOTAL_LABEL]
     body_rows = [r for r in rows if r not in total_rows]
@@ -284,11 +285,76 @@ def _section_content(query: ReportQuery, currency: str, rows: list[tuple],
                 f"{label(value_name)} by {label(query.chart_label_column).lower()}",
                 [(_value_label(query, label_index, r[label_index]), int(r[value_index] or 0))
                  for r in body_rows], exponent, currency, fmt))
+    pivot = (_daily_statement(query, body_rows, date_index, label_index, value_index, exponent, fmt)
+             if query.totals_are_additive and not total_rows else None)
+    if pivot is not None:
+        section["tables"].append(pivot)
+        return section
     table = _table(query, rows, exponent, label_index, fmt)
     if query.totals_are_additive and not total_rows and rows:
         table["total"] = _total_row(query, table["columns"], rows, exponent, fmt)
     section["tables"].append(table)
     return section
+
+
+# A day-by-category summary (fees.summary: one row per day and fee type) reads as a statement
+# with one row per day and a column per category, up to this many categories (an A4 page fits
+# them with the date, a count and the total); more fall back to one row per day and category.
+MAX_STATEMENT_CATEGORIES = 6
+
+
+def _daily_statement(query: ReportQuery, rows: list[tuple], date_index: int | None,
+                     label_index: int | None, value_index: int | None, exponent: int,
+                     fmt: Presenter) -> dict | None:
+    """Date | summable counts | one column per category | Total, one row per day, a total row
+    under every column. None when the report is not a day-by-category money summary."""
+    if (date_index is None or label_index is None or value_index is None or not rows
+            or label_index == date_index or query.columns[value_index].kind != "money"):
+        return None
+    label_name = query.columns[label_index].name
+    per_category: dict[str, int] = {}
+    for row in rows:
+        key = str(row[label_index])
+        per_category[key] = per_category.get(key, 0) + int(row[value_index] or 0)
+    if len(per_category) > MAX_STATEMENT_CATEGORIES:
+        return None
+    categories = _largest_first(per_category)  # the chart's legend order
+    counts = [i for i, c in enumerate(query.columns) if c.kind == "integer" and c.summable]
+    days: dict = {}
+    for row in rows:
+        day = days.setdefault(row[date_index], {"counts": [0] * len(counts), "values": {}})
+        for position, i in enumerate(counts):
+            day["counts"][position] += int(row[i] or 0)
+        key = str(row[label_index])
+        day["values"][key] = day["values"].get(key, 0) + int(row[value_index] or 0)
+    value_label = label(query.columns[value_index].name)
+    columns = ([{"name": label(query.columns[date_index].name), "numeric": False}]
+               + [{"name": label(query.columns[i].name), "numeric": True} for i in counts]
+               + [{"name": label(c, context=label_name), "numeric": True} for c in categories]
+               + [{"name": f"Total {value_label.lower()}" if value_label != "Total" else "Total",
+                   "numeric": True}])
+    body = []
+    for day in sorted(days):
+        entry = days[day]
+        body.append({"total": False, "cells": [
+            fmt.date(day), *[fmt.integer(n) for n in entry["counts"]],
+            *[fmt.amount(entry["values"][c], exponent) if c in entry["values"] else NO_VALUE
+              for c in categories],
+            fmt.amount(sum(entry["values"].values()), exponent)]})
+    total = ["Total", *[fmt.integer(sum(d["counts"][p] for d in days.values()))
+                        for p in range(len(counts))],
+             *[fmt.amount(per_category[c], exponent) for c in categories],
+             fmt.amount(sum(per_category.values()), exponent)]
+    return {"caption": "", "columns": columns, "rows": body, "total": total}
+
+
+def _largest_first(totals: dict[str, int]) -> list[str]:
+    """Categories by the size of their total over the period (so the same fee type leads in
+    every currency's chart and table), ties by name."""
+    return sorted(totals, key=lambda name: (-abs(totals[name]), name))
+
+
+NO_VALUE = "–"  # a category with no transactions that day (not a zero amount)
 
 
 TOTAL_LABEL = "total"
@@ -374,6 +440,12 @@ def _time_series(query: ReportQuery, rows: list[tuple], date_index: int, label_i
     if not series_labels:
         name = query.columns[value_index].name
         series_labels[name] = label(name)
+    if split:  # the legend (and the statement table's columns) largest first
+        totals: dict[str, int] = {}
+        for day in series.values():
+            for name, value in day.items():
+                totals[name] = totals.get(name, 0) + value
+        series_labels = {name: series_labels[name] for name in _largest_first(totals)}
     bucket = charts.bucket_of((last - first).days + 1)
     title = f"{label(query.columns[value_index].name)} per {bucket}"
     if split:
@@ -383,9 +455,11 @@ def _time_series(query: ReportQuery, rows: list[tuple], date_index: int, label_i
 
 def _balance_section(query: ReportQuery, section: dict, currency: str, exponent: int,
                      rows: list[tuple], label_index: int, value_index: int,
-                     activity_rows: list[dict], fmt: Presenter) -> None:
+                     activity_rows: list[dict], fmt: Presenter, *,
+                     payout_rows: list[dict] = ()) -> None:
     """ending = starting + activity + payouts, drawn as a waterfall with the activity broken
-    down by reporting category when the companion query's categories add up to it exactly."""
+    down by reporting category when the companion query's categories add up to it exactly, and
+    the payouts into payouts and payout reversals when there are reversals (same rule)."""
     result_label, addend_labels = query.identity
     value_of = {r[label_index]: int(r[value_index] or 0) for r in rows}
     width = len(query.columns)
@@ -406,12 +480,19 @@ def _balance_section(query: ReportQuery, section: dict, currency: str, exponent:
     categories = next((option for option in (
         listed, [(c, v) for c, v in listed if c not in PAYOUT_CATEGORIES])
         if sum(v for _, v in option) == activity), [(activity_label, activity)])
+    payouts = value_of.get(payouts_label, 0)
+    payout_parts = [(r["reporting_category"], int(r["net"] or 0)) for r in payout_rows
+                    if r.get(CURRENCY_COLUMN) == currency and "net" in r
+                    and r.get("reporting_category") in PAYOUT_CATEGORIES]
+    if not any(c != "payout" and v for c, v in payout_parts) \
+            or sum(v for _, v in payout_parts) != payouts:
+        payout_parts = [(payouts_label, payouts)]  # no reversals (or no exact breakdown): one line
     section["figures"] = [
         _figure(name, value_of.get(name, 0), "money", exponent, currency, fmt)
         for name in (start_label, activity_label, payouts_label, result_label)]
     steps = [(label(start_label), value_of.get(start_label, 0), "total"),
              *[(label(c), v, "delta") for c, v in categories],
-             (label(payouts_label), value_of.get(payouts_label, 0), "delta"),
+             *[(label(c), v, "delta") for c, v in payout_parts],
              (label(result_label), value_of.get(result_label, 0), "total")]
     no_activity = value_of.get(activity_label, 0) == 0 and value_of.get(payouts_label, 0) == 0 \
         and not [c for c in activity_rows if c.get(CURRENCY_COLUMN) == currency]
@@ -426,6 +507,8 @@ def _balance_section(query: ReportQuery, section: dict, currency: str, exponent:
                   for c, v in categories if (c, v) != (activity_label, value_of.get(activity_label, 0))]
     statement.append({"cells": [description_of.get(activity_label) or label(activity_label),
                                 fmt.amount(value_of.get(activity_label, 0), exponent)]})
+    statement += [{"cells": [label(c), fmt.amount(v, exponent)], "indent": True}
+                  for c, v in payout_parts if c != payouts_label]
     statement.append({"cells": [description_of.get(payouts_label) or label(payouts_label),
                                 fmt.amount(value_of.get(payouts_label, 0), exponent)]})
     statement.append({"cells": [description_of.get(result_label) or label(result_label),

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_datetime
 
-DEFAULT_LOCALE = "en_US"
+from exports.writers.formatting import DEFAULT_LOCALE
 
 # Codes a report shows as row or series labels -> what a person reads. One table for every
 # human-facing document; anything absent falls back to `humanize`.

@@ -321,3 +321,32 @@ def test_quiet_period_of_an_active_account_shows_its_balance_and_no_activity(
     assert figures["starting"] == figures["ending"] != 0
     assert "No activity in this period" in text
     assert whole_token(grouped(figures["ending"], 0)).search(text)
+
+
+@pytest.mark.parametrize("kind", ["Usd", "Kwd", "Mix"])
+def test_fees_summary_pdf_has_a_row_per_day_and_a_column_per_fee_type(client, pdf_settings,
+                                                                       tmp_path, kind):
+    """A statement, not a long-form list: each day once, its fee types side by side with the
+    day's total, a total row under every column; every figure equal to the report's rows."""
+    out, query, _ = render(client, pdf_settings, tmp_path, "fees.summary", kind, platform.INTERVAL_120)
+    text = pdf_text(out)
+    rows = source_rows(client, query)
+    zone_days: dict[tuple[str, date], dict[str, int]] = {}
+    for r in rows:
+        zone_days.setdefault((r["_currency"], r["date"]), {})[r["fee_type"]] = r["fee_amount"]
+    assert "Processing fees" in text and "Total fees" in text
+    lines = text.splitlines()
+    for (currency, day), per_type in zone_days.items():
+        exponent = platform.EXPONENTS[currency]
+        shown = f"{day:%b} {day.day}, {day.year}"
+        day_lines = [line for line in lines if re.match(rf"\s*{shown}\s+\d", line)]
+        # One line per day in each currency's table (several currencies: one per section).
+        assert len(day_lines) == len({c for c, d in zone_days if d == day}), (shown, day_lines)
+        line_text = " ".join(day_lines)
+        for amount in [*per_type.values(), sum(per_type.values())]:
+            assert whole_token(grouped(amount, exponent)).search(line_text), (shown, amount)
+    for currency in {c for c, _ in zone_days}:
+        exponent = platform.EXPONENTS[currency]
+        grand = sum(r["fee_amount"] for r in rows if r["_currency"] == currency)
+        totals = [line for line in lines if line.strip().startswith("Total ")]
+        assert any(whole_token(grouped(grand, exponent)).search(line) for line in totals), currency

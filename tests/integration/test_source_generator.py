@@ -157,6 +157,31 @@ def test_payouts_settle_exactly_and_leave_only_unpayable_transactions(platform):
     assert weekly == [(1,)]
 
 
+def test_a_few_paid_payouts_are_reversed_and_the_next_payout_sweeps_the_money_back(platform):
+    """Stripe's payout reversal: the paid payout gets reversed_at, a payout_reversal transaction
+    of its amount credits the balance when it is reversed, and the next payout settles it."""
+    _, conn = platform
+    reversals = conn.execute("""
+        SELECT p.id, p.status, p.amount, p.reversed_at,
+               (p.reversed_at AT TIME ZONE a.timezone)::date - p.arrival_date, p.updated_at,
+               bt.amount, bt.net, bt.created_at, bt.available_on, bt.payout_id, nxt.created_at
+        FROM payouts p JOIN accounts a ON a.id = p.account_id
+        JOIN balance_transactions bt ON bt.source_id = p.id AND bt.reporting_category = 'payout_reversal'
+        JOIN payouts nxt ON nxt.id = bt.payout_id
+        WHERE p.reversed_at IS NOT NULL""").fetchall()
+    total = conn.execute("SELECT count(*) FROM payouts WHERE status = 'paid'").fetchone()[0]
+    reversed_count = conn.execute("SELECT count(*) FROM payouts WHERE reversed_at IS NOT NULL").fetchone()[0]
+    assert 0 < len(reversals) == reversed_count <= 0.15 * total
+    for (_, status, amount, reversed_at, days_after_arrival, updated, bt_amount, bt_net, bt_created,
+         available_on, next_id, next_created) in reversals:
+        assert status == "paid" and days_after_arrival == 1 and updated >= reversed_at
+        assert bt_amount == bt_net == amount and bt_created == available_on == reversed_at
+        assert next_created >= reversed_at
+    assert conn.execute("SELECT count(*) FROM balance_transactions WHERE reporting_category = "
+                        "'payout_reversal' AND source_id NOT IN (SELECT id FROM payouts "
+                        "WHERE reversed_at IS NOT NULL)").fetchone()[0] == 0
+
+
 def test_failed_and_pending_payments_have_no_balance_transaction(platform):
     _, conn = platform
     rows = conn.execute("""

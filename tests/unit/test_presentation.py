@@ -95,3 +95,11 @@ def test_layout_keeps_ids_whole_and_wraps_text():
     for i in (0, 1):
         assert layout.widths[i] >= stringWidth(widest[i], layout.font, layout.font_size)
     assert abs(sum(layout.widths) - (layout.page_size[0] - 48)) < 0.01  # spans the page
+
+
+def test_chart_time_axis_speaks_the_documents_locale():
+    days = {date(2024, 10, d): {"net": 1000 * d} for d in range(1, 32)}
+    for locale, month in (("de_DE", "Okt"), ("en_US", "Oct")):
+        chart = charts.time_series("Net", days, {"net": "Net"}, date(2024, 10, 1), date(2024, 10, 31),
+                                   2, "usd", Presenter(locale))
+        assert month in charts.render(chart, locale).svg

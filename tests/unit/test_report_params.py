@@ -198,3 +198,19 @@ def test_messages_show_at_most_a_short_excerpt_of_the_input():
     for parameters in ({**OCT, "timezone": huge}, {**OCT, "currency": huge}, {**OCT, huge: 1},
                        {"interval_start": huge, "interval_end": "2024-11-01"}, {**OCT, "columns": [huge]}):
         assert len(error(parameters).message) < 1000
+
+
+def test_file_options_are_validated_for_their_format_and_kept_on_revalidation():
+    v = validate({**OCT, "csv_bom": True, "timestamp_format": "iso8601"})
+    assert (v.csv_bom, v.timestamp_format) == (True, "iso8601")
+    assert v.options == {"csv_bom": True, "timestamp_format": "iso8601"}
+    again = validate(v.normalized_parameters())
+    assert again.options == v.options
+    pdf = validate({**OCT, "locale": "fr-CH"}, report_type="balance.summary", fmt="pdf")
+    assert pdf.locale == "fr_CH" and pdf.options == {"locale": "fr_CH"}
+    assert validate(OCT, fmt="xlsx", report_type="balance.summary").options == {}
+    assert error({**OCT, "locale": "de_DE"}).param == "parameters.locale"
+    assert error({**OCT, "csv_bom": 1}).param == "parameters.csv_bom"
+    assert "CSV files only" in error({**OCT, "timestamp_format": "iso8601"}, fmt="parquet").message
+    assert error({**OCT, "locale": "x" * 40}, fmt="pdf", report_type="balance.summary").param == \
+        "parameters.locale"
