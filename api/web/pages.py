@@ -32,7 +32,7 @@ from exports import users
 from exports.delivery import dispatch, notifications, webhooks
 from exports.errors import InvalidParameter, NotFound, RateLimited, ReportingError
 from exports.reports.catalog import REPORT_TYPES, get_report_type
-from exports.reports.params import FORMATS
+from exports.reports.params import FORMATS, OPTION_FORMATS
 from exports.reports.relative import describe_interval, resolve_relative_range
 from exports.requests import store
 from exports.scheduling import templates as templates_core
@@ -55,6 +55,8 @@ SCHEDULE_RANGES = (("yesterday", "Yesterday"), ("last_7_days", "Last 7 days"),
 REQUESTED_WITHIN = (("", "Any time"), ("1", "Today and yesterday"), ("7", "Last 7 days"),
                     ("30", "Last 30 days"))
 ACTIVE = ("pending", "processing")
+TIMESTAMP_FORMAT_LABELS = (("stripe", "2024-11-03 01:30:00 — Stripe's, in the column's time zone"),
+                           ("iso8601", "2024-11-03T01:30:00-04:00 — ISO 8601 with the UTC offset"))
 FORMAT_LABELS = {"csv": "CSV", "xlsx": "Excel (XLSX)", "pdf": "PDF", "parquet": "Parquet"}
 FILTER_LABELS = {"currency": "Currency", "reporting_category": "Reporting categories",
                  "status": "Payment statuses", "payout": "Payout id", "customer": "Customer id"}
@@ -384,7 +386,8 @@ def _register_report_pages(prefix: str, principal_dep: Callable, form_dep: Calla
 def _form_values(form) -> dict[str, Any]:
     values = {k: str(form.get(k, "") or "").strip() for k in (
         "report_type", "format", "period", "timezone", "interval_start", "interval_end",
-        "currency", "payout", "customer", "email_to", "webhook_url")}
+        "currency", "payout", "customer", "email_to", "webhook_url", "timestamp_format", "locale")}
+    values["csv_bom"] = str(form.get("csv_bom", "") or "") == "true"
     values["columns"] = [c for c in form.getlist("columns") if c]
     values["reporting_category"] = [c for c in form.getlist("reporting_category") if c]
     values["status"] = [c for c in form.getlist("status") if c]
@@ -420,9 +423,10 @@ def _values_from_report(row: dict) -> dict[str, Any]:
         for key in ("interval_start", "interval_end"):
             if params.get(key) is not None:
                 values[key] = _date_text(params[key], key, values["timezone"] or None)
-    for name in ("currency", "payout", "customer"):
+    for name in ("currency", "payout", "customer", "timestamp_format", "locale"):
         if params.get(name):
             values[name] = params[name]
+    values["csv_bom"] = params.get("csv_bom") is True
     for name in ("reporting_category", "status"):
         value = params.get(name)
         if value:
@@ -475,6 +479,13 @@ def _parameters(values: dict[str, Any], tz: str) -> dict[str, Any]:
         value = values.get(name)
         if value:
             params[name] = value
+    # File options, only those of the chosen format (the engine refuses the others).
+    fmt = values.get("format") or "csv"
+    if fmt in OPTION_FORMATS["csv_bom"] and values.get("csv_bom"):
+        params["csv_bom"] = True
+    for name in ("timestamp_format", "locale"):
+        if fmt in OPTION_FORMATS[name] and values.get(name):
+            params[name] = values[name]
     return params
 
 
@@ -560,6 +571,7 @@ def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any
         "report": report, "report_types": list(REPORT_TYPES.values()), "columns": columns,
         "chosen": set(chosen), "presets": presets, "formats": FORMATS, "format_labels": FORMAT_LABELS,
         "filter_labels": FILTER_LABELS, "tz": tz, "home_tz": home_tz,
+        "timestamp_formats": TIMESTAMP_FORMAT_LABELS,
         "timezones": sorted(available_timezones()),
         "available": fmt_dt(available, tz, with_zone=True) if available else None,
         "prefix": "/embed/reports" if me.embedded else "/reports",

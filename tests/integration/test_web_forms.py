@@ -220,3 +220,30 @@ def test_schedule_delivery_is_changed_and_checked(admin, postgres):
         settings=postgres) if t["id"] == path.rsplit("/", 1)[1])
     assert row["email_recipients"] == ["ok@example.com", "cfo@example.com"]
     assert row["webhook_url"] == "https://hooks.example.com/r"
+
+
+def test_report_form_sets_the_formats_file_options(admin, postgres):
+    client, token = admin
+    bad = client.post("/reports/new", data={**GOOD, "format": "pdf", "locale": "Klingon_Empire",
+                                            "csrf_token": token})
+    assert bad.status_code == 400 and 'id="err-locale"' in bad.text
+    fields = client.get("/reports/new/fields", params={**GOOD, "format": "csv"}).text
+    assert 'name="csv_bom"' in fields and 'name="timestamp_format"' in fields and 'name="locale"' not in fields
+    from exports.requests import store
+
+    def created(data):
+        response = client.post("/reports/new", data={**GOOD, **data, "csrf_token": token},
+                               follow_redirects=False)
+        assert response.status_code == 303, response.text[:400]
+        report_id = response.headers["location"].rsplit("/", 1)[1]
+        again = client.get(f"/reports/new?again={report_id}").text  # Run again keeps them
+        return store.get(report_id, settings=postgres)["parameters"], again
+
+    params, again = created({"format": "csv", "csv_bom": "true", "timestamp_format": "iso8601",
+                             "locale": "de_DE"})  # locale is not a CSV option: not sent
+    assert params["csv_bom"] is True and params["timestamp_format"] == "iso8601" and "locale" not in params
+    assert re.search(r'name="csv_bom" value="true" checked', again)
+    assert re.search(r'value="iso8601" selected', again)
+    params, again = created({"format": "pdf", "locale": "de-DE", "csv_bom": "true"})
+    assert params["locale"] == "de-DE" and "csv_bom" not in params
+    assert 'name="locale" list="locale-list" value="de-DE"' in again
