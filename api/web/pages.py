@@ -55,8 +55,8 @@ SCHEDULE_RANGES = (("yesterday", "Yesterday"), ("last_7_days", "Last 7 days"),
 REQUESTED_WITHIN = (("", "Any time"), ("1", "Today and yesterday"), ("7", "Last 7 days"),
                     ("30", "Last 30 days"))
 ACTIVE = ("pending", "processing")
-TIMESTAMP_FORMAT_LABELS = (("stripe", "2024-11-03 01:30:00 — Stripe's, in the column's time zone"),
-                           ("iso8601", "2024-11-03T01:30:00-04:00 — ISO 8601 with the UTC offset"))
+TIMESTAMP_FORMAT_LABELS = (("stripe", "2024-11-03 01:30:00 (Stripe)"),
+                           ("iso8601", "2024-11-03T01:30:00-04:00 (ISO)"))
 FORMAT_LABELS = {"csv": "CSV", "xlsx": "Excel (XLSX)", "pdf": "PDF", "parquet": "Parquet"}
 FILTER_LABELS = {"currency": "Currency", "reporting_category": "Reporting categories",
                  "status": "Payment statuses", "payout": "Payout id", "customer": "Customer id"}
