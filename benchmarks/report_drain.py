@@ -26,36 +26,17 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import statistics
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from live_platform import SMALL_REPORT, LivePlatform, percentile, seconds
 
 RATE_GOAL = 10.0
 P95_GOAL_SECONDS = 5.0
 PREVIOUS_DESIGN_RATE = 0.68  # reports/s, one run per report (docs/capacity.md, issue 13)
-BODY = {"report_type": "balance.summary.1", "format": "csv",
-        "parameters": {"interval_start": 1790812800, "interval_end": 1793491200}}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, int(round(q * len(ordered))) - 1)]
 
 
 class RssSampler(threading.Thread):
@@ -105,91 +86,35 @@ def main() -> None:
     parser.add_argument("--launcher", choices=("warm", "default"), default="warm")
     args = parser.parse_args()
 
-    state = Path(tempfile.mkdtemp(prefix="payreports-drain-"))
-    state.chmod(0o755)
-    os.environ.update({"PAYREPORTS_STATE_DIR": str(state),
-                       "PAYREPORTS_EMBEDDED_POSTGRES_PORT": str(_free_port()),
-                       "PAYREPORTS_API_RATE_BURST": "100000",
-                       "PAYREPORTS_MAX_PENDING_PER_ACCOUNT": str(args.reports * 10)})
-    import httpx
+    platform = LivePlatform("payreports-drain-", {
+        "PAYREPORTS_API_RATE_BURST": "100000",
+        "PAYREPORTS_MAX_PENDING_PER_ACCOUNT": str(args.reports * 10)})
+    with platform:
+        from exports.requests import processing, store
 
-    from exports import db
-    from exports.dagster_home import prepare_dagster_home
-    from exports.requests import processing, store
-    from exports.services import postgres as embedded
-    from exports.settings import get_settings, reset_settings_cache
-    from tests.fixtures.api import start_api, stop_api
-    from tests.fixtures.platform import build_demo_platform
+        settings, accounts = platform.settings, platform.accounts
 
-    reset_settings_cache()
-    settings = get_settings()
-    embedded.ensure_running(settings)
-    db.migrate("source", settings)
-    db.migrate("app", settings)
-    print("building the demo platform ...", flush=True)
-    build_demo_platform(settings)
-    with db.connect("source", settings) as conn:
-        accounts = [row[0] for row in conn.execute("SELECT id FROM accounts ORDER BY id")]
+        def queue(n: int) -> list[str]:
+            return [store.create(store.NewRequest(
+                account_id=accounts[i % len(accounts)], report_type=SMALL_REPORT["report_type"],
+                parameters=SMALL_REPORT["parameters"], format="csv", source="schedule"),
+                settings)[0]["id"] for i in range(n)]
 
-    def queue(n: int) -> list[str]:
-        return [store.create(store.NewRequest(
-            account_id=accounts[i % len(accounts)], report_type=BODY["report_type"],
-            parameters=BODY["parameters"], format="csv", source="schedule"), settings)[0]["id"]
-            for i in range(n)]
+        # Baseline: the same batch path in this process, without Dagster (no sensor, queue, run).
+        queue(args.baseline_reports)
+        started = time.perf_counter()
+        baseline = processing.run_batch("baseline", processing.LANES["bulk"], settings)
+        baseline_rate = baseline.statuses["completed"] / (time.perf_counter() - started)
+        assert baseline.statuses["completed"] == args.baseline_reports, dict(baseline.statuses)
 
-    # Baseline: the same batch path in this process, without Dagster (no sensor, queue, run).
-    queue(args.baseline_reports)
-    started = time.perf_counter()
-    baseline = processing.run_batch("baseline", processing.LANES["bulk"], settings)
-    baseline_rate = baseline.statuses["completed"] / (time.perf_counter() - started)
-    assert baseline.statuses["completed"] == args.baseline_reports, dict(baseline.statuses)
-
-    env = {**os.environ, **prepare_dagster_home(settings)}
-    if args.launcher == "default":
-        _use_default_launcher(Path(env["DAGSTER_HOME"]))
-    repo = Path(__file__).resolve().parent.parent
-    daemon = subprocess.Popen([sys.executable, "-m", "orchestration.daemon", "run", "-w",
-                               str(repo / "workspace.yaml")], cwd=repo, env=env,
-                              stdout=open(state / "daemon.log", "wb"), stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    rss = RssSampler(daemon.pid)
-    rss.start()
-    api_proc, base_url = start_api({}, str(state / "api.log"))
-    key, _ = store.create_api_key(accounts[0], "bench", settings)
-    client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-
-    # Latencies come from the rows' own timestamps (created_at -> completed_at, both the database's
-    # clock), read over one connection once a second: polling each request from here would cost
-    # the machine more than the thing measured.
-    watcher = db.connect("app", settings, autocommit=True)
-
-    def finished(ids: list[str], timeout: float = 1800) -> dict[str, tuple]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            rows = watcher.execute(
-                "SELECT id, status, created_at, completed_at, error_message FROM report_requests "
-                "WHERE id = ANY(%s) AND status IN ('completed', 'failed', 'canceled')",
-                (ids,)).fetchall()
-            if len(rows) == len(ids):
-                bad = [r for r in rows if r[1] != "completed"]
-                if bad:
-                    raise RuntimeError(f"{len(bad)} requests did not complete, e.g. {bad[0]}")
-                return {r[0]: (r[2], r[3]) for r in rows}
-            time.sleep(1 if len(ids) > 1 else 0.1)
-        raise TimeoutError(f"{len(ids)} requests not finished")
-
-    def post() -> str:
-        return client.post("/v1/reports", json=BODY).json()["id"]
-
-    def seconds(times: tuple) -> float:
-        return (times[1] - times[0]).total_seconds()
-
-    try:
+        platform.start_services(_use_default_launcher if args.launcher == "default" else None)
+        rss = RssSampler(platform.daemon.pid)
+        rss.start()
         # Warm-up: the daemon's first sensor tick and code-server start are not steady state.
-        finished([post()], timeout=300)
+        platform.wait_finished([platform.post()], timeout=300)
         idle = []
         for _ in range(args.idle_requests):  # nothing else queued: each needs a run of its own
-            idle.append(seconds(next(iter(finished([post()]).values()))))
+            idle.append(seconds(next(iter(platform.wait_finished([platform.post()]).values()))))
             time.sleep(2)
         from dagster import DagsterInstance, RunsFilter
 
@@ -202,31 +127,24 @@ def main() -> None:
 
         def on_demand() -> None:
             while not stop.wait(args.on_demand_every):
-                on_demand_ids.append(post())
+                on_demand_ids.append(platform.post())
 
         poster = threading.Thread(target=on_demand, daemon=True)
         poster.start()
-        done = finished(ids)
+        done = platform.wait_finished(ids)
         stop.set()
         poster.join(timeout=60)
-        on_demand_done = finished(on_demand_ids)
-        first_created = min(created for created, _ in done.values())
-        last_completed = max(completed for _, completed in done.values())
+        on_demand_done = platform.wait_finished(on_demand_ids)
+        first_created = min(row["created_at"] for row in done.values())
+        last_completed = max(row["completed_at"] for row in done.values())
         drain_s = (last_completed - first_created).total_seconds()
-        latencies = [seconds(times) for times in on_demand_done.values()]
+        latencies = [seconds(row) for row in on_demand_done.values()]
         runs = instance.get_runs_count(filters=RunsFilter(job_name="report_job")) - runs_before
         instance.dispose()
-    finally:
-        watcher.close()
-        client.close()
-        stop_api(api_proc)
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=60)
         rss.stop.set()
-        embedded.stop(settings)
 
     rate = args.reports / drain_s
-    p50, p95 = statistics.median(latencies), _percentile(latencies, 0.95)
+    p50, p95 = statistics.median(latencies), percentile(latencies, 0.95)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, launcher {args.launcher}, "
           f"{len(accounts)} accounts, load average at the end {load} ({os.cpu_count()} cores)")
@@ -241,7 +159,7 @@ def main() -> None:
           f"(goal p95 < {P95_GOAL_SECONDS:.0f} s: {'MET' if p95 < P95_GOAL_SECONDS else 'MISSED'})")
     if idle:
         print(f"on-demand on an idle queue ({len(idle)} requests, one at a time): p50 "
-              f"{statistics.median(idle):.2f} s, p95 {_percentile(idle, 0.95):.2f} s")
+              f"{statistics.median(idle):.2f} s, p95 {percentile(idle, 0.95):.2f} s")
     print(f"peak RSS: largest process {rss.peak_single / 2**20:.0f} MB, daemon tree "
           f"{rss.peak_total / 2**20:.0f} MB")
 

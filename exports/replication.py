@@ -37,6 +37,7 @@ from datetime import datetime, timedelta, timezone
 from clickhouse_connect.driver.client import Client
 
 from exports import db
+from exports.reports.types.buckets import PREAGGREGATES
 from exports.settings import Settings, get_settings
 
 # Parents first: the order a full load should follow so marts never see a child before its parent.
@@ -177,7 +178,7 @@ def replicated_through(settings: Settings | None = None) -> datetime | None:
 # The marts report queries read (exports/reports/types/*): data is reportable up to the oldest
 # time any of them is built through.
 REPORT_MODELS: tuple[str, ...] = ("dim_accounts", "fct_balance_transactions", "fct_payments",
-                                  "fct_payouts", "balance_transactions_15m", "balance_transactions_1d")
+                                  "fct_payouts", *PREAGGREGATES)
 
 
 def record_model_builds(built_through: dict[str, datetime], settings: Settings | None = None, *,

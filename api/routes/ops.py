@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from exports import db, metrics
+from exports import metrics
+from exports.requests import store
 from exports.settings import Settings
 from exports.storage import get_storage
 
@@ -42,8 +43,7 @@ def healthz() -> dict:
 
 
 def _check_postgres(settings: Settings) -> None:
-    with db.connect("app", settings, autocommit=True) as conn:
-        conn.execute("SELECT 1 FROM report_requests LIMIT 1")  # also proves migrations ran
+    store.check_readable(settings)  # also proves migrations ran
 
 
 def _check_storage(settings: Settings) -> None:

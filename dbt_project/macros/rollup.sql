@@ -15,3 +15,25 @@
         {% endif %}
         {% if window %}{{ in_window('day', window) }}{% endif %}
 {%- endmacro %}
+
+{#
+  The config of a rollup of balance_transactions_15m to (account_id, UTC day): incremental,
+  delete+insert per (account_id, day), monthly partitions. Only the sort key differs.
+#}
+{% macro daily_rollup_config(order_by) -%}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='account_id, day',
+    engine='MergeTree()',
+    order_by=order_by,
+    partition_by='toYYYYMM(day)',
+) }}
+{%- endmacro %}
+
+{# WHERE of a daily rollup's incremental run: only the days changed_15m_days lists. #}
+{% macro where_changed_15m_days(account_id='account_id', day='day') -%}
+{% if is_incremental() %}
+where ({{ account_id }}, {{ day }}) in ({{ changed_15m_days(this) }})
+{% endif %}
+{%- endmacro %}

@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -137,10 +140,35 @@ def classify(exc: BaseException, run_id: str | None) -> Failure:
     return Failure(internal_error_message(run_id), retryable=True)
 
 
+# Set by `deliveries_in_background` (a batch run): finished requests are handed to its threads.
+_background_deliveries: ContextVar = ContextVar("payreports_background_deliveries", default=None)
+
+
+@contextmanager
+def deliveries_in_background(settings: Settings) -> Iterator[None]:
+    """Within the block, `notify_finished` queues a finished request's deliveries on threads of
+    this process instead of sending them inline (a slow endpoint must not hold the next request).
+    Leaving the block waits briefly for them (and for attempts in flight); what is left stays
+    recorded or marked due in the store and the delivery sensor sends it."""
+    from exports.delivery import BackgroundDeliveries
+
+    with BackgroundDeliveries(settings) as sender:
+        token = _background_deliveries.set(sender)
+        try:
+            yield
+        finally:
+            _background_deliveries.reset(token)
+
+
 def notify_finished(request_id: str, settings: Settings) -> None:
-    """Deliveries must never make a request fail: log and carry on."""
+    """Hand a finished request to delivery. Deliveries must never make a request fail: log and
+    carry on (the request stays marked deliveries_due, and the delivery sensor retries)."""
     from exports.delivery import notify_report_finished
 
+    sender = _background_deliveries.get()
+    if sender is not None:
+        sender.submit(request_id)
+        return
     try:
         notify_report_finished(request_id, settings=settings)
     except Exception:  # noqa: BLE001 — delivery has its own retries; the report is done

@@ -1,10 +1,12 @@
-"""Turn report requests into stored files: claim, render, store, record, notify.
+"""Turn report requests into stored files: claim, render, store, record, hand to delivery.
 
 `run_batch` is what a Dagster report run executes: in one process, with one warehouse client and
 one pool of app-database connections, it claims the most urgent claimable request of its lane,
 processes it, and claims the next, until the lane is empty or its budget (requests, seconds) is
 spent. Each request is claimed, progressed, completed or failed on its own, by the rules of
-exports/requests/lifecycle.py. `process_request` processes one given request the same way.
+exports/requests/lifecycle.py. A batch hands finished requests to delivery threads of its own
+(lifecycle.deliveries_in_background), so a slow webhook endpoint or SMTP server never delays the
+next claim. `process_request` processes one given request the same way, delivering inline.
 
 Safe to run twice for the same request: a finished or canceled request is left alone, only the
 run that claimed a request may finish it, and the storage key is deterministic, so a retry
@@ -26,16 +28,14 @@ from exports import db
 from exports.logging import log_context
 from exports.replication import data_available_end
 from exports.requests import lifecycle, store
-from exports.requests.lifecycle import (HEARTBEAT_SECONDS, ReportCanceled, internal_error_message,
-                                        notify_finished)
+from exports.requests.lifecycle import HEARTBEAT_SECONDS, ReportCanceled, notify_finished
 from exports.settings import Settings, get_settings
 from exports.storage import CONTENT_TYPES, extension_for, get_storage, report_key
 from exports.tempdirs import work_dir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Lane", "LANES", "BatchSummary", "run_batch", "process_request", "internal_error_message",
-           "notify_finished"]
+__all__ = ["Lane", "LANES", "BatchSummary", "run_batch", "process_request", "process_claimed"]
 
 PROGRESS_INTERVAL_SECONDS = 1.0
 # "Data available up to" is re-read at most this often while a batch claims requests.
@@ -259,7 +259,11 @@ def run_batch(run_id: str, lane: Lane, settings: Settings | None = None, *,
     started = time.monotonic()
     availability = _Availability(settings)
     with log_context(run_id=run_id), ExitStack() as stack:
-        stack.enter_context(db.pooled(settings))
+        # Room for the heartbeat and the delivery threads besides this one.
+        stack.enter_context(db.pooled(settings, max_size=6))
+        # Entered before the warehouse, so it is left after it: the warehouse is released before
+        # the last deliveries are waited for.
+        stack.enter_context(lifecycle.deliveries_in_background(settings))
         # Take the warehouse first, then claim: a claim is served at once, never parked behind
         # another batch holding the embedded warehouse (which claims urgent requests itself).
         client = stack.enter_context(_lazy_warehouse(settings, f"report batch {run_id}"))

@@ -69,6 +69,21 @@ class PendingLimitReached(RateLimited):
                          f"(limit {limit}); retry when some finish.", retry_after_seconds=30)
 
 
+# Accounts take turns within a priority: each new request's claim_tag is its account's previous
+# tag at that priority plus CLAIM_TURN, or now if that is later, and claims go by (priority,
+# claim_tag). An account queueing thousands at once gets tags spread far ahead, so another
+# account's request made meanwhile is claimed within about one turn — when a turn is at least
+# the time one small report takes (batches serve ~10-20 a second), rather than after the
+# backlog. Tags only order claims; nothing waits for its tag.
+CLAIM_TURN = timedelta(seconds=1)
+_NEXT_TURN = """turn AS (
+    INSERT INTO report_claim_turns AS t (priority, account_id, last_tag)
+    VALUES (%(priority)s, %(account)s, clock_timestamp())
+    ON CONFLICT (priority, account_id) DO UPDATE
+        SET last_tag = greatest(clock_timestamp(), t.last_tag + %(turn)s)
+    RETURNING last_tag)"""
+
+
 def lock_pending_count(conn, account_id: str) -> int:
     """Inside a transaction: take the account's pending-cap lock (held until commit) and return
     how many of its requests are pending or processing. Every insert that must respect the cap
@@ -89,39 +104,50 @@ def create(request: NewRequest, settings: Settings | None = None, *,
     with _conn(settings) as conn, conn.transaction():
         if max_pending is not None:
             pending = lock_pending_count(conn, request.account_id)
-            replay = request.idempotency_key is not None and conn.execute(
-                "SELECT 1 FROM report_requests WHERE account_id = %s AND idempotency_key = %s",
-                (request.account_id, request.idempotency_key)).fetchone() is not None
+            replay = _by_idempotency_key(conn, request) is not None
             if pending >= max_pending and not replay:
                 raise PendingLimitReached(pending, max_pending)
         row = conn.execute(
-            """
+            f"""
+            WITH {_NEXT_TURN}
             INSERT INTO report_requests (id, account_id, report_type, parameters, format,
                 email_recipients, webhook_url, requested_by, idempotency_key, request_fingerprint,
-                source, priority)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                source, priority, claim_tag)
+            VALUES (%(id)s, %(account)s, %(type)s, %(params)s, %(format)s, %(emails)s, %(webhook)s,
+                    %(by)s, %(key)s, %(fingerprint)s, %(source)s, %(priority)s,
+                    (SELECT last_tag FROM turn))
             ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
             RETURNING *
             """,
-            (new_request_id(), request.account_id, request.report_type, Jsonb(request.parameters),
-             request.format, request.email_recipients, request.webhook_url, request.requested_by,
-             request.idempotency_key, fingerprint, request.source, priority),
+            {"id": new_request_id(), "account": request.account_id, "type": request.report_type,
+             "params": Jsonb(request.parameters), "format": request.format,
+             "emails": request.email_recipients, "webhook": request.webhook_url,
+             "by": request.requested_by, "key": request.idempotency_key,
+             "fingerprint": fingerprint, "source": request.source, "priority": priority,
+             "turn": CLAIM_TURN},
         ).fetchone()
         if row is not None:
             return row, True
-        existing = conn.execute(
-            "SELECT * FROM report_requests WHERE account_id = %s AND idempotency_key = %s",
-            (request.account_id, request.idempotency_key),
-        ).fetchone()
+        existing = _by_idempotency_key(conn, request)
     if existing is None:  # deleted between the two statements: vanishingly rare, retry once
         return create(request, settings)
-    if existing["request_fingerprint"] != fingerprint:
+    _check_same_body(existing, request)
+    return existing, False
+
+
+def _by_idempotency_key(conn, request: NewRequest) -> dict | None:
+    return conn.execute(
+        "SELECT * FROM report_requests WHERE account_id = %s AND idempotency_key = %s",
+        (request.account_id, request.idempotency_key)).fetchone()
+
+
+def _check_same_body(existing: dict, request: NewRequest) -> None:
+    if existing["request_fingerprint"] != request.fingerprint():
         raise Conflict(
             "Keys for idempotent requests can only be used with the same parameters they were "
             f"first used with; this key was used for request {existing['id']}.",
             param="Idempotency-Key",
         )
-    return existing, False
 
 
 def open_statement(request_id: str, request: NewRequest, run_id: str | None,
@@ -155,14 +181,43 @@ def open_statement(request_id: str, request: NewRequest, run_id: str | None,
     return existing, False
 
 
+def insert_scheduled(conn, template: dict, due: datetime, parameters: dict[str, Any]) -> str | None:
+    """Inside the scheduler's transaction (which holds the account's pending-cap lock): the
+    pending request of `template` for due time `due`; None when one exists already (a second
+    tick, a second scheduler: the unique (template_id, scheduled_for) makes this a no-op)."""
+    row = conn.execute(
+        f"WITH {_NEXT_TURN}"
+        " INSERT INTO report_requests (id, account_id, report_type, parameters, format,"
+        " status, email_recipients, webhook_url, priority, source, template_id,"
+        " scheduled_for, requested_by, claim_tag)"
+        " VALUES (%(id)s, %(account)s, %(type)s, %(params)s, %(format)s, 'pending', %(emails)s,"
+        " %(webhook)s, %(priority)s, 'schedule', %(template)s, %(due)s, %(by)s,"
+        " (SELECT last_tag FROM turn))"
+        " ON CONFLICT (template_id, scheduled_for) DO NOTHING RETURNING id",
+        {"id": new_request_id(), "account": template["account_id"],
+         "type": template["report_type"], "params": Jsonb(parameters), "format": template["format"],
+         "emails": template["email_recipients"], "webhook": template["webhook_url"],
+         "priority": PRIORITY_BY_SOURCE["schedule"], "template": template["id"], "due": due,
+         "by": template["created_by"], "turn": CLAIM_TURN},
+    ).fetchone()
+    return row["id"] if row else None
+
+
 def statuses(request_ids: list[str], settings: Settings | None = None) -> dict[str, dict]:
-    """id -> status, error and file fields of each of `request_ids` that exists."""
+    """id -> status, error, timing and file fields of each of `request_ids` that exists."""
     with _conn(settings) as conn:
         rows = conn.execute(
             "SELECT id, account_id, report_type, format, status, error_message, file_key, sha256, "
-            "row_count, file_size_bytes FROM report_requests WHERE id = ANY(%s)",
-            (list(request_ids),)).fetchall()
+            "row_count, file_size_bytes, created_at, completed_at FROM report_requests "
+            "WHERE id = ANY(%s)", (list(request_ids),)).fetchall()
     return {row["id"]: row for row in rows}
+
+
+def check_readable(settings: Settings | None = None) -> None:
+    """Raise unless the app database answers and its migrations created report_requests
+    (the API's readiness probe)."""
+    with _conn(settings) as conn:
+        conn.execute("SELECT 1 FROM report_requests LIMIT 1")
 
 
 def find_replay(request: NewRequest, settings: Settings | None = None) -> dict | None:
@@ -172,14 +227,9 @@ def find_replay(request: NewRequest, settings: Settings | None = None) -> dict |
     if request.idempotency_key is None:
         return None
     with _conn(settings) as conn:
-        existing = conn.execute(
-            "SELECT * FROM report_requests WHERE account_id = %s AND idempotency_key = %s",
-            (request.account_id, request.idempotency_key)).fetchone()
-    if existing is not None and existing["request_fingerprint"] != request.fingerprint():
-        raise Conflict(
-            "Keys for idempotent requests can only be used with the same parameters they were "
-            f"first used with; this key was used for request {existing['id']}.",
-            param="Idempotency-Key")
+        existing = _by_idempotency_key(conn, request)
+    if existing is not None:
+        _check_same_body(existing, request)
     return existing
 
 
@@ -259,8 +309,12 @@ def claimable_counts(data_available_end: datetime | None, *, on_demand_priority:
 
 def claim_next(run_id: str, *, data_available_end: datetime | None, min_priority: int | None = None,
                settings: Settings | None = None) -> dict | None:
-    """pending -> processing for the most urgent claimable request (priority, then age) of at
-    least `min_priority`; None when there is none. Concurrent claimers never get the same row."""
+    """pending -> processing for the most urgent claimable request of at least `min_priority`;
+    None when there is none. Concurrent claimers never get the same row (SKIP LOCKED).
+
+    Most urgent: highest priority first; within a priority, by claim_tag: accounts take turns
+    (CLAIM_TURN), so one account with thousands of scheduled requests cannot starve another's
+    few, and each account's own requests go oldest first."""
     with _conn(settings) as conn:
         return conn.execute(
             f"""
@@ -271,7 +325,7 @@ def claim_next(run_id: str, *, data_available_end: datetime | None, min_priority
                 updated_at = now()
             WHERE id = (SELECT id FROM report_requests
                         WHERE {_CLAIMABLE} AND priority >= %(min)s
-                        ORDER BY priority DESC, created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+                        ORDER BY priority DESC, claim_tag, id LIMIT 1 FOR UPDATE SKIP LOCKED)
               AND status = 'pending'
             RETURNING *
             """, {"run": run_id, "available": data_available_end,
@@ -353,7 +407,8 @@ _OWNED = "(%(by)s::text IS NULL OR dagster_run_id IS NOT DISTINCT FROM %(by)s::t
 def complete(request_id: str, *, file_key: str, file_size_bytes: int, row_count: int, sha256: str,
              manifest: dict, data_version: datetime | None, expires_at: datetime,
              settings: Settings | None = None, claimed_by: str | None = None) -> dict | None:
-    """processing -> completed; None if the row was canceled (or taken over) meanwhile."""
+    """processing -> completed; None if the row was canceled (or taken over) meanwhile. The same
+    statement marks its deliveries due (exports.delivery records and sends them)."""
     with _conn(settings) as conn:
         return conn.execute(
             f"""
@@ -361,7 +416,8 @@ def complete(request_id: str, *, file_key: str, file_size_bytes: int, row_count:
             SET status = 'completed', progress = 100, completed_at = now(), updated_at = now(),
                 file_key = %(key)s, file_size_bytes = %(size)s, row_count = %(rows)s,
                 sha256 = %(sha)s, manifest = %(manifest)s, data_version = %(version)s,
-                expires_at = %(expires)s, error_message = NULL, status_reason = NULL
+                expires_at = %(expires)s, error_message = NULL, status_reason = NULL,
+                deliveries_due = true
             WHERE id = %(id)s AND status = 'processing' AND {_OWNED}
             RETURNING *
             """,
@@ -373,13 +429,13 @@ def complete(request_id: str, *, file_key: str, file_size_bytes: int, row_count:
 
 def fail(request_id: str, message: str, settings: Settings | None = None, *,
          claimed_by: str | None = None) -> dict | None:
-    """pending|processing -> failed with a message a user can act on."""
+    """pending|processing -> failed with a message a user can act on; its failure notices due."""
     with _conn(settings) as conn:
         return conn.execute(
             f"""
             UPDATE report_requests
             SET status = 'failed', error_message = %(message)s, status_reason = NULL,
-                completed_at = now(), updated_at = now()
+                completed_at = now(), updated_at = now(), deliveries_due = true
             WHERE id = %(id)s AND (status = 'pending' OR (status = 'processing' AND {_OWNED}))
             RETURNING *
             """, {"message": message, "id": request_id, "by": claimed_by},
@@ -434,11 +490,40 @@ def reset_failed(request_id: str, settings: Settings | None = None) -> dict | No
             UPDATE report_requests
             SET status = 'pending', attempt_count = 0, error_message = NULL, status_reason = NULL,
                 progress = 0, started_at = NULL, completed_at = NULL, not_before = NULL,
-                waiting_for_data_until = NULL, dagster_run_id = NULL, updated_at = now()
+                waiting_for_data_until = NULL, dagster_run_id = NULL, deliveries_due = false,
+                updated_at = now()
             WHERE id = %s AND status = 'failed'
             RETURNING *
             """, (request_id,),
         ).fetchone()
+
+
+# ---------------------------------------------------------------------------------- deliveries
+
+def for_delivery(request_id: str, settings: Settings | None = None) -> dict | None:
+    """The row with what delivery also needs from its template (name, recipients, webhook)."""
+    with _conn(settings) as conn:
+        return conn.execute(
+            "SELECT r.*, t.name AS template_name, t.email_recipients AS template_recipients,"
+            " t.webhook_url AS template_webhook_url"
+            " FROM report_requests r LEFT JOIN report_templates t ON t.id = r.template_id"
+            " WHERE r.id = %s", (request_id,)).fetchone()
+
+
+def list_deliveries_due(finished_before: datetime, limit: int = 500,
+                        settings: Settings | None = None) -> list[str]:
+    """Ids of reports finished before `finished_before` whose deliveries were never recorded
+    (their worker died between finishing them and handing them to delivery)."""
+    with _conn(settings) as conn:
+        return [row["id"] for row in conn.execute(
+            "SELECT id FROM report_requests WHERE deliveries_due AND completed_at < %s"
+            " ORDER BY completed_at LIMIT %s", (finished_before, limit))]
+
+
+def deliveries_recorded(conn, request_id: str) -> None:
+    """Inside the transaction that recorded the report's deliveries rows: nothing more is owed."""
+    conn.execute("UPDATE report_requests SET deliveries_due = false WHERE id = %s AND deliveries_due",
+                 (request_id,))
 
 
 def list_processing_for_run(run_id: str, settings: Settings | None = None) -> list[dict]:

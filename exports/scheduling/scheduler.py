@@ -23,10 +23,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
-from psycopg.types.json import Jsonb
-
 from exports import db
-from exports.requests.store import PRIORITY_BY_SOURCE, lock_pending_count, new_request_id
+from exports.requests import store
 from exports.settings import Settings, get_settings
 
 # With catch_up='all' a long outage of a frequent schedule could mean thousands of due times;
@@ -143,24 +141,13 @@ def _schedule_template(conn, template_id: str, now: datetime, settings: Settings
         if due_times:
             # The account's pending cap applies to scheduled reports too, counted under the same
             # lock as the API's creates; what does not fit stays owed and is retried.
-            pending = lock_pending_count(conn, template["account_id"])
+            pending = store.lock_pending_count(conn, template["account_id"])
             room = max(0, settings.max_pending_per_account - pending)
             due_times, deferred = due_times[:room], due_times[room:]
         for due in due_times:
-            row = conn.execute(
-                "INSERT INTO report_requests (id, account_id, report_type, parameters, format,"
-                " status, email_recipients, webhook_url, priority, source, template_id,"
-                " scheduled_for, requested_by)"
-                " VALUES (%s, %s, %s, %s, %s, 'pending', %s, %s, %s, 'schedule', %s, %s, %s)"
-                " ON CONFLICT (template_id, scheduled_for) DO NOTHING RETURNING id",
-                (new_request_id(), template["account_id"], template["report_type"],
-                 Jsonb(scheduled_parameters(template, due)), template["format"],
-                 template["email_recipients"], template["webhook_url"],
-                 PRIORITY_BY_SOURCE["schedule"],
-                 template["id"], due, template["created_by"]),
-            ).fetchone()
-            if row:
-                created.append(row["id"])
+            request_id = store.insert_scheduled(conn, template, due, scheduled_parameters(template, due))
+            if request_id:
+                created.append(request_id)
         newest = max([after, *due_times]) if due_times else after
         last_scheduled = newest if due_times else template["last_scheduled_for"]
         if deferred:

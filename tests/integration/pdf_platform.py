@@ -17,6 +17,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from exports.reports.types.buckets import PREAGGREGATES
 from tests.integration.test_report_types import MART_DDL
 
 EXPONENTS = {"usd": 2, "eur": 2, "jpy": 0, "kwd": 3}
@@ -155,7 +156,7 @@ def _txn(rng, account_id, when, currency, gross, fee, category, source, descript
 def write_marts(client, marts: str, rows: dict[str, list[dict]] | None = None) -> dict[str, list[dict]]:
     rows = rows or build_rows()
     client.command(f"CREATE DATABASE IF NOT EXISTS {marts}")
-    for table in ROLLUPS:
+    for table in PREAGGREGATES:
         client.command(f"DROP TABLE IF EXISTS {marts}.{table}")
     for table, columns in MART_DDL.items():
         client.command(f"DROP TABLE IF EXISTS {marts}.{table}")
@@ -169,7 +170,6 @@ def write_marts(client, marts: str, rows: dict[str, list[dict]] | None = None) -
     return rows
 
 
-ROLLUPS = ("balance_transactions_15m", "balance_transactions_1d")
 
 
 def build_rollups(marts: str, settings) -> None:
@@ -182,7 +182,7 @@ def build_rollups(marts: str, settings) -> None:
 
     env = {**os.environ, "PAYREPORTS_WAREHOUSE_MARTS_DATABASE": marts,
            "PAYREPORTS_STATE_DIR": str(settings.state_dir)}
-    built = subprocess.run([sys.executable, str(DBT_LAUNCHER), "run", "--select", *ROLLUPS],
+    built = subprocess.run([sys.executable, str(DBT_LAUNCHER), "run", "--select", *PREAGGREGATES],
                            cwd=DBT_LAUNCHER.parent, capture_output=True, text=True, timeout=600,
                            env=env)
     assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]

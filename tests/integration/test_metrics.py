@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exports import db
 from exports.delivery import notify_report_finished
 from exports.requests import store
-from exports.requests.processing import internal_error_message
+from exports.requests.lifecycle import internal_error_message
 from exports.settings import REPO_ROOT
 from tests.fixtures.api import start_api, stop_api
 from tests.fixtures.services import free_port

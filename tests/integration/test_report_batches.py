@@ -222,3 +222,5 @@ def test_watchdog_never_fails_a_starting_run_and_confirms_before_failing(postgre
     assert instance.get_run_by_id(started.run_id).status == dg.DagsterRunStatus.FAILURE
     rescued = store.get(on_started, settings=postgres)
     assert rescued["status"] == "pending" and started.run_id in rescued["status_reason"]
+    for request_id in (on_starting, on_started, on_paused):  # leave nothing claimable to others
+        store.fail(request_id, "test over", postgres)

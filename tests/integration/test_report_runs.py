@@ -200,3 +200,17 @@ def test_killed_batch_run_leaves_no_request_stuck_or_duplicated(demo_platform, d
     assert [r["status"] for r in rows].count("completed") == KILL_BATCH
     with DagsterInstance.get() as instance:
         assert instance.get_run_by_id(killed_run).status.value == "FAILURE"
+    # Every report's deliveries exactly once (here its in-app notice), also those the killed
+    # worker completed and had not delivered yet: the delivery sensor's ticks send what is left.
+    from datetime import UTC, datetime
+
+    from exports.delivery import deliver_due
+    from exports.delivery.dispatch import ATTEMPT_LEASE, RECORD_GRACE, list_deliveries
+
+    later = datetime.now(UTC) + RECORD_GRACE + ATTEMPT_LEASE
+    for tick in range(3):
+        deliver_due(settings, now=later + tick * ATTEMPT_LEASE, limit=10 * KILL_BATCH)
+    for row in rows:
+        [in_app] = list_deliveries(row["id"], account, settings)
+        assert (in_app["channel"], in_app["status"]) == ("in_app", "sent"), row["id"]
+        assert [a["status"] for a in in_app["attempts"]] == ["sent"], row["id"]

@@ -19,6 +19,7 @@ from exports import db
 from exports.errors import InvalidParameter
 from exports.reports.catalog import REPORT_TYPES
 from exports.reports.engine import build_report_query, validate_report_request
+from exports.reports.types.buckets import PREAGGREGATES
 from exports.warehouse import open_warehouse
 
 pytestmark = pytest.mark.integration
@@ -225,7 +226,7 @@ def platform(postgres):
     _write_source(settings)
     with open_warehouse(settings, purpose="test_report_types setup") as client:
         _write_marts(client, settings.warehouse_marts_database)
-        for table in ("balance_transactions_15m", "balance_transactions_1d"):
+        for table in PREAGGREGATES:
             client.command(f"DROP TABLE IF EXISTS {CATALOG_MARTS}.{table}")
     # The summaries' pre-aggregates, built from the marts above by the real dbt model.
     import os
@@ -234,7 +235,7 @@ def platform(postgres):
 
     from tests.fixtures.platform import DBT_LAUNCHER
     built = subprocess.run(
-        [sys.executable, str(DBT_LAUNCHER), "run", "--select", "balance_transactions_15m", "balance_transactions_1d"],
+        [sys.executable, str(DBT_LAUNCHER), "run", "--select", *PREAGGREGATES],
         cwd=DBT_LAUNCHER.parent, capture_output=True, text=True, timeout=600,
         env={**os.environ, "PAYREPORTS_WAREHOUSE_MARTS_DATABASE": CATALOG_MARTS})
     assert built.returncode == 0, built.stdout[-4000:]

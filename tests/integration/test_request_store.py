@@ -227,3 +227,27 @@ def test_every_log_line_of_a_report_carries_its_report_and_run_ids(postgres):
         logger.setLevel(previous_level)
     assert len(records) >= 2
     assert all(r.report_id == "rpt_does_not_exist" and r.run_id == "run-123" for r in records)
+
+
+def test_accounts_take_turns_within_a_priority(postgres):
+    """One account's backlog does not starve another's requests of the same priority; a higher
+    priority still goes first. (A priority above every other test's rows: they share the database.)"""
+    big, small, other = _account(), _account(), _account()
+    created = [store.create(_new(big, priority=7000), postgres)[0]["id"] for _ in range(6)]
+    created += [store.create(_new(small, priority=7000), postgres)[0]["id"] for _ in range(2)]
+    created += [store.create(_new(other, priority=7000), postgres)[0]["id"]]
+    urgent, _ = store.create(_new(big, priority=7001), postgres)
+    created.append(urgent["id"])
+    available = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    claimed = []
+    try:
+        while (row := store.claim_next("r-fair", data_available_end=available, min_priority=7000,
+                                       settings=postgres)) is not None:
+            claimed.append(row)
+    finally:
+        for request_id in created:  # nothing of this test left claimable for the others
+            store.fail(request_id, "test over", postgres)
+    assert claimed[0]["id"] == urgent["id"]
+    owners = [row["account_id"] for row in claimed[1:]]
+    assert owners == [big, small, other, big, small, big, big, big, big]
+    assert [row["id"] for row in claimed if row["account_id"] == big][1:] == created[:6]  # oldest first

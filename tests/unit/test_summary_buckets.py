@@ -1,12 +1,24 @@
-"""How summaries split an interval between 15-minute pre-aggregates and the fact."""
+"""How summaries split an interval between the pre-aggregates' grains (account-local days, UTC
+days, 15-minute buckets) and the fact."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from exports.reports.types.buckets import _segments, _split_days, local_days_align
+from exports.reports.types.buckets import (
+    _ceil, _day_ceil, _day_floor, _floor, _local_day_split, _split, local_days_align,
+)
 
 UTC = timezone.utc
+
+
+def _segments(cuts: list[datetime], open_start: bool):
+    bounds = ([None] if open_start else []) + cuts
+    return _split(list(zip(bounds, bounds[1:])), _floor, _ceil)
+
+
+def _split_days(ranges):
+    return _split(ranges, _day_floor, _day_ceil)
 
 
 def t(text: str) -> datetime:
@@ -57,3 +69,23 @@ def test_whole_utc_days_are_split_off_the_bucket_ranges():
                     (t("2026-09-01 00:00"), t("2026-09-01 00:15"))]
     assert _split_days([(t("2026-10-01 04:45"), t("2026-10-01 23:00"))]) == (
         [], [(t("2026-10-01 04:45"), t("2026-10-01 23:00"))])
+
+
+def test_whole_local_days_are_split_off_at_the_accounts_midnights():
+    # Kolkata's midnight is 18:30 UTC the day before.
+    lo, hi = t("2026-10-01 04:44:01"), t("2026-10-05 13:07")
+    local, rest = _local_day_split([(lo, hi)], "Asia/Kolkata")
+    assert local == [(t("2026-10-01 18:30"), t("2026-10-04 18:30"))]
+    assert rest == [(lo, t("2026-10-01 18:30")), (t("2026-10-04 18:30"), hi)]
+    # A DST change: New York's midnights are 05:00 UTC before 2026-03-08 and 04:00 after.
+    local, rest = _local_day_split([(t("2026-03-07 12:00"), t("2026-03-10 12:00"))], "America/New_York")
+    assert local == [(t("2026-03-08 05:00"), t("2026-03-10 04:00"))]
+
+
+def test_no_local_days_for_open_ranges_short_ranges_or_unaligned_midnights():
+    open_range, short = (None, t("2026-10-01 00:00")), (t("2026-10-01 19:00"), t("2026-10-02 18:00"))
+    assert _local_day_split([open_range, short], "Asia/Kolkata") == ([], [short, open_range])
+    lmt = (t("1900-01-01 00:00"), t("1900-01-05 00:00"))  # Kolkata's local mean time, +5:53:20
+    local, rest = _local_day_split([lmt], "Asia/Kolkata")
+    assert local == [] and sorted(rest, key=lambda r: r[0])[0][0] == lmt[0]
+    assert sum(((b - a) for a, b in rest), timedelta()) == lmt[1] - lmt[0]

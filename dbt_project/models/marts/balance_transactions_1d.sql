@@ -5,14 +5,7 @@
   edges and the fact inside an edge bucket (exports/reports/types/buckets.py).
   Incremental: the days whose 15-minute rows changed are recomputed (macros/rollup.sql).
 #}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='account_id, day',
-    engine='MergeTree()',
-    order_by='(account_id, currency, day, reporting_category)',
-    partition_by='toYYYYMM(day)',
-) }}
+{{ daily_rollup_config(order_by='(account_id, currency, day, reporting_category)') }}
 
 select
     account_id,
@@ -28,7 +21,5 @@ select
     toUInt64(sum(fee_count)) as fee_count,
     max(fact_loaded_at) as fact_loaded_at
 from {{ ref('balance_transactions_15m') }}
-{% if is_incremental() %}
-where (account_id, day) in ({{ changed_15m_days(this) }})
-{% endif %}
+{{ where_changed_15m_days() }}
 group by account_id, day, currency, reporting_category, payout_effective_at

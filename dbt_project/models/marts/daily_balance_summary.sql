@@ -3,14 +3,7 @@
   mart rolled up to days (its totals equal the fact's: tests/assert_daily_balance_summary_matches_fact.sql).
   Incremental: the days whose 15-minute rows changed are recomputed (macros/rollup.sql).
 #}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='account_id, day',
-    engine='MergeTree()',
-    order_by='(account_id, day, currency, reporting_category)',
-    partition_by='toYYYYMM(day)',
-) }}
+{{ daily_rollup_config(order_by='(account_id, day, currency, reporting_category)') }}
 
 select
     account_id,
@@ -24,7 +17,5 @@ select
     any(currency_exponent) as currency_exponent,
     max(fact_loaded_at) as fact_loaded_at
 from {{ ref('balance_transactions_15m') }}
-{% if is_incremental() %}
-where (account_id, day) in ({{ changed_15m_days(this) }})
-{% endif %}
+{{ where_changed_15m_days() }}
 group by account_id, day, currency, reporting_category

@@ -5,14 +5,7 @@
   fee transactions, which carry the fee as their amount (-150 gross, 0 fee).
   Incremental: the days whose 15-minute rows changed are recomputed (macros/rollup.sql).
 #}
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='account_id, day',
-    engine='MergeTree()',
-    order_by='(account_id, day, currency, fee_type)',
-    partition_by='toYYYYMM(day)',
-) }}
+{{ daily_rollup_config(order_by='(account_id, day, currency, fee_type)') }}
 
 select
     agg.account_id as account_id,
@@ -26,8 +19,6 @@ select
 from {{ ref('balance_transactions_15m') }} as agg
 inner join {{ ref('reporting_categories') }} as categories
     on categories.reporting_category = agg.reporting_category
-{% if is_incremental() %}
-where (agg.account_id, agg.day) in ({{ changed_15m_days(this) }})
-{% endif %}
+{{ where_changed_15m_days('agg.account_id', 'agg.day') }}
 group by account_id, day, currency, fee_type
 having fee_count > 0

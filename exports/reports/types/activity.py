@@ -145,21 +145,21 @@ SUMMARY_COLUMNS = (
 def category_summary_sql(ctx: QueryContext, from_where: str) -> str:
     """Per currency: one row per reporting category, then a `total` row (Stripe's layout).
     `from_where` is the FROM ... [WHERE ...] selecting `bt` rows of
-    exports.reports.types.buckets.ledger_rows (groups of transactions, not single ones)."""
-    aggregates = ("any(bt.currency_exponent) AS s_exponent, sum(bt.transaction_count) AS s_count, "
-                  "sum(bt.gross_minor) AS s_gross, sum(bt.fee_minor) AS s_fee, "
-                  "sum(bt.net_minor) AS s_net")
+    exports.reports.types.buckets.ledger_rows (groups of transactions, not single ones); it is
+    read once, the total row coming from the same scan (GROUPING SETS; the category of a
+    currency's total grouping is the empty default, never a category name)."""
     return f"""SELECT
     {select_list(ctx, 's_currency', 's_exponent')}
 FROM (
-    SELECT toString(bt.reporting_category) AS s_category, toString(bt.currency) AS s_currency,
-           0 AS s_is_total, {aggregates}
-    {from_where}
-    GROUP BY s_category, s_currency
-    UNION ALL
-    SELECT 'total' AS s_category, toString(bt.currency) AS s_currency, 1 AS s_is_total, {aggregates}
-    {from_where}
-    GROUP BY s_currency
+    SELECT if(s_is_total, 'total', s_grouped_category) AS s_category, *
+    FROM (
+        SELECT toString(bt.reporting_category) AS s_grouped_category, toString(bt.currency) AS s_currency,
+               s_grouped_category = '' AS s_is_total,
+               any(bt.currency_exponent) AS s_exponent, sum(bt.transaction_count) AS s_count,
+               sum(bt.gross_minor) AS s_gross, sum(bt.fee_minor) AS s_fee, sum(bt.net_minor) AS s_net
+        {from_where}
+        GROUP BY GROUPING SETS ((s_currency, s_grouped_category), (s_currency))
+    )
 )
 ORDER BY s_currency, s_is_total, s_category"""
 

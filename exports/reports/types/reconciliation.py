@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from exports.reports.types.activity import (
-    BT_FILTER_COLUMNS, SUMMARY_COLUMNS, balance_transaction_columns, category_summary_sql,
+    BT_FILTER_COLUMNS, LEDGER_FILTER_COLUMNS, SUMMARY_COLUMNS, balance_transaction_columns, category_summary_sql,
 )
 from exports.reports.types.base import (
-    ACTIVITY_CATEGORIES, END, QueryContext, ReportType, filter_conditions, interval_conditions, is_payout, select_list,
+    ACTIVITY_CATEGORIES, END, START, QueryContext, ReportType, filter_conditions, interval_conditions, is_payout, select_list,
     total_row_figures,
 )
+from exports.reports.types.buckets import settled_rows
 
 
 def _settled_from_where(ctx: QueryContext) -> str:
@@ -40,9 +41,15 @@ ORDER BY po.created_at, po.payout_id, bt.created_at, bt.balance_transaction_id""
 
 
 def _summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
-    # Which payout settled a transaction is a per-row fact, not in the pre-aggregates: the settled
-    # rows are shaped like buckets.ledger_rows (one transaction each) for the shared summary SQL.
-    rows = f"""(SELECT bt.reporting_category AS reporting_category, bt.currency AS currency,
+    # Payouts chosen by when they took effect: the pre-aggregates keep each group's settling
+    # payout's effective time, so the daily grain answers exactly. One payout by id (the
+    # `payout` filter) is a per-row fact: the settled rows, shaped like buckets.ledger_rows (one
+    # transaction each), for the shared summary SQL.
+    if ctx.preaggregated and "payout" not in ctx.filters:
+        rows = settled_rows(ctx, where=(f"payout_effective_at >= {START}", f"payout_effective_at < {END}",
+                                        *filter_conditions(ctx, LEDGER_FILTER_COLUMNS)))
+    else:
+        rows = f"""(SELECT bt.reporting_category AS reporting_category, bt.currency AS currency,
         bt.currency_exponent AS currency_exponent, toUInt64(1) AS transaction_count,
         bt.gross_minor AS gross_minor, bt.fee_minor AS fee_minor, bt.net_minor AS net_minor
     {_settled_from_where(ctx)})"""
