@@ -9,7 +9,7 @@ Each command family lives in its own module and is registered here:
   ops ...             cli.ops        (queue status, retry, statement backfill, refresh, expire)
   dbt build | docs    cli.dbt        (build the marts, build/serve the dbt docs site)
   ui                  cli.stack      (Dagster webserver + daemon on this project's instance)
-  users ...           cli.users      (web app users: create, list, set-password)
+  users ...           cli.users      (web app users: create, list, set-password, set-role, disable, enable)
 """
 
 from __future__ import annotations

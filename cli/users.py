@@ -1,4 +1,5 @@
-"""`payreports users ...`: people who sign in to the web app (create, list, set a password)."""
+"""`payreports users ...`: people who sign in to the web app (create, list, set a password,
+change a role, disable and enable). Changes made here are recorded as made by "cli"."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import typer
 
 from exports.errors import InvalidParameter
 
-app = typer.Typer(no_args_is_help=True, help="Web app users: create, list, reset passwords.")
+app = typer.Typer(no_args_is_help=True, help="Web app users: create, list, reset passwords, change roles, disable.")
 
 
 @app.command("create")
@@ -42,7 +43,8 @@ def list_users(account: str = typer.Option(..., "--account", help="Account id.")
     from exports import users
 
     for row in users.list_users(account):
-        typer.echo(f"{row['id']}\t{row['email']}\t{row['role']}\t"
+        state = f"disabled {row['disabled_at']:%Y-%m-%d}" if row["disabled_at"] else "active"
+        typer.echo(f"{row['id']}\t{row['email']}\t{row['role']}\t{state}\t"
                    f"last sign-in {row['last_sign_in_at'] or 'never'}")
 
 
@@ -63,6 +65,45 @@ def set_password(email: str = typer.Option(..., "--email"),
         typer.echo(f"no user {email}", err=True)
         raise typer.Exit(1)
     typer.echo(f"password changed for {email}")
+
+
+def _change(email: str, apply) -> None:
+    from exports import db, users
+
+    db.migrate("app")
+    try:
+        row = users.find_user_by_email(email)
+        changed = apply(users, row) if row else None
+    except InvalidParameter as exc:
+        typer.echo(f"{exc.param}: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    if changed is None:
+        typer.echo(f"no user {email}", err=True)
+        raise typer.Exit(1)
+    state = "disabled" if changed["disabled_at"] else "active"
+    typer.echo(f"{changed['id']}\t{changed['email']}\t{changed['role']}\t{state}")
+
+
+@app.command("set-role")
+def set_role(email: str = typer.Option(..., "--email"),
+             role: str = typer.Option(..., "--role", help="admin, analyst or viewer.")) -> None:
+    """Give a user another role (the account keeps at least one active admin)."""
+    _change(email, lambda users, row: users.change_role(row["account_id"], row["id"], role,
+                                                        changed_by="cli"))
+
+
+@app.command("disable")
+def disable(email: str = typer.Option(..., "--email")) -> None:
+    """Disable a user: their sessions end at once and sign-in is refused until enabled."""
+    _change(email, lambda users, row: users.set_disabled(row["account_id"], row["id"], True,
+                                                         changed_by="cli"))
+
+
+@app.command("enable")
+def enable(email: str = typer.Option(..., "--email")) -> None:
+    """Let a disabled user sign in again."""
+    _change(email, lambda users, row: users.set_disabled(row["account_id"], row["id"], False,
+                                                         changed_by="cli"))
 
 
 def print_demo_next_steps(console, settings, account_id: str | None) -> None:

@@ -1,5 +1,6 @@
-"""People who use the web app: users of one account with a role, their sessions, and the
-sign-in rate limit. All SQL on `web_users`, `web_sessions` and `web_sign_in_attempts`.
+"""People who use the web app: users of one account with a role, their sessions, the sign-in
+rate limit, and who changed whom. All SQL on `web_users`, `web_sessions`, `web_sign_in_attempts`
+and `web_user_changes`.
 
 Roles (what each may do is `ROLE_PERMISSIONS`):
   admin    manages users, API keys, webhooks and schedules; requests and downloads
@@ -21,7 +22,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from email_validator import EmailNotValidError, validate_email
 
 from exports import db
-from exports.errors import InvalidParameter, RateLimited
+from exports.errors import InvalidParameter, RateLimited, ReportingError
 from exports.settings import Settings, get_settings
 
 ROLES = ("admin", "analyst", "viewer")
@@ -41,6 +42,14 @@ SIGN_IN_WINDOW = timedelta(minutes=15)
 _hasher = PasswordHasher()
 # Verified when the email is unknown, so a wrong email costs the same time as a wrong password.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+class UserDisabled(ReportingError):
+    """The right password of a disabled user: sign-in is refused, and said so."""
+
+    http_status = 403
+    error_type = "permission_error"
+    code = "user_disabled"
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,8 @@ def create_user(account_id: str, email: str, role: str, password: str, *,
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (email) DO NOTHING RETURNING *",
             ("usr_" + secrets.token_hex(8), account_id.strip(), email, _hasher.hash(password), role,
              created_by)).fetchone()
+        if row is not None:
+            _record_change(conn, row, "created", None, role, created_by or "system")
     if row is None:
         raise InvalidParameter(f"A user with email {email} already exists", param="email",
                                code="email_in_use")
@@ -121,15 +132,82 @@ def set_password(email: str, password: str, *, settings: Settings | None = None)
 def list_users(account_id: str, *, settings: Settings | None = None) -> list[dict]:
     with _conn(settings) as conn:
         return conn.execute(
-            "SELECT id, account_id, email, role, created_at, created_by, last_sign_in_at, disabled_at"
-            " FROM web_users WHERE account_id = %s ORDER BY created_at, email", (account_id,)).fetchall()
+            "SELECT id, account_id, email, role, created_at, created_by, last_sign_in_at, disabled_at,"
+            " disabled_by FROM web_users WHERE account_id = %s ORDER BY created_at, email", (account_id,)).fetchall()
 
 
-def get_user_by_email(email: str, *, settings: Settings | None = None) -> User | None:
+def find_user_by_email(email: str, *, settings: Settings | None = None) -> dict | None:
+    """The user row (enabled or disabled) with this email, for the CLI."""
     with _conn(settings) as conn:
-        row = conn.execute("SELECT * FROM web_users WHERE email = %s AND disabled_at IS NULL",
-                           (normalize_email(email),)).fetchone()
-    return _user(row) if row else None
+        return conn.execute("SELECT * FROM web_users WHERE email = %s",
+                            (normalize_email(email),)).fetchone()
+
+
+# ------------------------------------------------------------------------- changes by an admin
+
+def _record_change(conn, user: dict, change: str, old: str | None, new: str | None, by: str) -> None:
+    conn.execute("INSERT INTO web_user_changes (account_id, user_id, change, old_value, new_value,"
+                 " changed_by) VALUES (%s, %s, %s, %s, %s, %s)",
+                 (user["account_id"], user["id"], change, old, new, by))
+
+
+def _change_user(account_id: str, user_id: str, changed_by: str, settings: Settings | None,
+                 new_role: str | None = None, disabled: bool | None = None) -> dict | None:
+    """Apply one change to one of the account's users in one transaction; None when the account
+    has no such user. The account's user rows are locked first, so two admins demoting each
+    other at the same moment cannot both succeed and leave the account without an admin."""
+    with _conn(settings) as conn, conn.transaction():
+        rows = conn.execute("SELECT * FROM web_users WHERE account_id = %s ORDER BY id FOR UPDATE",
+                            (account_id,)).fetchall()
+        user = next((r for r in rows if r["id"] == user_id), None)
+        if user is None:
+            return None
+        role = new_role or user["role"]
+        is_disabled = user["disabled_at"] is not None if disabled is None else disabled
+        was_admin = user["role"] == "admin" and user["disabled_at"] is None
+        if was_admin and not (role == "admin" and not is_disabled):
+            others = [r for r in rows if r["id"] != user_id and r["role"] == "admin"
+                      and r["disabled_at"] is None]
+            if not others:
+                who = "You are" if user["email"] == changed_by else f"{user['email']} is"
+                raise InvalidParameter(
+                    f"{who} the account's only active admin: make another user an admin first.",
+                    param="role" if new_role else "user", code="last_admin")
+        if new_role and new_role != user["role"]:
+            old_role = user["role"]
+            user = conn.execute("UPDATE web_users SET role = %s WHERE id = %s RETURNING *",
+                                (new_role, user_id)).fetchone()
+            _record_change(conn, user, "role", old_role, new_role, changed_by)
+        if disabled is not None and disabled != (user["disabled_at"] is not None):
+            user = conn.execute(
+                "UPDATE web_users SET disabled_at = CASE WHEN %s THEN now() END,"
+                " disabled_by = CASE WHEN %s THEN %s END WHERE id = %s RETURNING *",
+                (disabled, disabled, changed_by, user_id)).fetchone()
+            if disabled:  # their open sessions end now, not at their next idle timeout
+                conn.execute("DELETE FROM web_sessions WHERE user_id = %s", (user_id,))
+            _record_change(conn, user, "disabled" if disabled else "enabled", None, None, changed_by)
+    return user
+
+
+def change_role(account_id: str, user_id: str, role: str, *, changed_by: str,
+                settings: Settings | None = None) -> dict | None:
+    """Give one of the account's users another role (effective on their next request)."""
+    return _change_user(account_id, user_id, changed_by, settings, new_role=validate_role(role))
+
+
+def set_disabled(account_id: str, user_id: str, disabled: bool, *, changed_by: str,
+                 settings: Settings | None = None) -> dict | None:
+    """Disable (sessions end at once, sign-in refused) or re-enable one of the account's users."""
+    return _change_user(account_id, user_id, changed_by, settings, disabled=disabled)
+
+
+def list_changes(account_id: str, *, limit: int = 50, settings: Settings | None = None) -> list[dict]:
+    """The account's user changes, newest first, with the changed user's email."""
+    with _conn(settings) as conn:
+        return conn.execute(
+            "SELECT c.*, u.email FROM web_user_changes c JOIN web_users u ON u.id = c.user_id"
+            " WHERE c.account_id = %s ORDER BY c.at DESC, c.id DESC LIMIT %s",
+            (account_id, limit)).fetchall()
 
 
 DEMO_ADMIN_EMAIL = "demo-admin@payreports.example"
@@ -165,7 +243,9 @@ def _failures(conn, email: str, ip: str) -> tuple[int, datetime | None]:
 def authenticate(email: str, password: str, ip: str, *, settings: Settings | None = None) -> User | None:
     """The user when email and password match; None otherwise. Raises RateLimited after
     SIGN_IN_MAX_FAILURES failures for this email from this IP within SIGN_IN_WINDOW (the
-    attempt is then not even checked, so guessing stays blocked until the window passes)."""
+    attempt is then not even checked, so guessing stays blocked until the window passes), and
+    UserDisabled for the right password of a disabled user (a wrong one is just None, so the
+    message tells nothing to someone who does not know the password)."""
     key = (email or "").strip().lower()[:320]
     with _conn(settings) as conn:
         failures, first = _failures(conn, key, ip)
@@ -175,17 +255,21 @@ def authenticate(email: str, password: str, ip: str, *, settings: Settings | Non
             raise RateLimited(f"Too many failed sign-ins for this email from your network; try again "
                               f"in {minutes} minute{'s' if minutes != 1 else ''}.",
                               retry_after_seconds=int(retry.total_seconds()) + 1, param="email")
-        row = conn.execute("SELECT * FROM web_users WHERE email = %s AND disabled_at IS NULL",
-                           (key,)).fetchone()
+        row = conn.execute("SELECT * FROM web_users WHERE email = %s", (key,)).fetchone()
         ok = False
         try:
             ok = _hasher.verify(row["password_hash"] if row else _DUMMY_HASH, password or "") and row is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
+        disabled = ok and row["disabled_at"] is not None
         conn.execute("INSERT INTO web_sign_in_attempts (email, ip, succeeded) VALUES (%s, %s, %s)",
-                     (key, ip, ok))
+                     (key, ip, ok and not disabled))
         # Attempts older than the window are no longer needed for any decision.
         conn.execute("DELETE FROM web_sign_in_attempts WHERE at < now() - %s", (SIGN_IN_WINDOW * 4,))
+        if disabled:
+            raise UserDisabled(f"This user was disabled on {row['disabled_at']:%d %b %Y} by an admin "
+                               "of your account, so it cannot sign in. Ask an admin of your account "
+                               "to enable it again.", param="email")
         if not ok:
             return None
         if _hasher.check_needs_rehash(row["password_hash"]):

@@ -35,24 +35,36 @@ def create_report(body: CreateReportBody, account_id: Account, settings: Setting
                   ) -> ReportObject:
     """Request a report. With an `Idempotency-Key`, a retry returns the report the first call
     created (without spending rate-limit budget); the same key with another body is a 409."""
-    # Delivery targets are checked exactly as report templates check them.
-    new = store.NewRequest(account_id=account_id, report_type=body.report_type,
-                           parameters=body.parameters, format=body.format,
-                           email_recipients=validate_email_recipients(body.email_to, param="email_to")
-                           if body.email_to is not None else None,
-                           webhook_url=validate_webhook_url(body.webhook_url, settings),
-                           idempotency_key=idempotency_key, source="api")
+    row = submit_report(account_id, body.report_type, body.parameters, body.format, settings,
+                        email_to=body.email_to, webhook_url=body.webhook_url,
+                        idempotency_key=idempotency_key)
+    return report_object(row, settings)
+
+
+def submit_report(account_id: str, report_type: str, parameters: dict, fmt: str, settings: Settings, *,
+                  email_to: list[str] | None = None, webhook_url: str | None = None,
+                  idempotency_key: str | None = None, requested_by: str | None = None) -> dict:
+    """The one way a report is requested on demand, for this route and the web app's form:
+    delivery targets checked as templates check them (email syntax, the SSRF guard), the replay
+    of an Idempotency-Key, the rate limit, the engine's validation, the pending cap. Returns the
+    request row; raises ReportingError naming the field."""
+    new = store.NewRequest(account_id=account_id, report_type=report_type, parameters=parameters,
+                           format=fmt,
+                           email_recipients=validate_email_recipients(email_to, param="email_to")
+                           if email_to is not None else None,
+                           webhook_url=validate_webhook_url(webhook_url, settings),
+                           requested_by=requested_by, idempotency_key=idempotency_key, source="api")
     replayed = store.find_replay(new, settings)
     if replayed is not None:
-        return report_object(replayed, settings)
+        return replayed
     enforce_create_limits(account_id, settings)
     from exports.reports.engine import account_timezone, validate_report_request
 
-    validate_report_request(account_id, body.report_type, body.parameters, body.format,
+    validate_report_request(account_id, report_type, parameters, fmt,
                             settings=settings, account_timezone=account_timezone(account_id, settings))
     # The cap is checked under a per-account lock in the insert's transaction.
     row, _created = store.create(new, settings, max_pending=settings.max_pending_per_account)
-    return report_object(row, settings)
+    return row
 
 
 @router.get("", response_model=ReportList, responses=error_responses(*AUTHENTICATED))

@@ -35,9 +35,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(web_auth.LoginRequired)
     async def login_required(request: Request, _exc) -> Response:
         target = "/login?next=" + quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+        ended = bool(request.cookies.get(web_auth.SESSION_COOKIE))  # a cookie, but no live session
+        if ended:
+            target += "&ended=1"
         if request.headers.get("hx-request"):  # htmx follows this header with a full page load
-            return Response(status_code=200, headers={"HX-Redirect": target})
-        return RedirectResponse(target, status_code=303)
+            response: Response = Response(status_code=200, headers={"HX-Redirect": target})
+        else:
+            response = RedirectResponse(target, status_code=303)
+        if ended:
+            response.delete_cookie(web_auth.SESSION_COOKIE, path="/")
+        return response
 
     def _message(request: Request, status: int, title: str, message: str) -> Response:
         principal = getattr(request.state, "principal", None)  # set once the caller was identified

@@ -12,6 +12,7 @@ session.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import SCOPES, enforce_create_limits, validate_scopes
+from api.auth import SCOPES, validate_scopes
 from api.web import auth as web_auth
 from api.web.auth import Principal, embedded_session, signed_in_user
 from api.web.cron_text import describe as describe_cron
@@ -31,8 +32,8 @@ from exports import users
 from exports.delivery import dispatch, notifications, webhooks
 from exports.errors import InvalidParameter, NotFound, RateLimited, ReportingError
 from exports.reports.catalog import REPORT_TYPES, get_report_type
-from exports.reports.params import FORMATS
-from exports.reports.relative import resolve_relative_range
+from exports.reports.params import FORMATS, OPTION_FORMATS
+from exports.reports.relative import describe_interval, resolve_relative_range
 from exports.requests import store
 from exports.scheduling import templates as templates_core
 from exports.scheduling.scheduler import due_times_between
@@ -54,6 +55,8 @@ SCHEDULE_RANGES = (("yesterday", "Yesterday"), ("last_7_days", "Last 7 days"),
 REQUESTED_WITHIN = (("", "Any time"), ("1", "Today and yesterday"), ("7", "Last 7 days"),
                     ("30", "Last 30 days"))
 ACTIVE = ("pending", "processing")
+TIMESTAMP_FORMAT_LABELS = (("stripe", "2024-11-03 01:30:00 (Stripe)"),
+                           ("iso8601", "2024-11-03T01:30:00-04:00 (ISO)"))
 FORMAT_LABELS = {"csv": "CSV", "xlsx": "Excel (XLSX)", "pdf": "PDF", "parquet": "Parquet"}
 FILTER_LABELS = {"currency": "Currency", "reporting_category": "Reporting categories",
                  "status": "Payment statuses", "payout": "Payout id", "customer": "Customer id"}
@@ -108,26 +111,38 @@ def type_title(report_type: str) -> str:
 
 
 def period_text(row: dict, tz: str) -> str:
-    """What the report covers, as the engine resolved it (manifest) or as it was asked."""
+    """What the report covers, as the engine resolved it (manifest) or as it was asked, in the
+    report's timezone: whole days as first – last day, else times."""
+    from exports.reports.params import parse_instant
+
     extra = (row.get("manifest") or {}).get("extra") or {}
     params = row.get("parameters") or {}
-    start, end = extra.get("interval_start"), extra.get("interval_end")
     shown_tz = extra.get("timezone") or params.get("timezone") or tz
-    if end:
-        end_dt = datetime.fromisoformat(end).astimezone(ZoneInfo(shown_tz))
-        last = end_dt - timedelta(seconds=1) if end_dt.time() == datetime.min.time() else end_dt
-        if not start:
-            return f"as of {end_dt:%Y-%m-%d %H:%M}"
-        start_dt = datetime.fromisoformat(start).astimezone(ZoneInfo(shown_tz))
-        if start_dt.time() == datetime.min.time() and end_dt.time() == datetime.min.time():
-            return f"{start_dt:%Y-%m-%d} – {last:%Y-%m-%d}"
-        return f"{start_dt:%Y-%m-%d %H:%M} – {end_dt:%Y-%m-%d %H:%M}"
-    if params.get("relative_range"):
+    zone = ZoneInfo(shown_tz) if shown_tz in _known_timezones() else ZoneInfo(tz)
+    start = end = None
+    if extra.get("interval_end"):
+        end = datetime.fromisoformat(extra["interval_end"])
+        start = datetime.fromisoformat(extra["interval_start"]) if extra.get("interval_start") else None
+    elif params.get("relative_range"):
         return dict(PERIOD_PRESETS + SCHEDULE_RANGES).get(params["relative_range"],
                                                            params["relative_range"].replace("_", " "))
-    if params.get("interval_start") or params.get("interval_end"):
-        return f"{params.get('interval_start', '…')} – {params.get('interval_end', '…')} (end exclusive)"
-    return "—"
+    else:
+        try:
+            end = parse_instant(params["interval_end"], "interval_end", str(zone)) if params.get("interval_end") else None
+            start = parse_instant(params["interval_start"], "interval_start", str(zone)) if params.get("interval_start") else None
+        except (InvalidParameter, TypeError):
+            return f"{params.get('interval_start', '…')} – {params.get('interval_end', '…')} (end exclusive)"
+    if end is None:
+        return "—" if start is None else f"from {start.astimezone(zone):%Y-%m-%d %H:%M}"
+    end_dt = end.astimezone(zone)
+    if start is None:
+        return f"as of {end_dt:%Y-%m-%d %H:%M}"
+    start_dt = start.astimezone(zone)
+    if start_dt.time() == end_dt.time() == datetime.min.time():
+        last = end_dt - timedelta(days=1)
+        return (f"{start_dt:%Y-%m-%d}" if last.date() == start_dt.date()
+                else f"{start_dt:%Y-%m-%d} – {last:%Y-%m-%d}")
+    return f"{start_dt:%Y-%m-%d %H:%M} – {end_dt:%Y-%m-%d %H:%M}"
 
 
 def report_view(row: dict, tz: str) -> dict[str, Any]:
@@ -174,17 +189,19 @@ def home(request: Request) -> RedirectResponse:
 
 
 @router.get("/login")
-def login_page(request: Request, next: str = "/reports") -> HTMLResponse:
-    return _login_form(request, next=next)
+def login_page(request: Request, next: str = "/reports", ended: str = "") -> HTMLResponse:
+    notice = ("Your session has ended (you signed out elsewhere, it expired, or an admin changed "
+              "your user). Sign in again to continue.") if ended else None
+    return _login_form(request, next=next, notice=notice)
 
 
 def _login_form(request: Request, *, next: str, email: str = "", error: str | None = None,
-                status_code: int = 200) -> HTMLResponse:
+                notice: str | None = None, status_code: int = 200) -> HTMLResponse:
     import secrets
 
     csrf = secrets.token_urlsafe(24)
     response = render(request, "login.html", None, status_code=status_code, csrf=csrf,
-                      next=_safe_next(next), email=email, error=error)
+                      next=_safe_next(next), email=email, error=error, notice=notice)
     response.set_cookie(web_auth.LOGIN_CSRF_COOKIE, csrf, httponly=True, samesite="lax",
                         secure=settings_of(request).secure_cookies, path="/login", max_age=3600)
     return response
@@ -214,9 +231,11 @@ async def login(request: Request) -> Response:
         response = _login_form(request, next=next_path, email=email, error=exc.message, status_code=429)
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
         return response
+    except users.UserDisabled as exc:
+        return _login_form(request, next=next_path, email=email, error=exc.message, status_code=403)
     if user is None:
         return _login_form(request, next=next_path, email=email, status_code=401,
-                           error="That email and password do not match an active user.")
+                           error="That email and password do not match.")
     token, session = await run_in_threadpool(users.start_session, user, settings=settings)
     response = RedirectResponse(next_path, status_code=303)
     response.set_cookie(web_auth.SESSION_COOKIE, token, httponly=True, samesite="lax",
@@ -291,8 +310,7 @@ def _register_report_pages(prefix: str, principal_dep: Callable, form_dep: Calla
         me.require("reports.request", "request reports")
         settings = settings_of(request)
         values = _form_values(request.query_params)
-        if request.query_params.get("changed") == "report_type":  # the old type's choices don't apply
-            values.update(columns=[], reporting_category=[], status=[], currency="", payout="", customer="")
+        _drop_other_types_choices(values, request.query_params)
         context = _new_report_context(me, settings, values, {})
         return render(request, "new_report_fields.html", me, **context)
 
@@ -302,6 +320,11 @@ def _register_report_pages(prefix: str, principal_dep: Callable, form_dep: Calla
         me.require("reports.request", "request reports")
         settings = settings_of(request)
         values = _form_values(form)
+        if _drop_other_types_choices(values, form):  # sent before the new type's fields arrived
+            title = type_title(values["report_type"])
+            return render(request, "new_report.html", me, status_code=400, **_new_report_context(
+                me, settings, values, {"form": f"The columns and filters below are now those of "
+                                               f"{title}; check them and request the report again."}))
         try:
             row = _create_request(me, values, settings)
         except ReportingError as exc:
@@ -363,7 +386,8 @@ def _register_report_pages(prefix: str, principal_dep: Callable, form_dep: Calla
 def _form_values(form) -> dict[str, Any]:
     values = {k: str(form.get(k, "") or "").strip() for k in (
         "report_type", "format", "period", "timezone", "interval_start", "interval_end",
-        "currency", "payout", "customer")}
+        "currency", "payout", "customer", "email_to", "webhook_url", "timestamp_format", "locale")}
+    values["csv_bom"] = str(form.get("csv_bom", "") or "") == "true"
     values["columns"] = [c for c in form.getlist("columns") if c]
     values["reporting_category"] = [c for c in form.getlist("reporting_category") if c]
     values["status"] = [c for c in form.getlist("status") if c]
@@ -372,13 +396,26 @@ def _form_values(form) -> dict[str, Any]:
     return values
 
 
+def _drop_other_types_choices(values: dict[str, Any], form) -> bool:
+    """Columns and filters are the type's own: when the form's were drawn for another type (the
+    `fields_for` it carries), they are dropped so the new type's defaults apply. Checked on the
+    server, so a quick click that overtakes the fields' refresh cannot mix two types' choices."""
+    drawn_for = str(form.get("fields_for") or "")
+    if not drawn_for or drawn_for == values["report_type"]:
+        return False
+    values.update(columns=[], reporting_category=[], status=[], currency="", payout="", customer="")
+    return True
+
+
 def _values_from_report(row: dict) -> dict[str, Any]:
     """The form values that ask for the same report again ("Run again")."""
     params = dict(row["parameters"] or {})
     params.update(params.pop("filters", None) or {})
     values: dict[str, Any] = {"report_type": get_report_type(row["report_type"]).id,
                               "format": row["format"], "timezone": params.get("timezone", ""),
-                              "columns": params.get("columns") or []}
+                              "columns": params.get("columns") or [],
+                              "email_to": ", ".join(row.get("email_recipients") or []),
+                              "webhook_url": row.get("webhook_url") or ""}
     if params.get("relative_range"):
         values["period"] = params["relative_range"]
     else:
@@ -386,9 +423,10 @@ def _values_from_report(row: dict) -> dict[str, Any]:
         for key in ("interval_start", "interval_end"):
             if params.get(key) is not None:
                 values[key] = _date_text(params[key], key, values["timezone"] or None)
-    for name in ("currency", "payout", "customer"):
+    for name in ("currency", "payout", "customer", "timestamp_format", "locale"):
         if params.get(name):
             values[name] = params[name]
+    values["csv_bom"] = params.get("csv_bom") is True
     for name in ("reporting_category", "status"):
         value = params.get(name)
         if value:
@@ -441,6 +479,13 @@ def _parameters(values: dict[str, Any], tz: str) -> dict[str, Any]:
         value = values.get(name)
         if value:
             params[name] = value
+    # File options, only those of the chosen format (the engine refuses the others).
+    fmt = values.get("format") or "csv"
+    if fmt in OPTION_FORMATS["csv_bom"] and values.get("csv_bom"):
+        params["csv_bom"] = True
+    for name in ("timestamp_format", "locale"):
+        if fmt in OPTION_FORMATS[name] and values.get(name):
+            params[name] = values[name]
     return params
 
 
@@ -454,20 +499,24 @@ def _exclusive_end(text: str) -> str:
 
 
 def _create_request(me: Principal, values: dict[str, Any], settings: Settings) -> dict:
-    """What POST /v1/reports does (the same limit, validation, cap and store calls)."""
-    from exports.reports.engine import validate_report_request
+    """POST /v1/reports' own code path (api.routes.reports.submit_report): the same delivery
+    checks, rate limit, validation, cap and store calls."""
+    from api.routes.reports import submit_report
 
     tz = values.get("timezone") or account_tz(me.account_id, settings)
     parameters = _parameters(values, tz)
-    fmt = values.get("format") or "csv"
-    enforce_create_limits(me.account_id, settings)
-    validate_report_request(me.account_id, values["report_type"], parameters, fmt, settings=settings,
-                            account_timezone=account_tz(me.account_id, settings))
-    row, _created = store.create(store.NewRequest(
-        account_id=me.account_id, report_type=get_report_type(values["report_type"]).id,
-        parameters=parameters, format=fmt, requested_by=me.requested_by, source="api"), settings,
-        max_pending=settings.max_pending_per_account)
-    return row
+    delivery = {}
+    if not me.embedded:  # the embedded view requests and downloads; delivery stays the platform's
+        recipients = split_addresses(values.get("email_to", ""))
+        delivery = {"email_to": recipients or None, "webhook_url": values.get("webhook_url") or None}
+    return submit_report(me.account_id, get_report_type(values["report_type"]).id, parameters,
+                         values.get("format") or "csv", settings, requested_by=me.requested_by,
+                         **delivery)
+
+
+def split_addresses(text: str) -> list[str]:
+    """Addresses typed into one field, separated by commas, semicolons or new lines."""
+    return [a.strip() for a in re.split(r"[,;\n]", text or "") if a.strip()]
 
 
 def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any],
@@ -504,7 +553,7 @@ def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any
             validated = validate_report_request(me.account_id, report.id, _parameters(values, tz),
                                                 values["format"], settings=settings,
                                                 account_timezone=home_tz, data_available_end=available)
-            preview = _describe_period(validated.interval_start, validated.interval_end, tz)
+            preview = describe_interval(validated.interval_start, validated.interval_end, tz)
         except ReportingError as exc:
             check = {"field": error_field(exc), "message": exc.message}
     presets = []
@@ -513,7 +562,7 @@ def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any
         if key != "custom":
             try:
                 start, end = resolve_relative_range(key, tz, now)
-                span = _describe_period(None if report.interval == "end_only" else start, end, tz)
+                span = describe_interval(None if report.interval == "end_only" else start, end, tz)
             except Exception:  # noqa: BLE001 — an unknown timezone is reported on the field
                 span = ""
         presets.append({"key": key, "label": label, "span": span})
@@ -522,6 +571,7 @@ def _new_report_context(me: Principal, settings: Settings, values: dict[str, Any
         "report": report, "report_types": list(REPORT_TYPES.values()), "columns": columns,
         "chosen": set(chosen), "presets": presets, "formats": FORMATS, "format_labels": FORMAT_LABELS,
         "filter_labels": FILTER_LABELS, "tz": tz, "home_tz": home_tz,
+        "timestamp_formats": TIMESTAMP_FORMAT_LABELS,
         "timezones": sorted(available_timezones()),
         "available": fmt_dt(available, tz, with_zone=True) if available else None,
         "prefix": "/embed/reports" if me.embedded else "/reports",
@@ -536,22 +586,6 @@ def _known_timezones() -> frozenset[str]:
 
 
 _TIMEZONES: frozenset[str] | None = None
-
-
-def _describe_period(start: datetime | None, end: datetime | None, tz: str) -> str:
-    if end is None:
-        return ""
-    zone = ZoneInfo(tz)
-    end_local = end.astimezone(zone)
-    if start is None:
-        return f"balances as of {end_local:%Y-%m-%d %H:%M} {tz}"
-    start_local = start.astimezone(zone)
-    if start_local.time() == end_local.time() == datetime.min.time():
-        last = (end_local - timedelta(days=1)).date()
-        if last == start_local.date():
-            return f"{last:%a %d %b %Y} ({tz})"
-        return f"{start_local:%d %b %Y} – {last:%d %b %Y} ({tz})"
-    return f"{start_local:%Y-%m-%d %H:%M} – {end_local:%Y-%m-%d %H:%M} ({tz}, end exclusive)"
 
 
 _register_report_pages("/reports", signed_in_user, web_auth.app_form)
@@ -646,7 +680,7 @@ def create_schedule(request: Request, submitted=Depends(web_auth.app_form)) -> R
         "email_recipients", "webhook_url")}
     try:
         cron = _cron_from_form(form)
-        recipients = [a.strip() for a in values["email_recipients"].replace(";", ",").split(",") if a.strip()]
+        recipients = split_addresses(values["email_recipients"])
         row = templates_core.create_template(me.account_id, {
             "name": values["name"], "report_type": values["report_type"], "format": values["format"],
             "relative_range": values["relative_range"] or None, "schedule_cron": cron,
@@ -669,24 +703,40 @@ def _get_schedule(me: Principal, schedule_id: str, settings: Settings) -> dict:
         raise web_auth.PageNotFound() from None
 
 
-@router.get("/schedules/{schedule_id}")
-def schedule_page(request: Request, me: AppUser, schedule_id: str) -> HTMLResponse:
+def _schedule_page(request: Request, me: Principal, row: dict, status_code: int = 200,
+                   errors: dict | None = None, values: dict | None = None) -> HTMLResponse:
     settings = settings_of(request)
-    row = _get_schedule(me, schedule_id, settings)
     tz = account_tz(me.account_id, settings)
     runs, _ = store.list_requests(me.account_id, limit=20, template_id=row["id"], settings=settings)
-    return render(request, "schedule.html", me, schedule=_schedule_view(row, tz),
-                  runs=[report_view(r, tz) for r in runs], tz=tz)
+    values = values or {"email_recipients": ", ".join(row["email_recipients"] or []),
+                        "webhook_url": row["webhook_url"] or ""}
+    return render(request, "schedule.html", me, status_code=status_code,
+                  schedule=_schedule_view(row, tz), runs=[report_view(r, tz) for r in runs], tz=tz,
+                  errors=errors or {}, values=values)
+
+
+@router.get("/schedules/{schedule_id}")
+def schedule_page(request: Request, me: AppUser, schedule_id: str) -> HTMLResponse:
+    return _schedule_page(request, me, _get_schedule(me, schedule_id, settings_of(request)))
 
 
 @router.post("/schedules/{schedule_id}/{action}")
 def schedule_action(request: Request, schedule_id: str, action: str,
                     submitted=Depends(web_auth.app_form)) -> Response:
-    me, _form = submitted
+    me, form = submitted
     me.require("schedules.manage", "manage schedules")
     settings = settings_of(request)
-    _get_schedule(me, schedule_id, settings)
-    if action in ("pause", "resume"):
+    row = _get_schedule(me, schedule_id, settings)
+    if action == "delivery":  # recipients and webhook, checked as the API checks them
+        values = {k: str(form.get(k, "") or "").strip() for k in ("email_recipients", "webhook_url")}
+        try:
+            templates_core.update_template(schedule_id, me.account_id, {
+                "email_recipients": split_addresses(values["email_recipients"]),
+                "webhook_url": values["webhook_url"] or None}, settings=settings)
+        except ReportingError as exc:
+            field = "webhook_url" if (exc.param or "").startswith("webhook_url") else "email_recipients"
+            return _schedule_page(request, me, row, 400, {field: exc.message}, values)
+    elif action in ("pause", "resume"):
         templates_core.update_template(schedule_id, me.account_id,
                                        {"schedule_enabled": action == "resume"}, settings=settings)
     elif action == "delete":
@@ -731,6 +781,8 @@ def webhooks_page(request: Request, me: AppUser) -> HTMLResponse:
                         if t["webhook_url"]} | {d["target"] for d in log})
     return render(request, "webhooks.html", me, endpoints=endpoints,
                   deliveries=[{**dispatch.delivery_to_api(d), "at": fmt_dt(d["created_at"], tz),
+                               "next_at": fmt_dt(d["next_attempt_at"], tz) if d["status"] == "pending"
+                               and d["next_attempt_at"] else None,
                                "attempt_rows": [{**a, "at": fmt_dt(a["at"], tz)} for a in d["attempts"]]}
                               for d in log])
 
@@ -757,7 +809,7 @@ def _keys_context(me: Principal, settings: Settings, **extra) -> dict[str, Any]:
     keys = [{**k, "created": fmt_dt(k["created_at"], tz), "last_used": fmt_dt(k["last_used_at"], tz),
              "revoked": fmt_dt(k["revoked_at"], tz) if k["revoked_at"] else None}
             for k in store.list_api_keys(me.account_id, settings)]
-    return {"keys": keys, "scopes": SCOPES, "errors": {}, **extra}
+    return {"keys": keys, "scopes": SCOPES, "errors": {}, "chosen_scopes": [], **extra}
 
 
 @router.get("/keys")
@@ -773,11 +825,16 @@ def create_key(request: Request, submitted=Depends(web_auth.app_form)) -> HTMLRe
     settings = settings_of(request)
     name = str(form.get("name", "")).strip()[:100]
     restricted = form.get("kind") == "restricted"
+    ticked = list(form.getlist("scopes"))
     try:
-        scopes = validate_scopes(list(form.getlist("scopes"))) if restricted else None
+        if ticked and not restricted:  # never a standard key when limits were asked for
+            raise InvalidParameter("Scopes are ticked but the access is Standard (everything): choose "
+                                   "Restricted to limit the key to the ticked scopes.", param="scopes")
+        scopes = validate_scopes(ticked) if restricted else None
     except InvalidParameter as exc:
         return render(request, "keys.html", me, status_code=400,
-                      **_keys_context(me, settings, errors={"scopes": exc.message}, name=name))
+                      **_keys_context(me, settings, errors={"scopes": exc.message}, name=name,
+                                      chosen_scopes=ticked))
     secret, row = store.create_api_key(me.account_id, name, settings, scopes=scopes, created_by=me.email)
     return render(request, "keys.html", me, **_keys_context(me, settings, new_secret=secret, new_key=row))
 
@@ -801,9 +858,20 @@ def users_page(request: Request, me: AppUser) -> HTMLResponse:
 
 def _users_context(me: Principal, settings: Settings, values: dict, errors: dict) -> dict:
     tz = account_tz(me.account_id, settings)
-    rows = [{**u, "last": fmt_dt(u["last_sign_in_at"], tz)} for u in users.list_users(me.account_id, settings=settings)]
+    rows = [{**u, "last": fmt_dt(u["last_sign_in_at"], tz),
+             "disabled": fmt_dt(u["disabled_at"], tz) if u["disabled_at"] else None,
+             "is_me": u["id"] == me.user_id}
+            for u in users.list_users(me.account_id, settings=settings)]
+    changes = [{**c, "when": fmt_dt(c["at"], tz), "text": _change_text(c)}
+               for c in users.list_changes(me.account_id, limit=30, settings=settings)]
     return {"people": rows, "roles": users.ROLES, "values": values, "errors": errors,
-            "min_password": users.MIN_PASSWORD_LENGTH}
+            "min_password": users.MIN_PASSWORD_LENGTH, "changes": changes, "tz": tz}
+
+
+def _change_text(change: dict) -> str:
+    return {"created": f"added as {change['new_value']}",
+            "role": f"role {change['old_value']} → {change['new_value']}",
+            "disabled": "disabled (signed out everywhere)", "enabled": "enabled again"}[change["change"]]
 
 
 @router.post("/users")
@@ -818,4 +886,32 @@ def create_user(request: Request, submitted=Depends(web_auth.app_form)) -> Respo
     except InvalidParameter as exc:
         return render(request, "users.html", me, status_code=400,
                       **_users_context(me, settings, values, {exc.param or "email": exc.message}))
+    return RedirectResponse("/users", status_code=303)
+
+
+@router.post("/users/{user_id}/{action}")
+def change_user(request: Request, user_id: str, action: str,
+                submitted=Depends(web_auth.app_form)) -> Response:
+    """Change a user's role, disable or re-enable them. The account keeps at least one active
+    admin (an error shown next to that user); the change is recorded with who made it."""
+    me, form = submitted
+    me.require("users.manage", "manage users")
+    settings = settings_of(request)
+    try:
+        if action == "role":
+            changed = users.change_role(me.account_id, user_id, str(form.get("role", "")),
+                                        changed_by=me.email, settings=settings)
+        elif action in ("disable", "enable"):
+            changed = users.set_disabled(me.account_id, user_id, action == "disable",
+                                         changed_by=me.email, settings=settings)
+        else:
+            raise web_auth.PageNotFound()
+    except InvalidParameter as exc:
+        return render(request, "users.html", me, status_code=400,
+                      **_users_context(me, settings, {}, {f"user-{user_id}": exc.message}))
+    if changed is None:
+        raise web_auth.PageNotFound("No such user in your account.")
+    if changed["id"] == me.user_id and (changed["disabled_at"] or changed["role"] != "admin"):
+        # No longer allowed here: signed out (disabled) or sent to a page they may still see.
+        return RedirectResponse("/login" if changed["disabled_at"] else "/reports", status_code=303)
     return RedirectResponse("/users", status_code=303)

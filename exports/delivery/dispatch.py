@@ -36,7 +36,9 @@ from exports import db
 from exports.delivery import email as email_channel
 from exports.delivery import notifications
 from exports.delivery import webhooks
+from exports.errors import InvalidParameter
 from exports.report_object import report_object, unix
+from exports.reports.catalog import get_report_type
 from exports.requests import store
 from exports.settings import Settings, get_settings
 
@@ -63,7 +65,14 @@ def _conn(settings: Settings):
 
 
 def report_name(report: dict[str, Any]) -> str:
-    return report.get("template_name") or report["report_type"]
+    """What people call the report: its schedule's name, else the catalog's title of its type
+    ("Balance summary", not "balance.summary")."""
+    if report.get("template_name"):
+        return report["template_name"]
+    try:
+        return get_report_type(report["report_type"]).title
+    except InvalidParameter:  # a type no longer in the catalog: its id is all there is
+        return report["report_type"]
 
 
 def record_deliveries(request_id: str, settings: Settings | None = None, *,
@@ -261,8 +270,8 @@ def _notification_text(report: dict, event: str) -> dict[str, str]:
         return {"title": f"Report failed: {name}",
                 "body": report.get("error_message") or "The report could not be generated."}
     return {"title": f"Report ready: {name}",
-            "body": f"{report.get('row_count') or 0} rows, {report['format']}, "
-                    f"{email_channel.report_period(report.get('parameters') or {})}."}
+            "body": f"{report.get('row_count') or 0:,} rows, {report['format'].upper()}, "
+                    f"{email_channel.report_period(report)}."}
 
 
 def list_deliveries(request_id: str, account_id: str, settings: Settings | None = None) -> list[dict]:

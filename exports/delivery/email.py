@@ -20,6 +20,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from exports.money import exponent_of, format_minor
+from exports.reports.relative import describe_interval
 from exports.settings import Settings
 from exports.storage import CONTENT_TYPES, get_storage
 
@@ -36,7 +37,18 @@ class PermanentDeliveryError(Exception):
     """Retrying cannot help (e.g. the server refused the recipient address)."""
 
 
-def report_period(parameters: dict[str, Any]) -> str:
+def report_period(report: dict[str, Any]) -> str:
+    """The period a report covers: as the engine resolved it (the manifest's interval, so
+    "last_month" reads as its dates), else as it was asked."""
+    extra = (report.get("manifest") or {}).get("extra") or {}
+    parameters = report.get("parameters") or {}
+    if extra.get("interval_end"):
+        start = extra.get("interval_start")
+        return describe_interval(datetime.fromisoformat(start) if start else None,
+                                 datetime.fromisoformat(extra["interval_end"]),
+                                 extra.get("timezone") or parameters.get("timezone") or "UTC")
+    if parameters.get("relative_range"):
+        return str(parameters["relative_range"]).replace("_", " ")
     start, end = parameters.get("interval_start"), parameters.get("interval_end")
     if not start and not end:
         return "all time"
@@ -70,7 +82,7 @@ def build_message(report: dict[str, Any], event: str, *, to: str, report_name: s
                   settings: Settings) -> EmailMessage:
     context: dict[str, Any] = {
         "report_name": report_name, "report_type": report["report_type"], "report_id": report["id"],
-        "period": report_period(report.get("parameters") or {}), "format": report["format"],
+        "period": report_period(report), "format": report["format"],
     }
     message = EmailMessage()
     message["From"] = settings.email_from

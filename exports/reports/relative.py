@@ -80,3 +80,22 @@ def resolve_relative_range(name: str, timezone: str, now: datetime) -> tuple[dat
         now = now.replace(tzinfo=dt_timezone.utc)
     first_day, end_day = resolve_local_days(name, now.astimezone(tz).date())
     return local_midnight(first_day, tz), local_midnight(end_day, tz)
+
+
+def describe_interval(start: datetime | None, end: datetime | None, tz: str) -> str:
+    """An interval as people read it, in `tz`: whole days as their first and last day
+    ("01 Oct 2026 – 31 Oct 2026 (UTC)", the exclusive end's day not shown), one day as that day,
+    anything else as times with the end marked exclusive; end-only as "balances as of ..."."""
+    if end is None:
+        return ""
+    zone = ZoneInfo(tz)
+    end_local = end.astimezone(zone)
+    if start is None:
+        return f"balances as of {end_local:%Y-%m-%d %H:%M} {tz}"
+    start_local = start.astimezone(zone)
+    if start_local.time() == end_local.time() == time.min:
+        last = (end_local - timedelta(days=1)).date()
+        if last == start_local.date():
+            return f"{last:%a %d %b %Y} ({tz})"
+        return f"{start_local:%d %b %Y} – {last:%d %b %Y} ({tz})"
+    return f"{start_local:%Y-%m-%d %H:%M} – {end_local:%Y-%m-%d %H:%M} ({tz}, end exclusive)"

@@ -117,8 +117,10 @@ class ReportWorker:
 # Module-scoped: the worker must stop when the browser tests end, or it would go on claiming the
 # same accounts' requests from the integration tests that run after them in one session.
 @pytest.fixture(scope="module")
-def report_worker(demo_platform) -> Iterator[ReportWorker]:
-    worker = ReportWorker(demo_platform.settings)
+def report_worker(demo_platform, smtp_server) -> Iterator[ReportWorker]:
+    # Deliveries are sent by the worker: its email goes to the session's SMTP catcher.
+    worker = ReportWorker(demo_platform.settings.model_copy(
+        update={"smtp_host": smtp_server.host, "smtp_port": smtp_server.port}))
     worker.thread.start()
     yield worker
     worker.stop.set()
@@ -184,9 +186,17 @@ _ELEMENTS_WIDER_THAN_THE_PAGE = """() => {
 }"""
 
 
+_CONTROLS_WITHOUT_A_LABEL = """() => [...document.querySelectorAll(
+    "input:not([type=hidden]), select, textarea, button")].filter(el => {
+  if (el.tagName === "BUTTON") return !(el.innerText.trim() || el.getAttribute("aria-label"));
+  return !(el.labels && el.labels.length) && !el.getAttribute("aria-label") && !el.getAttribute("aria-labelledby");
+}).map(el => el.outerHTML.slice(0, 120))"""
+
+
 @pytest.fixture
 def shoot(screens):
-    """shoot(page, name): full-page screenshots at a laptop and a phone viewport."""
+    """shoot(page, name): full-page screenshots at a laptop and a phone viewport, after checking
+    that nothing is wider than the page and every form control has a label."""
     def _shoot(page, name: str) -> None:
         for label, size in (("desktop", (1440, 900)), ("mobile", (390, 844))):
             page.set_viewport_size({"width": size[0], "height": size[1]})
@@ -194,19 +204,24 @@ def shoot(screens):
             # Nothing may push the page sideways (wide tables scroll inside their own box).
             wider = page.evaluate(_ELEMENTS_WIDER_THAN_THE_PAGE)
             assert not wider, f"{name} at {size[0]}px: elements wider than the page: {wider}"
+            for frame in page.frames:  # every form control can be found by its label
+                unlabeled = frame.evaluate(_CONTROLS_WITHOUT_A_LABEL)
+                assert not unlabeled, f"{name}: controls without a label: {unlabeled}"
             page.screenshot(path=str(screens / f"web_{name}_{label}.png"), full_page=True)
         page.set_viewport_size({"width": 1440, "height": 900})
 
     return _shoot
 
 
-def sign_in(browser, web_app: WebApp, who: str):
+def sign_in(browser, web_app: WebApp, who: str, password: str = PASSWORD, expect_signed_in: bool = True):
+    """A new browser context signed in as web_app.users[who] (or as the email `who`)."""
     context = browser.new_context(base_url=web_app.base_url, accept_downloads=True,
                                   viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.goto("/login")
-    page.get_by_label("Email").fill(web_app.users[who])
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Email").fill(web_app.users.get(who, who))
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/reports")
+    if expect_signed_in:
+        page.wait_for_url("**/reports")
     return page

@@ -189,8 +189,6 @@ def test_admin_pages_keys_and_scopes(browser, web_app, shoot, create_api_key, we
     page.get_by_role("button", name="Create key").click()
     secret = page.locator("#new-secret").inner_text()
     shoot(page, "keys")
-    page.goto("/users")
-    shoot(page, "users")
     with httpx.Client(base_url=web_app.base_url, headers={"Authorization": f"Bearer {secret}"}) as api:
         assert api.get("/v1/reports").status_code == 200
         denied = api.post("/v1/reports", json={"report_type": "balance.summary", "parameters": {
@@ -198,7 +196,9 @@ def test_admin_pages_keys_and_scopes(browser, web_app, shoot, create_api_key, we
         assert denied.status_code == 403 and "reports:write" in denied.json()["error"]["message"]
         assert api.get("/v1/report_templates").status_code == 403
     page.goto("/keys")
+    page.once("dialog", lambda dialog: dialog.accept())  # revoking asks first
     page.get_by_role("button", name=re.compile("^Revoke")).first.click()
+    page.get_by_text("Revoked").first.wait_for()
     with httpx.Client(base_url=web_app.base_url, headers={"Authorization": f"Bearer {secret}"}) as api:
         assert api.get("/v1/reports").status_code == 401
     page.context.close()
@@ -304,3 +304,93 @@ def test_embedded_session_reaches_only_its_accounts_reports(browser, web_app, cr
     assert "frame-ancestors 'none'" in probe.request.get("/login").headers["content-security-policy"]
     embedded.close()
     context.close()
+
+
+def test_web_form_emails_the_report(browser, web_app, smtp_server, shoot):
+    """Delivery set in the form: checked like the API (the message next to the field), then the
+    report reaches the SMTP catcher, named by its title in the email and the notification."""
+    address = f"finance-{int(time.time())}@example.com"
+    page = sign_in(browser, web_app, "analyst")
+    page.goto("/reports/new")
+    page.get_by_role("radio", name=re.compile("^Fees summary")).check()
+    page.get_by_label("Custom dates").check()
+    page.get_by_label("From (first day)").wait_for()
+    page.get_by_label("From (first day)").fill(PERIOD[0])
+    page.get_by_label("To (last day, included)").fill(PERIOD[1])
+    page.get_by_label("Email the report to").fill(f"{address}, not-an-address")
+    page.get_by_role("button", name="Request report").click()
+    assert "not-an-address" in page.locator("#err-email_to").inner_text()
+    assert page.get_by_label("Email the report to").get_attribute("aria-invalid") == "true"
+    page.get_by_label("Email the report to").fill(address)
+    shoot(page, "new_report_delivery")
+    page.get_by_role("button", name="Request report").click()
+    page.wait_for_url(re.compile(r".*/reports/rpt_[A-Za-z0-9]+"))
+    _wait_completed(page)
+    deadline = time.monotonic() + 30
+    while not smtp_server.messages_to(address):
+        assert time.monotonic() < deadline, "no email reached the SMTP catcher"
+        time.sleep(0.3)
+    [message] = smtp_server.messages_to(address)
+    assert message["Subject"] == "Your report is ready: Fees summary"
+    page.reload()
+    assert address in page.inner_text("main") and "sent" in page.locator("table", has_text=address).inner_text()
+    page.goto("/notifications")
+    newest = page.locator(".note").first
+    assert newest.locator(".t").inner_text().endswith("Report ready: Fees summary")
+    assert "01 Oct 2026 – 31 Oct 2026" in newest.locator(".b").inner_text()
+    assert "fees.summary" not in page.inner_text("main")
+    page.context.close()
+
+
+def test_admin_changes_a_role_and_disables_a_user(browser, web_app, shoot):
+    email = f"pat-{int(time.time())}@{web_app.account_a.replace('_', '-')}.example"
+    admin = sign_in(browser, web_app, "admin")
+    admin.goto("/users")
+    admin.get_by_label("Email").fill(email)
+    admin.get_by_label("Role", exact=True).select_option("viewer")
+    admin.get_by_label("Initial password").fill(PASSWORD)
+    admin.get_by_role("button", name="Add user").click()
+    row = admin.locator("table.users tr", has_text=email)
+    assert row.get_attribute("data-role") == "viewer"
+
+    pat = sign_in(browser, web_app, email)
+    assert pat.get_by_role("link", name="New report").count() == 0
+    assert pat.goto("/reports/new").status == 403
+
+    # A role change takes effect at the user's next request, without signing in again.
+    admin.get_by_label(f"Role of {email}").select_option("analyst")
+    admin.get_by_role("button", name=f"Change role of {email}").click()
+    assert admin.locator("table.users tr", has_text=email).get_attribute("data-role") == "analyst"
+    assert pat.goto("/reports/new").status == 200
+    assert pat.get_by_role("link", name="New report").count() >= 1
+
+    # Disabling ends the open session at once and refuses the next sign-in, saying why.
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.get_by_role("button", name=f"Disable {email}").click()
+    assert admin.locator("table.users tr", has_text=email).get_attribute("data-status") == "disabled"
+    pat.goto("/reports")
+    assert "/login" in pat.url and "session has ended" in pat.inner_text("main")
+    pat.get_by_label("Email").fill(email)
+    pat.get_by_label("Password").fill(PASSWORD)
+    pat.get_by_role("button", name="Sign in").click()
+    assert "was disabled" in pat.get_by_role("alert").inner_text()
+    shoot(pat, "login_disabled")
+    assert "/login" in pat.url
+
+    # The only admin cannot demote themselves: the reason is next to their own row.
+    me = web_app.users["admin"]
+    admin.get_by_label(f"Role of {me}").select_option("viewer")
+    admin.get_by_role("button", name=f"Change role of {me}").click()
+    assert "only active admin" in admin.locator("table.users tr[data-role=admin]", has_text=me).get_by_role("alert").inner_text()
+    # Who changed what, newest first.
+    changes = admin.locator("#user-changes tbody tr").all_inner_texts()[:3]
+    assert "disabled" in changes[0] and "viewer → analyst" in changes[1] and "added as viewer" in changes[2]
+    assert all(me in line for line in changes), changes
+    shoot(admin, "users")
+
+    admin.get_by_role("button", name=f"Enable {email}").click()
+    pat.get_by_label("Password").fill(PASSWORD)
+    pat.get_by_role("button", name="Sign in").click()
+    pat.wait_for_url("**/reports")
+    pat.context.close()
+    admin.context.close()

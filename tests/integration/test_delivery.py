@@ -90,7 +90,7 @@ def test_email_with_attachment_webhook_and_in_app_exactly_once(delivery_settings
     notify_report_finished(report["id"], settings)  # a retried run calls again: nothing more is sent
 
     [message] = smtp_server.messages_to("finance@example.com")
-    assert message["Subject"] == "Your report is ready: balance_change_from_activity.itemized"
+    assert message["Subject"] == "Your report is ready: Balance change from activity (itemized)"
     [attached] = attachments(message)
     data = attached.get_content()
     data = data.encode() if isinstance(data, str) else data

@@ -102,3 +102,101 @@ def test_restricted_keys_are_enforced_by_the_api(api_server, postgres):
     key_id = store.list_api_keys(account, postgres)[-1]["id"]
     assert not store.revoke_api_key(key_id, postgres, account_id="acct_someone_else")
     assert store.revoke_api_key(key_id, postgres, account_id=account)
+
+
+def test_admins_change_roles_and_disable_users_and_every_change_is_recorded(postgres):
+    account = "acct_mgmt_" + secrets.token_hex(3)
+    admin = users.create_user(account, _email(), "admin", PASSWORD, settings=postgres)
+    analyst = users.create_user(account, _email(), "analyst", PASSWORD, settings=postgres)
+    token, _ = users.start_session(analyst, settings=postgres)
+
+    changed = users.change_role(account, analyst.id, "viewer", changed_by=admin.email, settings=postgres)
+    assert changed["role"] == "viewer"
+    assert users.session_for(token, settings=postgres).user.role == "viewer"  # effective at once
+
+    users.set_disabled(account, analyst.id, True, changed_by=admin.email, settings=postgres)
+    assert users.session_for(token, settings=postgres) is None  # the open session ended
+    with pytest.raises(users.UserDisabled) as refused:  # the right password: told why
+        users.authenticate(analyst.email, PASSWORD, "10.0.1.1", settings=postgres)
+    assert "disabled" in refused.value.message and "admin" in refused.value.message
+    # A wrong password learns nothing about the user's state.
+    assert users.authenticate(analyst.email, "wrong password", "10.0.1.1", settings=postgres) is None
+    users.set_disabled(account, analyst.id, False, changed_by=admin.email, settings=postgres)
+    assert users.authenticate(analyst.email, PASSWORD, "10.0.1.1", settings=postgres).role == "viewer"
+
+    changes = [(c["email"], c["change"], c["old_value"], c["new_value"], c["changed_by"])
+               for c in reversed(users.list_changes(account, settings=postgres))]
+    assert changes == [
+        (admin.email, "created", None, "admin", "system"),
+        (analyst.email, "created", None, "analyst", "system"),
+        (analyst.email, "role", "analyst", "viewer", admin.email),
+        (analyst.email, "disabled", None, None, admin.email),
+        (analyst.email, "enabled", None, None, admin.email)]
+    # Another account's admin reaches nobody here.
+    assert users.change_role("acct_else", analyst.id, "admin", changed_by="x", settings=postgres) is None
+    assert users.set_disabled("acct_else", analyst.id, True, changed_by="x", settings=postgres) is None
+    with pytest.raises(InvalidParameter) as bad_role:
+        users.change_role(account, analyst.id, "owner", changed_by=admin.email, settings=postgres)
+    assert bad_role.value.param == "role"
+
+
+def test_the_account_always_keeps_an_active_admin(postgres):
+    account = "acct_last_" + secrets.token_hex(3)
+    admin = users.create_user(account, _email(), "admin", PASSWORD, settings=postgres)
+    for attempt in (lambda: users.change_role(account, admin.id, "analyst", changed_by=admin.email,
+                                              settings=postgres),
+                    lambda: users.set_disabled(account, admin.id, True, changed_by=admin.email,
+                                               settings=postgres)):
+        with pytest.raises(InvalidParameter) as refused:
+            attempt()
+        assert refused.value.code == "last_admin" and "only active admin" in refused.value.message
+    assert users.list_users(account, settings=postgres)[0]["role"] == "admin"
+    # With a second admin, either may step down — but not both at once: while another
+    # transaction demotes the second admin, this demotion waits for it and is then refused.
+    second = users.create_user(account, _email(), "admin", PASSWORD, settings=postgres)
+    import threading
+
+    from exports import db
+
+    outcome = {}
+
+    def demote_first():
+        try:
+            outcome["result"] = users.change_role(account, admin.id, "viewer", changed_by=admin.email,
+                                                  settings=postgres)
+        except InvalidParameter as exc:
+            outcome["error"] = exc.code
+
+    with db.connect("app", postgres) as other:  # the other admin's change, in flight
+        other.execute("SELECT id FROM web_users WHERE account_id = %s FOR UPDATE", (account,))
+        other.execute("UPDATE web_users SET role = 'viewer' WHERE id = %s", (second.id,))
+        thread = threading.Thread(target=demote_first)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), "the change did not wait for the account's other change"
+        other.commit()
+    thread.join(10)
+    assert outcome == {"error": "last_admin"}
+    assert [u["role"] for u in users.list_users(account, settings=postgres)].count("admin") == 1
+
+
+def test_cli_changes_roles_and_disables_users(postgres):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    account = "acct_cli_" + secrets.token_hex(3)
+    admin = users.create_user(account, _email(), "admin", PASSWORD, settings=postgres)
+    analyst = users.create_user(account, _email(), "analyst", PASSWORD, settings=postgres)
+    result = runner.invoke(app, ["users", "set-role", "--email", analyst.email, "--role", "viewer"])
+    assert result.exit_code == 0 and "\tviewer\tactive" in result.output, result.output
+    result = runner.invoke(app, ["users", "disable", "--email", analyst.email])
+    assert result.exit_code == 0 and "\tdisabled" in result.output, result.output
+    listed = runner.invoke(app, ["users", "list", "--account", account]).output
+    assert f"{analyst.email}\tviewer\tdisabled" in listed
+    refused = runner.invoke(app, ["users", "disable", "--email", admin.email])  # the only admin
+    assert refused.exit_code == 2 and "only active admin" in refused.output
+    assert runner.invoke(app, ["users", "enable", "--email", "nobody@example.com"]).exit_code == 1
+    assert runner.invoke(app, ["users", "enable", "--email", analyst.email]).exit_code == 0
+    assert [c["changed_by"] for c in users.list_changes(account, settings=postgres)][:3] == ["cli"] * 3

@@ -18,3 +18,17 @@ document.addEventListener("click", function (event) {
 document.addEventListener("htmx:responseError", function (event) {
   if (event.detail.xhr && event.detail.xhr.status === 401) window.location.reload();
 });
+
+// A button with data-confirm asks before its form is sent (e.g. disabling a user).
+document.addEventListener("submit", function (event) {
+  var button = event.submitter;
+  if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) event.preventDefault();
+});
+
+// Ticking a scope of a new API key makes it a restricted key (the server refuses the mix).
+document.addEventListener("change", function (event) {
+  var box = event.target.closest("input[data-restricts]");
+  if (!box || !box.checked) return;
+  var restricted = box.form && box.form.querySelector('input[name="' + box.dataset.restricts + '"][value="restricted"]');
+  if (restricted) restricted.checked = true;
+});
