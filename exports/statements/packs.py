@@ -37,7 +37,7 @@ from exports.statements.availability import require_data
 from exports.statements.items import StatementItem, statement_set
 from exports.statements.periods import StatementPeriod
 from exports.statements.shards import SHARD_KEYS, shard_of
-from exports.writers.manifest import shape_cache
+from exports.reports.engine import run_cache
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def statement_run(settings: Settings | None = None, *, pdf_workers: int | None =
                   ) -> Iterator[StatementRun]:
     """What the shards of one run share: a pool of database connections (a file makes ~10 store
     and delivery statements; a new connection costs ~10 ms), one warehouse client taken in turns,
-    the report shapes read once, and (pdf_workers != 0) summary PDFs laid out in worker processes
+    the report shapes and accounts read once (engine.run_cache), and (pdf_workers != 0) summary PDFs laid out in worker processes
     while PACK_THREADS threads render packs (exports/statements/render_pool.py). Pass the yielded
     StatementRun to render_shard."""
     from exports.statements import render_pool
@@ -210,7 +210,7 @@ def statement_run(settings: Settings | None = None, *, pdf_workers: int | None =
     settings = settings or get_settings()
     with ExitStack() as stack:
         stack.enter_context(db.pooled(settings, max_size=render_pool.PACK_THREADS + 2))
-        stack.enter_context(shape_cache())
+        stack.enter_context(run_cache())
         warehouse = stack.enter_context(WarehouseTurns(settings))
         run = StatementRun(warehouse)
         if pdf_workers != 0:
@@ -270,7 +270,7 @@ def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[s
         if run is None:
             run = StatementRun(stack.enter_context(WarehouseTurns(settings)))
             # Every account's file of one type has the same shape (per timezone): read it once.
-            stack.enter_context(shape_cache())
+            stack.enter_context(run_cache())
 
         def pack(account: StatementAccount):
             return [(account.id, *entry) for entry in render_pack(
