@@ -21,6 +21,11 @@ On the embedded engine the export query carries a `log_comment` label; if the fo
 reader fails (a cancelled report's progress callback raises), a second connection KILLs the
 query by that label, so a cancel stops the engine within seconds instead of after the last row.
 
+A small report (a summary, or an account known to be small: `ReportQuery.rows_bound`) skips
+all of that: `write_small_csv` reads its finished lines and totals in one query (formatRow in
+the same format and settings, so the same bytes) and falls back to the streamed path when it
+finds more rows than it may hold.
+
 Memory stays bounded and we write the header ourselves (CSVWithNames would be buffered whole
 by chdb). All transports produce byte-identical files.
 
