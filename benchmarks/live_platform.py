@@ -149,14 +149,20 @@ class RssSampler(threading.Thread):
 
 
 def _describe(proc) -> str:
-    """A short name for a daemon-tree process: its module or script."""
+    """A short name for a daemon-tree process: its module or script; a multiprocessing worker
+    (e.g. a statements run's PDF layout workers) by its parent."""
     try:
         argv = proc.cmdline()
+        code = " ".join(argv)
+        if "multiprocessing.forkserver" in code:  # orchestration/launcher.py
+            return ("a run forked by the warm run launcher" if proc.parent().cmdline() == argv
+                    else "the warm run launcher's forkserver")
+        if "multiprocessing.spawn" in code:  # e.g. exports/statements/render_pool.py
+            return f"a spawned worker of {_describe(proc.parent())}"
     except Exception:  # noqa: BLE001 - it may have exited
         return "daemon tree process"
-    for flag in ("-m", "-c"):  # a module, or code (multiprocessing's workers: its first words)
-        if flag in argv[:-1]:
-            return f"python {flag} {argv[argv.index(flag) + 1][:60]}"
+    if "-m" in argv[:-1]:
+        return argv[argv.index("-m") + 1]
     return " ".join(Path(a).name for a in argv[:3])
 
 
