@@ -161,8 +161,8 @@ def _describe(proc) -> str:
             return f"a spawned worker of {_describe(proc.parent())}"
     except Exception:  # noqa: BLE001 - it may have exited
         return "daemon tree process"
-    if "-m" in argv[:-1]:
-        return argv[argv.index("-m") + 1]
+    if "-m" in argv[:-1]:  # e.g. "dagster api grpc" (a code server), "orchestration.daemon run"
+        return " ".join(argv[argv.index("-m") + 1:][:3])
     return " ".join(Path(a).name for a in argv[:3])
 
 
