@@ -193,6 +193,8 @@ class BackgroundDeliveries:
         self.settings = settings
         self.close_grace_seconds = close_grace_seconds
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="deliveries")
+        # Each delivery thread keeps its SMTP connection for the batch (email.SmtpSessions).
+        self._smtp = email_channel.SmtpSessions(settings)
         self._slots = threading.BoundedSemaphore(max_queued)
         self._futures: set[Future] = set()
         self._lock = threading.Lock()
@@ -215,7 +217,8 @@ class BackgroundDeliveries:
 
     def _deliver(self, request_id: str) -> None:
         try:
-            notify_report_finished(request_id, self.settings)
+            with self._smtp.active():
+                notify_report_finished(request_id, self.settings)
         except Exception:  # noqa: BLE001 — the report is done; the delivery sensor retries
             log.exception("delivering %s failed; the delivery sensor will retry", request_id)
 
@@ -224,6 +227,7 @@ class BackgroundDeliveries:
             waiting = list(self._futures)
         wait_for(waiting, timeout=self.close_grace_seconds if grace is None else grace)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._smtp.close()
 
     def __enter__(self) -> "BackgroundDeliveries":
         return self

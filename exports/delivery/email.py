@@ -8,9 +8,13 @@ report gets a failure notice with the reason. There is never an empty email.
 
 from __future__ import annotations
 
+import contextvars
 import smtplib
 import ssl
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -123,25 +127,145 @@ def build_message(report: dict[str, Any], event: str, *, to: str, report_name: s
     return message
 
 
-def send_message(message: EmailMessage, settings: Settings) -> None:
-    """Send over SMTP. Raises PermanentDeliveryError for refusals retrying cannot fix and other
-    exceptions (OSError, smtplib.SMTPException) for transient trouble."""
+# Within `smtp_sessions()` (a run that sends many messages: a statement run sends three a pack)
+# each thread keeps its SMTP connection for up to this many messages, instead of connect, TLS
+# and login for every one; servers commonly cap messages per connection near 100.
+MESSAGES_PER_CONNECTION = 50
+
+
+def _connect(settings: Settings) -> smtplib.SMTP:
     timeout = settings.webhook_timeout_seconds
     if settings.smtp_ssl:
         client: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port, timeout=timeout,
                                                 context=ssl.create_default_context())
     else:
         client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
-    with client:
+    try:
         if settings.smtp_starttls and not settings.smtp_ssl:
             client.starttls(context=ssl.create_default_context())
         if settings.smtp_username:
             client.login(settings.smtp_username, settings.smtp_password or "")
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (OSError, smtplib.SMTPException):
+        client.close()
+
+
+class SmtpSessions:
+    """One open SMTP connection per thread, with the number of messages it has carried."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._local = threading.local()
+        self._open: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[smtplib.SMTP, bool]:
+        """(this thread's connection, whether it was opened just now)."""
+        current = getattr(self._local, "client", None)
+        if current is not None and self._local.sent < MESSAGES_PER_CONNECTION:
+            return current, False
+        if current is not None:
+            self.drop()
+        client = _connect(self.settings)
+        self._local.client, self._local.sent = client, 0
+        with self._lock:
+            self._open.append(client)
+        return client, True
+
+    def sent(self) -> None:
+        self._local.sent += 1
+
+    def drop(self) -> None:
+        client = getattr(self._local, "client", None)
+        self._local.client = None
+        if client is not None:
+            with self._lock:
+                if client in self._open:
+                    self._open.remove(client)
+            _quit(client)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """send_message in this block (and in threads running copies of its context) uses
+        these sessions."""
+        token = _sessions.set(self)
         try:
-            client.send_message(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            raise PermanentDeliveryError(f"recipient refused: {exc.recipients}") from exc
-        except smtplib.SMTPResponseException as exc:
-            if 500 <= exc.smtp_code < 600:
-                raise PermanentDeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+            yield
+        finally:
+            _sessions.reset(token)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._open = self._open, []
+        for client in clients:
+            _quit(client)
+
+
+_sessions: contextvars.ContextVar[SmtpSessions | None] = contextvars.ContextVar("smtp_sessions",
+                                                                                default=None)
+
+
+@contextmanager
+def smtp_sessions(settings: Settings) -> Iterator[SmtpSessions]:
+    """Kept SMTP connections for the block (see SmtpSessions.active); closed at its end."""
+    sessions = SmtpSessions(settings)
+    try:
+        with sessions.active():
+            yield sessions
+    finally:
+        sessions.close()
+
+
+def send_message(message: EmailMessage, settings: Settings) -> None:
+    """Send over SMTP. Raises PermanentDeliveryError for refusals retrying cannot fix and other
+    exceptions (OSError, smtplib.SMTPException) for transient trouble."""
+    sessions = _sessions.get()
+    if sessions is None:
+        client = _connect(settings)
+        try:
+            _send_on(client, message)
+        finally:
+            _quit(client)
+        return
+    client, fresh = sessions.take()
+    try:
+        _send_on(client, message)
+    except smtplib.SMTPServerDisconnected:
+        # A kept connection the server closed while idle fails before the message is taken:
+        # send it once on a new connection (one that was new already is a real failure).
+        sessions.drop()
+        if fresh:
             raise
+        client, _ = sessions.take()
+        try:
+            _send_on(client, message)
+        except BaseException:
+            sessions.drop()
+            raise
+    except PermanentDeliveryError:
+        sessions.sent()
+        raise
+    except BaseException:
+        sessions.drop()  # the conversation's state is unknown: never reuse it
+        raise
+    sessions.sent()
+
+
+def _send_on(client: smtplib.SMTP, message: EmailMessage) -> None:
+    try:
+        client.send_message(message)
+    except smtplib.SMTPRecipientsRefused as exc:
+        # smtplib has reset the transaction: the connection stays usable for the next message.
+        raise PermanentDeliveryError(f"recipient refused: {exc.recipients}") from exc
+    except smtplib.SMTPResponseException as exc:
+        if 500 <= exc.smtp_code < 600:
+            raise PermanentDeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
+        raise

@@ -84,6 +84,9 @@ class ReportQuery:
     locale: str = "en_US"
     data_as_of: datetime | None = None
     companions: dict[str, "ReportQuery"] = field(default_factory=dict)
+    # An upper bound of the rows, when known (itemized reports: the account's size in the marts);
+    # writers use it to pick a path for small results, never as the row count.
+    rows_bound: int | None = None
 
     @property
     def money_columns(self) -> list[str]:

@@ -32,7 +32,7 @@ from exports.requests.lifecycle import HEARTBEAT_SECONDS, ReportCanceled, notify
 from exports.settings import Settings, get_settings
 from exports.storage import CONTENT_TYPES, extension_for, get_storage, report_key
 from exports.tempdirs import work_dir
-from exports.writers.manifest import shape_cache
+from exports.reports.engine import run_cache
 
 log = logging.getLogger(__name__)
 
@@ -269,8 +269,8 @@ def run_batch(run_id: str, lane: Lane, settings: Settings | None = None, *,
         # another batch holding the embedded warehouse (which claims urgent requests itself).
         client = stack.enter_context(_lazy_warehouse(settings, f"report batch {run_id}"))
         # Small reports are mostly query planning: a batch reads each report's shape (LIMIT 0)
-        # once, as a statement run does, not once per request.
-        stack.enter_context(shape_cache())
+        # and each account's warehouse facts once, as a statement run does, not per request.
+        stack.enter_context(run_cache())
         while len(summary.processed) < max_requests and time.monotonic() < deadline:
             row = store.claim_next(run_id, data_available_end=availability.get(),
                                    min_priority=lane.min_priority, settings=settings)

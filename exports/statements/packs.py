@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from exports import db
+from exports.delivery.email import smtp_sessions
 from exports.errors import InvalidParameter
 from exports.requests import store
 from exports.requests.processing import process_request
@@ -37,7 +38,7 @@ from exports.statements.availability import require_data
 from exports.statements.items import StatementItem, statement_set
 from exports.statements.periods import StatementPeriod
 from exports.statements.shards import SHARD_KEYS, shard_of
-from exports.writers.manifest import shape_cache
+from exports.reports.engine import run_cache
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,9 @@ class WarehouseTurns:
 class StatementRun:
     """What the shards of one run share (statement_run)."""
     warehouse: WarehouseTurns
-    pack_threads: int = 1
+    # Threads rendering packs (None: the caller's thread), kept for the run so that what a
+    # thread holds (its SMTP connection) serves every shard.
+    threads: ThreadPoolExecutor | None = None
 
 
 @contextmanager
@@ -201,7 +204,7 @@ def statement_run(settings: Settings | None = None, *, pdf_workers: int | None =
                   ) -> Iterator[StatementRun]:
     """What the shards of one run share: a pool of database connections (a file makes ~10 store
     and delivery statements; a new connection costs ~10 ms), one warehouse client taken in turns,
-    the report shapes read once, and (pdf_workers != 0) summary PDFs laid out in worker processes
+    the report shapes and accounts read once (engine.run_cache), and (pdf_workers != 0) summary PDFs laid out in worker processes
     while PACK_THREADS threads render packs (exports/statements/render_pool.py). Pass the yielded
     StatementRun to render_shard."""
     from exports.statements import render_pool
@@ -210,14 +213,17 @@ def statement_run(settings: Settings | None = None, *, pdf_workers: int | None =
     settings = settings or get_settings()
     with ExitStack() as stack:
         stack.enter_context(db.pooled(settings, max_size=render_pool.PACK_THREADS + 2))
-        stack.enter_context(shape_cache())
+        # Three emails a pack: each pack thread keeps its SMTP connection for the run.
+        stack.enter_context(smtp_sessions(settings))
+        stack.enter_context(run_cache())
         warehouse = stack.enter_context(WarehouseTurns(settings))
         run = StatementRun(warehouse)
         if pdf_workers != 0:
             pool = stack.enter_context(render_pool.pdf_workers(pdf_workers))
             token = html_to_pdf.set(render_pool.html_to_pdf_in(pool))
             stack.callback(html_to_pdf.reset, token)
-            run.pack_threads = render_pool.PACK_THREADS
+            run.threads = stack.enter_context(ThreadPoolExecutor(
+                render_pool.PACK_THREADS, thread_name_prefix="statement-pack"))
         yield run
 
 
@@ -270,18 +276,17 @@ def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[s
         if run is None:
             run = StatementRun(stack.enter_context(WarehouseTurns(settings)))
             # Every account's file of one type has the same shape (per timezone): read it once.
-            stack.enter_context(shape_cache())
+            stack.enter_context(run_cache())
 
         def pack(account: StatementAccount):
             return [(account.id, *entry) for entry in render_pack(
                 account, period, items, run_id=run_id, settings=settings, warehouse=run.warehouse)]
 
-        if run.pack_threads > 1 and len(owed) > 1:
-            # Threads start with an empty context: each pack runs in a copy of this one (the
-            # shape cache, the PDF workers, the log context).
+        if run.threads is not None and len(owed) > 1:
+            # Pool threads run in their own context: each pack runs in a copy of this one (the
+            # run's caches, PDF workers and SMTP sessions, the log context).
             context = contextvars.copy_context()
-            with ThreadPoolExecutor(run.pack_threads, thread_name_prefix="statement-pack") as threads:
-                packs = list(threads.map(lambda a: context.copy().run(pack, a), owed))
+            packs = list(run.threads.map(lambda a: context.copy().run(pack, a), owed))
         else:
             packs = [pack(account) for account in owed]
         done = [entry for entries in packs for entry in entries]

@@ -26,6 +26,9 @@ from exports.writers.manifest import Progress, inspect_query
 
 FORMATS = ("csv", "xlsx", "pdf", "parquet")
 FILE_SUFFIXES = {"csv": ".csv", "xlsx": ".xlsx", "pdf": ".pdf", "parquet": ".parquet"}
+# A CSV of at most this many rows is read whole in one query (write_small_csv), above it streamed
+# after a totals query: the rows are held in memory once (~200 bytes each).
+SMALL_CSV_ROWS = 20_000
 
 
 def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *,
@@ -64,6 +67,13 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
         _preload("weasyprint", "jinja2")
         from exports.writers.pdf_writer import write_summary_pdf
         return write_summary_pdf(client, query, out_path, progress=tracker, settings=settings)
+    if fmt == "csv" and _small(query):
+        from exports.writers.csv_writer import write_small_csv
+        manifest = write_small_csv(client, query, out_path, max_rows=SMALL_CSV_ROWS,
+                                   progress=tracker, gzip=gzip, money_format=money_format,
+                                   bom=csv_bom, timestamp_style=timestamp_format)
+        if manifest is not None:
+            return manifest
     facts = inspect_query(client, query)
     if fmt == "csv":
         from exports.writers.csv_writer import write_csv
@@ -81,6 +91,14 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
                              money_format=money_format)
     from exports.writers.pdf_writer import write_itemized_pdf
     return write_itemized_pdf(client, query, facts, out_path, progress=tracker, settings=settings)
+
+
+def _small(query: ReportQuery) -> bool:
+    """Worth trying in one query (write_small_csv): a summary (rows per day or category), or an
+    itemized report whose account is known to be small. A wrong guess costs one query."""
+    if query.shape == "summary":
+        return True
+    return query.rows_bound is not None and query.rows_bound <= SMALL_CSV_ROWS
 
 
 def _preload(*modules: str) -> None:

@@ -21,6 +21,11 @@ On the embedded engine the export query carries a `log_comment` label; if the fo
 reader fails (a cancelled report's progress callback raises), a second connection KILLs the
 query by that label, so a cancel stops the engine within seconds instead of after the last row.
 
+A small report (a summary, or an account known to be small: `ReportQuery.rows_bound`) skips
+all of that: `write_small_csv` reads its finished lines and totals in one query (formatRow in
+the same format and settings, so the same bytes) and falls back to the streamed path when it
+finds more rows than it may hold.
+
 Memory stays bounded and we write the header ourselves (CSVWithNames would be buffered whole
 by chdb). All transports produce byte-identical files.
 
@@ -52,10 +57,11 @@ from clickhouse_connect.driver.client import Client
 
 from exports.reports.query import Manifest, ReportQuery
 from exports.writers.manifest import (Digest, HashingFile, Progress, QueryFacts, atomic_output,
-                                      build_manifest, money_indexes)
+                                      build_manifest, code_indexes, facts_from_rows,
+                                      figure_row_sql, money_indexes, query_columns)
 from exports.writers.formatting import DEFAULT_TIMESTAMP_STYLE, column_headers
-from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, CSV_OUTPUT_FORMAT, csv_field, ident,
-                                       sql_string)
+from exports.writers.sqlformat import (CSV_FIELD_SETTINGS, CSV_OUTPUT_FORMAT, CURRENCY_COLUMN,
+                                       EXPONENT_COLUMN, csv_field, ident, sql_string)
 
 try:  # the embedded backend's client class (absent from clickhouse-connect builds without chdb)
     from clickhouse_connect.driver._chdbclient import ChdbClient as _EmbeddedClient
@@ -82,6 +88,20 @@ GZIP_LEVEL = 1
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+def csv_fields(query: ReportQuery, facts: QueryFacts, *,
+               money_format: Literal["major", "minor"] = "major",
+               timestamp_style: str = DEFAULT_TIMESTAMP_STYLE) -> list[str]:
+    """Per report column, the expression printing it as its CSV field (see csv_field)."""
+    money = money_indexes(query)
+    return [csv_field(facts.column_sql(index), column, facts.column_types[index],
+                      money_format=money_format, row_exponents=facts.row_exponents,
+                      check_exponent=bool(money) and index == money[0],
+                      timestamp_style=timestamp_style, only_field=len(query.columns) == 1,
+                      quote=None if column.user_text or facts.quoted_codes is None
+                      else index in facts.quoted_codes)
+            for index, column in enumerate(query.columns)]
+
+
 def formatted_select(query: ReportQuery, facts: QueryFacts, *,
                      money_format: Literal["major", "minor"] = "major",
                      timestamp_style: str = DEFAULT_TIMESTAMP_STYLE,
@@ -89,16 +109,8 @@ def formatted_select(query: ReportQuery, facts: QueryFacts, *,
     """The report SQL wrapped so every output column prints as its CSV field (see csv_field),
     in CSV_OUTPUT_FORMAT. `log_comment` labels the query in system.processes / query_log (and
     lets us KILL it)."""
-    money = money_indexes(query)
-    exprs = []
-    for index, column in enumerate(query.columns):
-        field = csv_field(facts.column_sql(index), column, facts.column_types[index],
-                          money_format=money_format, row_exponents=facts.row_exponents,
-                          check_exponent=bool(money) and index == money[0],
-                          timestamp_style=timestamp_style, only_field=len(query.columns) == 1,
-                          quote=None if column.user_text or facts.quoted_codes is None
-                          else index in facts.quoted_codes)
-        exprs.append(f"{field} AS {ident(f'c{index}')}")
+    fields = csv_fields(query, facts, money_format=money_format, timestamp_style=timestamp_style)
+    exprs = [f"{field} AS {ident(f'c{index}')}" for index, field in enumerate(fields)]
     label = f", log_comment = {sql_string(log_comment)}" if log_comment else ""
     return f"SELECT {', '.join(exprs)} FROM ({query.sql}) SETTINGS {CSV_FIELD_SETTINGS}{label}"
 
@@ -208,8 +220,57 @@ def write_csv(client: Client, query: ReportQuery, facts: QueryFacts, out_path: P
                 body.finish()
             byte_size, sha256 = sink.byte_size, sink.sha256.hexdigest()
     progress.finish(facts.row_count)
+    return _csv_manifest(query, out_path, facts, byte_size=byte_size, sha256=sha256, gzip=gzip,
+                         columns=names, money_format=money_format,
+                         timestamp_style=timestamp_style, bom=bom)
+
+
+def write_small_csv(client: Client, query: ReportQuery, out_path: Path, *, max_rows: int,
+                    progress: Progress, gzip: bool, money_format: Literal["major", "minor"],
+                    bom: bool = False, timestamp_style: str = DEFAULT_TIMESTAMP_STYLE
+                    ) -> Manifest | None:
+    """A CSV of at most `max_rows` rows in ONE query, which returns each row's finished line
+    (formatRow in CSV_OUTPUT_FORMAT: the same bytes the streamed export prints) beside what it
+    adds to the totals, or None (nothing written) when the report has more rows, for the
+    streamed path. On the embedded engine a query costs ~20 ms of planning whatever it reads:
+    for the many small files of a batch or a month-end this halves the queries (no totals query
+    first). With nothing known in advance, money is formatted per row's exponent and every code
+    column is quote-checked, which gives the same text as the typed paths."""
+    names, types = query_columns(client, query)
+    codes = frozenset(code_indexes(query))
+    provisional = QueryFacts(names, types, 0, {}, {}, frozenset(), codes)
+    fields = csv_fields(query, provisional, money_format=money_format,
+                        timestamp_style=timestamp_style)
+    figures = figure_row_sql(query, names)
+    result = client.query(
+        f"SELECT formatRow({sql_string(CSV_OUTPUT_FORMAT)}, {', '.join(fields)}), "
+        f"{''.join(f'{expr}, ' for expr in figures)}"
+        f"{ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)} "
+        f"FROM ({query.sql}) LIMIT {int(max_rows) + 1} SETTINGS {CSV_FIELD_SETTINGS}",
+        parameters=query.parameters)
+    rows = result.result_rows
+    if len(rows) > max_rows:
+        return None
+    facts = facts_from_rows(query, names, types, [row[1:] for row in rows])
+    names_out = column_headers(query.columns, money_format)
+    with atomic_output(out_path) as tmp:
+        with HashingFile(tmp) as sink:
+            body = CsvBody(sink, gzip=gzip, progress=progress, row_count=facts.row_count)
+            body.write((UTF8_BOM if bom else b"") + header_line(names_out))
+            body.write_rows("".join(row[0] for row in rows).encode("utf-8"))
+            body.finish()
+        byte_size, sha256 = sink.byte_size, sink.sha256.hexdigest()
+    progress.finish(facts.row_count)
+    return _csv_manifest(query, out_path, facts, byte_size=byte_size, sha256=sha256, gzip=gzip,
+                         columns=names_out, money_format=money_format,
+                         timestamp_style=timestamp_style, bom=bom)
+
+
+def _csv_manifest(query: ReportQuery, out_path: Path, facts: QueryFacts, *, byte_size: int,
+                  sha256: str, gzip: bool, columns: list[str], money_format: str,
+                  timestamp_style: str, bom: bool) -> Manifest:
     return build_manifest(query, "csv", out_path, facts, byte_size=byte_size, sha256=sha256,
-                          compressed="gzip" if gzip else None, columns=names,
+                          compressed="gzip" if gzip else None, columns=columns,
                           extra={"money_format": money_format, "line_ending": "LF",
                                  "timestamp_format": timestamp_style, "bom": bom})
 

@@ -250,3 +250,49 @@ def test_end_to_end_template_scheduler_processing_email_and_webhook(demo_platfor
     event = json.loads(hook.body)
     assert (event["type"], event["data"]["object"]["id"]) == ("report.succeeded", request_id)
     assert event["data"]["object"]["row_count"] == report["row_count"]
+
+
+def _plain_message(n: int):
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "reports@example.com", "fin@example.com", f"m{n}"
+    message.set_content(f"message {n}")
+    return message
+
+
+def test_a_run_sends_its_emails_over_one_kept_connection_per_thread(delivery_settings, smtp_server,
+                                                                    monkeypatch):
+    """Within smtp_sessions (statement runs, batch deliveries) a thread reuses its connection,
+    up to MESSAGES_PER_CONNECTION messages; without it, a connection per message."""
+    from exports.delivery import email as email_channel
+
+    smtp_server.clear()
+    for n in range(3):
+        email_channel.send_message(_plain_message(n), delivery_settings)
+    assert len(smtp_server.messages) == 3 and smtp_server.connections == 3
+
+    smtp_server.clear()
+    monkeypatch.setattr(email_channel, "MESSAGES_PER_CONNECTION", 2)
+    with email_channel.smtp_sessions(delivery_settings):
+        for n in range(5):
+            email_channel.send_message(_plain_message(n), delivery_settings)
+    assert [m["Subject"] for m in smtp_server.messages] == [f"m{n}" for n in range(5)]
+    assert smtp_server.connections == 3  # 2 + 2 + 1
+
+
+def test_a_kept_connection_the_server_dropped_sends_the_message_once_on_a_new_one(
+        delivery_settings, smtp_server):
+    import socket
+
+    from exports.delivery import email as email_channel
+
+    smtp_server.clear()
+    with email_channel.smtp_sessions(delivery_settings) as sessions:
+        email_channel.send_message(_plain_message(0), delivery_settings)
+        kept, _ = sessions.take()
+        kept.sock.shutdown(socket.SHUT_RDWR)  # as when the server closes an idle connection
+        email_channel.send_message(_plain_message(1), delivery_settings)
+        assert sessions._open and kept not in sessions._open
+    assert [m["Subject"] for m in smtp_server.messages] == ["m0", "m1"]
+    assert smtp_server.connections == 2 and not sessions._open

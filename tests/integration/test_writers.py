@@ -33,7 +33,7 @@ from exports.settings import Settings
 from exports.warehouse import open_warehouse
 from exports.writers import write_report
 from exports.writers.csv_writer import default_transport, write_csv
-from exports.writers.manifest import PROGRESS_ROW_STEP, Progress, inspect_query
+from exports.writers.manifest import PROGRESS_ROW_STEP, Progress, inspect_query, shape_cache
 
 pytestmark = pytest.mark.integration
 
@@ -724,3 +724,85 @@ def test_cancelling_an_embedded_export_kills_its_query(client, tmp_path, private
     assert [p.name for p in tmp_path.iterdir()] == ["tmp"]
     assert not list(private_tmp.iterdir()) and not pipe_readers()
     assert client.query("SELECT 1").result_rows == [(1,)]
+
+
+class CountingClient:
+    """A client that counts the queries it is asked to run (each costs ~20 ms of planning on
+    the embedded engine, whatever it reads)."""
+
+    def __init__(self, client):
+        self._client, self.calls = client, 0
+
+    def query(self, *args, **kwargs):
+        self.calls += 1
+        return self._client.query(*args, **kwargs)
+
+    def command(self, *args, **kwargs):
+        self.calls += 1
+        return self._client.command(*args, **kwargs)
+
+    def raw_stream(self, *args, **kwargs):  # the CSV transport for a client that is not chdb's
+        self.calls += 1
+        return self._client.raw_stream(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+SMALL_CSV_CASES = {
+    "mixed currencies": ({}, {}),
+    "one currency (typed money when streamed)": (
+        {"sql": itemized_query().sql.replace("WHERE account_id", "WHERE currency = 'usd' AND account_id")}, {}),
+    "minor units": ({}, {"money_format": "minor"}),
+    "iso8601 timestamps and a BOM": ({}, {"timestamp_format": "iso8601", "csv_bom": True}),
+    "gzip": ({}, {"gzip": True}),
+    "code columns, one needing quotes": (
+        {"columns": tuple(dataclasses.replace(c, user_text=False) if c.name in ("id", "category") else c
+                          for c in COLUMNS),
+         "sql": itemized_query().sql.replace("category,", "concat(category, ', \"x\"') AS category,")}, {}),
+    "a single column": (
+        {"columns": (Column("description", "string"),),
+         "sql": "SELECT description, currency AS _currency, currency_exponent AS _exponent "
+                "FROM writers_test.txns WHERE account_id = {account:String} ORDER BY id",
+         "parameters": {"account": "acct_1"}}, {}),
+}
+
+
+@pytest.mark.parametrize("case", SMALL_CSV_CASES)
+def test_small_csv_in_one_query_is_the_streamed_file(client, tmp_path, case):
+    """A report known to be small is written from one query that returns its finished lines and
+    its totals: the same bytes and manifest as the streamed export, in 1 query instead of 3."""
+    changes, options = SMALL_CSV_CASES[case]
+    streamed_query = itemized_query(**changes)
+    small_query = dataclasses.replace(streamed_query, rows_bound=N_ROWS)
+    suffix = ".csv.gz" if options.get("gzip") else ".csv"
+    streamed, small = tmp_path / f"streamed{suffix}", tmp_path / f"small{suffix}"
+    counting = CountingClient(client)
+    streamed_manifest = write_report(counting, streamed_query, "csv", streamed, **options)
+    assert counting.calls == 3  # shape, totals, export
+    counting.calls = 0
+    calls: list[int] = []
+    small_manifest = write_report(counting, small_query, "csv", small, progress=calls.append, **options)
+    assert counting.calls == 2  # shape (once per run with a shape cache), rows with their totals
+    read = gzip.decompress if options.get("gzip") else (lambda data: data)
+    assert read(small.read_bytes()) == read(streamed.read_bytes())
+    assert dataclasses.replace(small_manifest, file_name="") == \
+        dataclasses.replace(streamed_manifest, file_name="")
+    assert calls[-1] == small_manifest.row_count == streamed_manifest.row_count > 0
+    assert_digest(small, small_manifest)
+
+
+def test_a_small_csv_guess_that_is_wrong_streams_the_file(client, tmp_path, monkeypatch):
+    import exports.writers as writers
+
+    monkeypatch.setattr(writers, "SMALL_CSV_ROWS", N_ROWS - 1)
+    streamed, guessed = tmp_path / "streamed.csv", tmp_path / "guessed.csv"
+    write_report(client, itemized_query(), "csv", streamed)
+    counting = CountingClient(client)
+    with shape_cache():
+        manifest = write_report(counting, itemized_query(rows_bound=N_ROWS - 1), "csv", guessed)
+    # The one-query attempt stops at SMALL_CSV_ROWS + 1 rows; then totals and export (the shape
+    # read once).
+    assert counting.calls == 4
+    assert guessed.read_bytes() == streamed.read_bytes() and manifest.row_count == N_ROWS
+    assert not list(tmp_path.glob(".*partial"))
