@@ -266,6 +266,7 @@ def main() -> None:
             on_demand = platform.wait_finished(on_demand_ids, timeout=600)
             platform.wait_finished(between, timeout=600)
             emails = len(smtp_handler.envelopes) - emails_before
+            smtp_connections = len(set(smtp_handler.peers[emails_before:]))
             progress.halt.set()
             rss.stop.set()
         finished = True
@@ -293,7 +294,7 @@ def main() -> None:
           f"({', '.join(f'{n} {s}' for s, n in sorted(result['runs'].items()))}); report runs "
           f"meanwhile: {result['report_runs']}")
     print(f"on-demand during the statements: {p50_p95(latencies)}")
-    print(f"emails delivered during the statements: {emails:,}")
+    print(f"emails delivered during the statements: {emails:,} over {smtp_connections:,} SMTP connections")
     self_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     largest, name = max((rss.peak_single, rss.peak_single_name), (self_peak, "benchmark"))
     print(f"peak RSS over the run: largest process {largest / 2**20:.0f} MB ({name}); daemon tree "
