@@ -31,15 +31,15 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from live_platform import build_generated_platform  # noqa: E402
+
 GOAL_PACKS = 10_000
 GOAL_SECONDS = 60 * 60
-PERIOD_KEY = "2026-10-01"
-END_DATE = date(2026, 11, 1)
+PERIOD_KEY = "2026-10-01"  # the last full month of a generated platform (live_platform)
 
 
 def _free_port() -> int:
@@ -165,13 +165,10 @@ def main() -> None:
                        "DAGSTER_HOME": str(state / "dagster-bench")})
     (state / "dagster-bench").mkdir()
 
-    from exports import db, replication
+    from exports import db
     from exports.services import postgres as embedded
     from exports.settings import get_settings, reset_settings_cache
-    from exports.source import generate_platform
     from exports.statements.items import statement_set
-    from exports.warehouse import open_warehouse
-    from tests.fixtures.platform import run_dbt
 
     reset_settings_cache()
     settings = get_settings()
@@ -179,17 +176,9 @@ def main() -> None:
         embedded.ensure_running(settings)
         db.migrate("source", settings)
         db.migrate("app", settings)
-        started = time.perf_counter()
-        generate_platform(settings, seed=13, accounts=args.accounts,
-                          payments=args.accounts * args.payments_per_account, days=60,
-                          end_date=END_DATE)
-        with open_warehouse(settings, purpose="statements benchmark replication") as client:
-            replication.sync_all(client, settings)
-        build = run_dbt(["build"], settings)
-        if build.returncode != 0:
-            raise SystemExit(f"dbt build failed:\n{build.stdout[-4000:]}")
+        timings = build_generated_platform(settings, args.accounts, args.payments_per_account)
         print(f"platform: {args.accounts:,} accounts, {args.accounts * args.payments_per_account:,} "
-              f"payments, replicated and marts built in {time.perf_counter() - started:.0f} s", flush=True)
+              f"payments, replicated and marts built in {sum(timings.values()):.0f} s", flush=True)
 
         with db.connect("source", settings) as conn:
             sample = conn.execute("SELECT id, timezone FROM accounts ORDER BY id LIMIT %s",
