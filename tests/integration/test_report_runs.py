@@ -141,12 +141,19 @@ def test_burst_of_api_requests_is_served_by_few_batch_runs(demo_platform, dagste
     rows = _wait_for(all_done, 420, f"{BURST} reports to finish")
     assert [r["status"] for r in rows] == ["completed"] * BURST, [r["error_message"] for r in rows]
     assert all(r["attempt_count"] == 1 for r in rows)
-    runs = _report_runs({r["dagster_run_id"] for r in rows})
+    # A batch run ends a moment after its last request (it hands its deliveries over first).
+    runs = _wait_for(lambda: (found := _report_runs({r["dagster_run_id"] for r in rows})) and all(
+        run.is_finished for run in found.values() if run.job_name == "report_job") and found,
+        60, "the batch runs to end")
     assert len(runs) < BURST  # batches: a run processed several requests
+    # A statements run the session's daemon has going (month-end sensor, backfill tests) serves
+    # on-demand requests between packs; every other one is a report batch run.
+    batches = {i: run for i, run in runs.items() if run.job_name == "report_job"}
+    assert all(run.tags.get("statements") == "embedded" for i, run in runs.items() if i not in batches)
     # (Not all green: the session's database holds other tests' unservable leftovers, which a
     # batch also claims and fails — and a batch with a failed request fails.)
-    assert all(run.job_name == "report_job" and run.is_finished for run in runs.values())
-    assert sum(int(run.tags["payreports/completed"]) for run in runs.values()) >= BURST
+    in_batches = sum(r["dagster_run_id"] in batches for r in rows)
+    assert sum(int(run.tags["payreports/completed"]) for run in batches.values()) >= in_batches
     assert all(get_storage(settings).exists(r["file_key"]) for r in rows)
 
 
