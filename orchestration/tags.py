@@ -19,9 +19,3 @@ def warehouse_tags(settings: Settings | None = None) -> dict[str, str]:
     """
     settings = settings or get_settings()
     return {"warehouse": "embedded" if settings.warehouse_is_embedded else "server"}
-
-
-# Statements runs in embedded mode (one at a time: dagster.yaml). While one is STARTED it serves
-# on-demand requests itself (exports.statements.packs.OnDemandRequests), so the report sensor
-# starts no on-demand run of its own beside it.
-EMBEDDED_STATEMENTS_TAG = ("statements", "embedded")

@@ -569,8 +569,7 @@ def summary_font_faces(settings: Settings) -> list[dict[str, str]]:
             for tag in UNUSED_FONT_TABLES:
                 if tag in font:
                     del font[tag]
-            # Per process and thread: a statements run's pack threads may both make it first.
-            partial = copy.with_name(f".{copy.name}.{os.getpid()}.{threading.get_ident()}.partial")
+            partial = copy.with_name(f".{copy.name}.{os.getpid()}.partial")
             font.save(partial)
             os.replace(partial, copy)  # atomic: concurrent runs never see half a font
         faces.append({"weight": weight, "url": copy.resolve().as_uri()})

@@ -224,32 +224,3 @@ def test_watchdog_never_fails_a_starting_run_and_confirms_before_failing(postgre
     assert rescued["status"] == "pending" and started.run_id in rescued["status_reason"]
     for request_id in (on_starting, on_started, on_paused):  # leave nothing claimable to others
         store.fail(request_id, "test over", postgres)
-
-
-def test_no_on_demand_run_is_started_beside_a_running_statements_run(demo_platform):
-    """Embedded: a STARTED statements run serves on-demand requests itself (between packs), so
-    the sensor starts no on-demand run that would only wait for the warehouse."""
-    from orchestration.defs.reports.sensors import LANE_TAG, report_request_sensor
-    from orchestration.tags import EMBEDDED_STATEMENTS_TAG
-
-    settings = demo_platform.settings
-    account = _account(settings)
-    row, _ = store.create(store.NewRequest(account_id=account, report_type="balance.summary.1",
-                                           parameters=PARAMS, format="csv", source="api"), settings)
-    instance = dg.DagsterInstance.ephemeral()
-    try:
-        def on_demand_runs() -> int:
-            requests = report_request_sensor(dg.build_sensor_context(instance=instance))
-            return sum(r.tags.get(LANE_TAG) == "on_demand" for r in (
-                requests if isinstance(requests, list) else []))
-
-        assert on_demand_runs() == 1
-        tags = dict([EMBEDDED_STATEMENTS_TAG])
-        instance.add_run(dg.DagsterRun(job_name="statements_job", run_id="stmt-starting",
-                                       status=dg.DagsterRunStatus.STARTING, tags=tags))
-        assert on_demand_runs() == 1  # not rendering yet: a starting run serves nobody
-        instance.add_run(dg.DagsterRun(job_name="statements_job", run_id="stmt-started",
-                                       status=dg.DagsterRunStatus.STARTED, tags=tags))
-        assert on_demand_runs() == 0
-    finally:
-        store.cancel(row["id"], account, settings)

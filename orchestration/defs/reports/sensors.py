@@ -17,7 +17,7 @@ from exports.requests import lifecycle, store
 from exports.requests.processing import LANES, ON_DEMAND_PRIORITY, Lane
 from exports.settings import get_settings
 from orchestration.defs.reports.jobs import report_job
-from orchestration.tags import EMBEDDED_STATEMENTS_TAG, warehouse_tags
+from orchestration.tags import warehouse_tags
 
 LANE_TAG = "payreports/lane"
 ALIVE_STATUSES = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
@@ -29,10 +29,9 @@ RUNNING_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
 def runs_wanted(lane: Lane, claimable: int, *, embedded: bool, running: int = 0) -> int:
     """Batch runs a lane should have alive for `claimable` requests. Embedded: one (each run
     holds the single-process warehouse for its whole batch), and no on-demand run while
-    `running` report or statements runs already hold the warehouse: they claim on-demand
-    requests first (a statements run between packs), so a run of its own would only wait for
-    the warehouse and start an engine for nothing. Against a server: enough runs to split the
-    backlog into batches, at most two per lane."""
+    `running` report runs already hold the warehouse: they claim on-demand requests first, so a
+    run of its own would only wait for the warehouse and start an engine for nothing. Against a
+    server: enough runs to split the backlog into batches, at most two per lane."""
     if claimable <= 0:
         return 0
     if embedded:
@@ -70,10 +69,6 @@ def report_request_sensor(context: dg.SensorEvaluationContext):
     alive_runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=report_job.name,
                                                                  statuses=ALIVE_STATUSES))
     running = sum(run.status in RUNNING_STATUSES for run in alive_runs)
-    if settings.warehouse_is_embedded:
-        # A running statements run holds the warehouse and claims on-demand requests itself.
-        running += len(context.instance.get_run_ids(filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.STARTED], tags=dict([EMBEDDED_STATEMENTS_TAG])), limit=1))
     requests = []
     for name, lane in LANES.items():
         wanted = runs_wanted(lane, counts[name], embedded=settings.warehouse_is_embedded,

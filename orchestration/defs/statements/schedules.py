@@ -21,7 +21,6 @@ from exports.statements import accounts as statement_accounts
 from exports.statements.availability import Readiness, last_closed_month, readiness
 from exports.statements.periods import StatementPeriod
 from exports.statements.shards import SHARD_COUNT
-from orchestration.tags import EMBEDDED_STATEMENTS_TAG
 from orchestration.defs.statements.assets import (DATA_ON_TIME_CHECK, MAX_PARTITIONS_PER_RUN,
                                                   readiness_metadata, statements)
 from orchestration.defs.statements.partitions import range_tags, statement_months, statement_partitions
@@ -37,7 +36,7 @@ def run_tags() -> dict[str, str]:
     runs one `statements=embedded` run at a time: two would only take turns on the lock."""
     tags = {"dagster/retry_on_asset_or_op_failure": "false"}
     if get_settings().warehouse_is_embedded:
-        tags[EMBEDDED_STATEMENTS_TAG[0]] = EMBEDDED_STATEMENTS_TAG[1]
+        tags["statements"] = "embedded"
     return tags
 
 
