@@ -569,7 +569,8 @@ def summary_font_faces(settings: Settings) -> list[dict[str, str]]:
             for tag in UNUSED_FONT_TABLES:
                 if tag in font:
                     del font[tag]
-            partial = copy.with_name(f".{copy.name}.{os.getpid()}.partial")
+            # Per process and thread: a statements run's pack threads may both make it first.
+            partial = copy.with_name(f".{copy.name}.{os.getpid()}.{threading.get_ident()}.partial")
             font.save(partial)
             os.replace(partial, copy)  # atomic: concurrent runs never see half a font
         faces.append({"weight": weight, "url": copy.resolve().as_uri()})
