@@ -203,22 +203,21 @@ def write_csv(client: Client, query: ReportQuery, facts: QueryFacts, out_path: P
     sql = formatted_select(query, facts, money_format=money_format,
                            timestamp_style=timestamp_style, log_comment=log_comment)
     names = column_headers(query.columns, money_format)
-    header = (UTF8_BOM if bom else b"") + header_line(names)
+    header = _header(names, bom)
     with atomic_output(out_path) as tmp:
         if transport == "file":
             byte_size, sha256 = write_through_file(client, sql, query.parameters, tmp, header,
                                                    progress=progress, row_count=facts.row_count,
                                                    log_comment=log_comment)
         else:
-            with HashingFile(tmp) as sink:
-                body = CsvBody(sink, gzip=gzip, progress=progress, row_count=facts.row_count)
-                body.write(header)
+            def feed(body: CsvBody) -> None:
                 if transport == "pipe":
                     copy_through_pipe(client, sql, query.parameters, body, log_comment=log_comment)
                 else:
                     copy_through_stream(client, sql, query.parameters, body)
-                body.finish()
-            byte_size, sha256 = sink.byte_size, sink.sha256.hexdigest()
+
+            byte_size, sha256 = _write_body(tmp, header, feed, gzip=gzip, progress=progress,
+                                            row_count=facts.row_count)
     progress.finish(facts.row_count)
     return _csv_manifest(query, out_path, facts, byte_size=byte_size, sha256=sha256, gzip=gzip,
                          columns=names, money_format=money_format,
@@ -254,16 +253,29 @@ def write_small_csv(client: Client, query: ReportQuery, out_path: Path, *, max_r
     facts = facts_from_rows(query, names, types, [row[1:] for row in rows])
     names_out = column_headers(query.columns, money_format)
     with atomic_output(out_path) as tmp:
-        with HashingFile(tmp) as sink:
-            body = CsvBody(sink, gzip=gzip, progress=progress, row_count=facts.row_count)
-            body.write((UTF8_BOM if bom else b"") + header_line(names_out))
-            body.write_rows("".join(row[0] for row in rows).encode("utf-8"))
-            body.finish()
-        byte_size, sha256 = sink.byte_size, sink.sha256.hexdigest()
+        lines = "".join(row[0] for row in rows).encode("utf-8")
+        byte_size, sha256 = _write_body(tmp, _header(names_out, bom), lambda body: body.write_rows(lines),
+                                        gzip=gzip, progress=progress, row_count=facts.row_count)
     progress.finish(facts.row_count)
     return _csv_manifest(query, out_path, facts, byte_size=byte_size, sha256=sha256, gzip=gzip,
                          columns=names_out, money_format=money_format,
                          timestamp_style=timestamp_style, bom=bom)
+
+
+def _header(names: list[str], bom: bool) -> bytes:
+    return (UTF8_BOM if bom else b"") + header_line(names)
+
+
+def _write_body(tmp: Path, header: bytes, feed: Callable[[CsvBody], None], *, gzip: bool,
+                progress: Progress, row_count: int) -> tuple[int, str]:
+    """`header`, then what `feed` writes to the body, into `tmp` (through gzip if asked), hashed
+    as written: (byte size, sha256 hex)."""
+    with HashingFile(tmp) as sink:
+        body = CsvBody(sink, gzip=gzip, progress=progress, row_count=row_count)
+        body.write(header)
+        feed(body)
+        body.finish()
+    return sink.byte_size, sink.sha256.hexdigest()
 
 
 def _csv_manifest(query: ReportQuery, out_path: Path, facts: QueryFacts, *, byte_size: int,
