@@ -46,6 +46,28 @@ def others_waiting(settings: Settings | None = None, *, within_seconds: float = 
         return False
 
 
+def _serving_path(settings: Settings) -> Path:
+    return settings.chdb_dir.parent / (settings.chdb_dir.name + ".serving")
+
+
+def mark_serving_on_demand(settings: Settings) -> None:
+    """Say that this process holds the embedded warehouse and is claiming on-demand requests
+    itself (a statements run between packs, exports/statements/packs.OnDemandRequests)."""
+    _serving_path(settings).touch()
+
+
+def on_demand_served_by_holder(settings: Settings | None = None, *,
+                               within_seconds: float = 2.0) -> bool:
+    """Whether the warehouse's holder looked for on-demand requests in the last
+    `within_seconds`: then a report run of their own would only wait for the warehouse. A holder
+    that stopped looking (busy, dead, or done) stops counting within seconds."""
+    settings = settings or get_settings()
+    try:
+        return time.time() - _serving_path(settings).stat().st_mtime < within_seconds
+    except OSError:
+        return False
+
+
 def describe_holder(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     try:

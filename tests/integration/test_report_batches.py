@@ -9,6 +9,8 @@ other test uses and the batches run in a lane that claims only that priority."""
 from __future__ import annotations
 
 import errno
+import os
+import time
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -224,3 +226,31 @@ def test_watchdog_never_fails_a_starting_run_and_confirms_before_failing(postgre
     assert rescued["status"] == "pending" and started.run_id in rescued["status_reason"]
     for request_id in (on_starting, on_started, on_paused):  # leave nothing claimable to others
         store.fail(request_id, "test over", postgres)
+
+
+def test_no_on_demand_run_is_started_while_the_warehouse_holder_serves_them(demo_platform):
+    """Embedded: while a statements run looks for on-demand requests between packs, the sensor
+    starts no on-demand run that would only wait for the warehouse; once it stops looking (done,
+    dead, busy), runs start again."""
+    from exports.warehouse import _serving_path, mark_serving_on_demand
+    from orchestration.defs.reports.sensors import LANE_TAG, report_request_sensor
+
+    settings = demo_platform.settings
+    account = _account(settings)
+    row, _ = store.create(store.NewRequest(account_id=account, report_type="balance.summary.1",
+                                           parameters=PARAMS, format="csv", source="api"), settings)
+    instance = dg.DagsterInstance.ephemeral()
+    try:
+        def on_demand_runs() -> int:
+            requests = report_request_sensor(dg.build_sensor_context(instance=instance))
+            return sum(r.tags.get(LANE_TAG) == "on_demand" for r in (
+                requests if isinstance(requests, list) else []))
+
+        assert on_demand_runs() == 1
+        mark_serving_on_demand(settings)
+        assert on_demand_runs() == 0
+        stopped = time.time() - 3  # the holder's last look, 3 s ago
+        os.utime(_serving_path(settings), (stopped, stopped))
+        assert on_demand_runs() == 1
+    finally:
+        store.cancel(row["id"], account, settings)

@@ -107,6 +107,37 @@ def test_materializing_a_partition_renders_each_accounts_pack_once(demo_platform
     assert latest.event_log_entry.asset_materialization.metadata["rendered_now"].value == 0
 
 
+def test_a_statements_run_serves_on_demand_requests_between_packs(demo_platform, smtp_server,
+                                                                  dagster_instance):
+    """In embedded mode an on-demand request made during a month-end is rendered by the
+    statements run that holds the warehouse (the report sensor starts no run for it); a
+    scheduled one is left to the report runs."""
+    from orchestration.defs.statements.assets import statements
+    from orchestration.defs.statements.partitions import partition_key
+
+    settings = demo_platform.settings
+    account_id, _ = _accounts(settings)[0]
+    params = {"interval_start": "2026-10-01", "interval_end": "2026-11-01"}
+
+    def new_request(source: str) -> str:
+        row, _ = store.create(store.NewRequest(account_id=account_id, report_type="balance.summary",
+                                               parameters=params, format="csv", source=source),
+                              settings)
+        return row["id"]
+
+    on_demand, scheduled = new_request("api"), new_request("schedule")
+    try:
+        result = dg.materialize([statements], partition_key=str(partition_key(OCTOBER, shard_of(account_id))),
+                                instance=dagster_instance)
+        assert result.success
+        served = store.get(on_demand, settings=settings)
+        assert served["status"] == "completed" and served["dagster_run_id"] == result.run_id
+        assert served["file_key"] and served["row_count"]
+        assert store.get(scheduled, settings=settings)["status"] == "pending"
+    finally:
+        store.cancel(scheduled, account_id, settings)
+
+
 def test_rerun_of_one_account_renders_only_that_account(demo_platform, dagster_instance):
     from orchestration.defs.statements.assets import statements
     from orchestration.defs.statements.partitions import partition_key

@@ -16,6 +16,7 @@ from exports.replication import data_available_end
 from exports.requests import lifecycle, store
 from exports.requests.processing import LANES, ON_DEMAND_PRIORITY, Lane
 from exports.settings import get_settings
+from exports.warehouse import on_demand_served_by_holder
 from orchestration.defs.reports.jobs import report_job
 from orchestration.tags import warehouse_tags
 
@@ -29,9 +30,10 @@ RUNNING_STATUSES = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
 def runs_wanted(lane: Lane, claimable: int, *, embedded: bool, running: int = 0) -> int:
     """Batch runs a lane should have alive for `claimable` requests. Embedded: one (each run
     holds the single-process warehouse for its whole batch), and no on-demand run while
-    `running` report runs already hold the warehouse: they claim on-demand requests first, so a
-    run of its own would only wait for the warehouse and start an engine for nothing. Against a
-    server: enough runs to split the backlog into batches, at most two per lane."""
+    `running` report runs (or a statements run that is looking for on-demand requests between
+    packs) already hold the warehouse: they claim on-demand requests first, so a run of its own
+    would only wait for the warehouse and start an engine for nothing. Against a server:
+    enough runs to split the backlog into batches, at most two per lane."""
     if claimable <= 0:
         return 0
     if embedded:
@@ -69,6 +71,10 @@ def report_request_sensor(context: dg.SensorEvaluationContext):
     alive_runs = context.instance.get_runs(filters=dg.RunsFilter(job_name=report_job.name,
                                                                  statuses=ALIVE_STATUSES))
     running = sum(run.status in RUNNING_STATUSES for run in alive_runs)
+    if settings.warehouse_is_embedded and on_demand_served_by_holder(settings):
+        # The warehouse's holder (a statements run between packs) claims on-demand requests
+        # itself; once it stops looking, this counts no more and runs start as before.
+        running += 1
     requests = []
     for name, lane in LANES.items():
         wanted = runs_wanted(lane, counts[name], embedded=settings.warehouse_is_embedded,

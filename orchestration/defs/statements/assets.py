@@ -66,7 +66,7 @@ def statements(context: dg.AssetExecutionContext, config: StatementsConfig
     except ReportingError as exc:
         raise dg.Failure(description=exc.message, allow_retries=False) from None
     failures: dict[str, str] = {}
-    with statement_run(settings) as run:
+    with statement_run(settings, run_id=context.run.run_id) as run:
         for key in context.partition_keys:
             period, shard = period_and_shard(key)
             try:
@@ -83,6 +83,9 @@ def statements(context: dg.AssetExecutionContext, config: StatementsConfig
                 continue
             yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key,
                                           metadata=_metadata(summary))
+        if run.on_demand is not None and run.on_demand.served:
+            context.log.info(f"served {run.on_demand.served} on-demand report request(s) "
+                             "while holding the warehouse")
     if failures:
         raise dg.Failure(
             description=f"{len(failures)} of {len(context.partition_keys)} statement partition(s) "
