@@ -42,24 +42,31 @@ def _signal_group(pgid: int, sig: int) -> bool:
         return False
 
 
-def _group_has_live_members(pgid: int) -> bool:
-    """Whether a process group still has a running member. Zombies do not count: an orphan that
-    died is reparented to PID 1, which in a container may never reap it."""
-    if not _signal_group(pgid, 0):
-        return False
-    try:
-        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
-    except OSError:  # no /proc (not Linux): trust the signal check
-        return True
-    for entry in entries:
+def group_members(pgid: int) -> list[int]:
+    """Live members of a process group, from /proc. Zombies do not count: an orphan that died
+    is reparented to PID 1, which in a container may never reap it. OSError without /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
         if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+            members.append(int(entry))
+    return members
+
+
+def _group_has_live_members(pgid: int) -> bool:
+    """Whether a process group still has a running (not zombie) member."""
+    if not _signal_group(pgid, 0):
+        return False
+    try:
+        return bool(group_members(pgid))
+    except OSError:  # no /proc (not Linux): trust the signal check
+        return True
 
 
 def _stop_group(proc: subprocess.Popen, deadline: float, *, interrupt: bool = True) -> None:

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -25,7 +24,7 @@ from exports.statements.items import statement_set
 from exports.statements.packs import statement_request_id
 from exports.statements.periods import months_between
 from exports.statements.shards import SHARD_KEYS, shard_of
-from tests.fixtures.services import free_port
+from tests.fixtures.services import free_port, wait_for_dagster_webserver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -176,16 +175,7 @@ def _screenshot_partitions_page(workspace: Path, env: dict, tmp_path: Path, *, m
                                 "-p", str(port)], cwd=REPO_ROOT, env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert web.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the webserver did not come up"
-            time.sleep(1)
+        wait_for_dagster_webserver(web, port, lambda: (tmp_path / "webserver.log").read_text()[-3000:])
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium")

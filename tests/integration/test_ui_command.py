@@ -16,7 +16,8 @@ import pytest
 
 from exports import db
 from exports.settings import REPO_ROOT
-from tests.fixtures.services import free_port
+from cli.stack import group_members
+from tests.fixtures.services import free_port, wait_for_dagster_webserver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -35,15 +36,7 @@ def test_ui_serves_the_webserver_and_stops_both_on_ctrl_c(postgres, tmp_path):
         start_new_session=True)
     try:
         deadline = time.monotonic() + 180
-        while True:
-            assert ui.poll() is None, ui.stdout.read()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the webserver did not come up"
-            time.sleep(1)
+        wait_for_dagster_webserver(ui, port, ui.stdout.read)
         # The daemon writes heartbeats into the instance's Postgres storage, not SQLite files.
         dagster_url = db.database_url("dagster", postgres)
         while True:
@@ -69,22 +62,6 @@ MARKER = re.compile(r"=== payreports ui: (\S+) started at \S+ \(pid (\d+)\) ==="
 
 def started_pids(log_path) -> list[int]:
     return [int(m.group(2)) for m in MARKER.finditer(log_path.read_text())] if log_path.exists() else []
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in a process group, from /proc."""
-    members = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            members.append(int(entry))
-    return members
 
 
 def wait_for(predicate, what: str, timeout: float = 180):
