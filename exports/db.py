@@ -7,6 +7,7 @@ inside a transaction each, and recorded in `schema_migrations`; re-running is a 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +33,25 @@ def database_url(which: Database, settings: Settings | None = None) -> str:
     }[which]
     if configured:
         return configured
-    embedded.ensure_running(settings)
+    _ensure_embedded_running(settings)
     return embedded.server_url(settings, embedded.DATABASES[which])
+
+
+# Checking that the embedded server runs is a connection of its own (and a file lock): done on
+# every connect, it doubled the connections of every caller without a pool (the daemon's
+# sensors, the API). Once seen running, a process looks again only after this long; a server
+# stopped meanwhile makes connects fail as with any database outage, and is started again then.
+EMBEDDED_CHECK_SECONDS = 10.0
+_embedded_seen_running: dict[int, float] = {}  # port -> when this process last saw it running
+
+
+def _ensure_embedded_running(settings: Settings) -> None:
+    port = settings.embedded_postgres_port
+    seen = _embedded_seen_running.get(port)
+    if seen is not None and time.monotonic() - seen < EMBEDDED_CHECK_SECONDS:
+        return
+    embedded.ensure_running(settings)
+    _embedded_seen_running[port] = time.monotonic()
 
 
 # While a `pooled()` block is open: its settings, and one psycopg_pool pool per kind of connection.

@@ -106,21 +106,30 @@ class _ProgressReporter:
             raise ReportCanceled(self.request_id)
 
 
+# process_request's `available` when the caller has not read it: read it now.
+READ_NOW = object()
+
+
 def process_request(request_id: str, settings: Settings | None = None, *,
-                    run_id: str | None = None, client=None, max_attempts: int | None = None) -> str:
+                    run_id: str | None = None, client=None, max_attempts: int | None = None,
+                    available: datetime | None | object = READ_NOW) -> str:
     """Claim one given request and process it; return its status afterwards ('pending' when it
     went back to the queue: a retryable failure or a scheduled request waiting for data).
-    `max_attempts` may lower the lifecycle's retry policy for this request (1: fail, not retry)."""
+    `max_attempts` may lower the lifecycle's retry policy for this request (1: fail, not retry).
+    `available`: the data available end the caller read (a statements run checked it for the
+    whole period); read now when not given."""
     settings = settings or get_settings()
     with log_context(report_id=request_id, run_id=run_id):
-        log.info("processing report request")
+        log.debug("processing report request")
         row = store.claim_for_processing(request_id, run_id, settings)
         if row is None:  # finished, canceled or expired: a duplicate or late retry is harmless
             status = store.status_of(request_id, settings) or "missing"
             log.info("nothing to do: the report request is %s", status)
             return status
+        if available is READ_NOW:
+            available = data_available_end(settings)
         return process_claimed(row, settings, run_id=run_id, client=client,
-                               available=data_available_end(settings), max_attempts=max_attempts)
+                               available=available, max_attempts=max_attempts)
 
 
 def process_claimed(row: dict, settings: Settings, *, run_id: str | None, client,
@@ -138,7 +147,12 @@ def process_claimed(row: dict, settings: Settings, *, run_id: str | None, client
         except Exception as exc:  # noqa: BLE001 — the lifecycle decides: retry later or fail
             status = lifecycle.attempt_failed(row, exc, settings, run_id=run_id,
                                               max_attempts=max_attempts)
-        log.info("report request finished with status %s", status)
+        # A completed file at DEBUG: each INFO line of a Dagster run is a row of its event log
+        # (dagster.yaml python_logs) written over a new database connection, and a month-end
+        # would write 30,000 of them that nobody reads. Every outcome is in report_requests and
+        # runs log their totals; anything else (retry, wait, failure) stays at INFO.
+        log.log(logging.DEBUG if status == "completed" else logging.INFO,
+                "report request finished with status %s", status)
         return status
 
 
@@ -213,7 +227,7 @@ class BatchSummary:
             self.failed.append((row["id"], store.get(row["id"], settings=settings)["error_message"]))
 
 
-class _Availability:
+class DataAvailability:
     """replication's "data available up to", re-read at most every AVAILABILITY_TTL_SECONDS."""
 
     def __init__(self, settings: Settings):
@@ -258,7 +272,7 @@ def run_batch(run_id: str, lane: Lane, settings: Settings | None = None, *,
     deadline = time.monotonic() + (max_seconds or lane.max_seconds)
     summary = BatchSummary()
     started = time.monotonic()
-    availability = _Availability(settings)
+    availability = DataAvailability(settings)
     with log_context(run_id=run_id), ExitStack() as stack:
         # Room for the heartbeat and the delivery threads besides this one.
         stack.enter_context(db.pooled(settings, max_size=6))

@@ -31,7 +31,8 @@ from exports import db
 from exports.delivery.email import smtp_sessions
 from exports.errors import InvalidParameter
 from exports.requests import store
-from exports.requests.processing import process_request
+from exports.requests.processing import (ON_DEMAND_PRIORITY, READ_NOW, DataAvailability,
+                                         process_claimed, process_request)
 from exports.settings import Settings, get_settings
 from exports.statements.accounts import StatementAccount, accounts_owed, list_accounts
 from exports.statements.availability import require_data
@@ -213,6 +214,7 @@ class OnDemandRequests:
         self._lock = threading.Lock()
         self._next_look = 0.0
         self.served = 0
+        self._availability = DataAvailability(settings)
 
     def serve(self, warehouse: WarehouseTurns) -> int:
         """Process the on-demand requests waiting now (one thread at a time; another thread
@@ -222,15 +224,13 @@ class OnDemandRequests:
         if time.monotonic() < self._next_look or not self._lock.acquire(blocking=False):
             return 0
         try:
-            from exports.replication import data_available_end
-            from exports.requests.processing import ON_DEMAND_PRIORITY, process_claimed
             from exports.warehouse import mark_serving_on_demand
 
             served = 0
             with warehouse.lease() as client:
                 self._next_look = time.monotonic() + ON_DEMAND_LOOK_SECONDS
                 mark_serving_on_demand(self.settings)
-                available = data_available_end(self.settings)
+                available = self._availability.get()
                 while served < ON_DEMAND_PER_LOOK:
                     row = store.claim_next(self.run_id, data_available_end=available,
                                            min_priority=ON_DEMAND_PRIORITY, settings=self.settings)
@@ -288,8 +288,11 @@ def statement_run(settings: Settings | None = None, *, pdf_workers: int | None =
 
 def render_pack(account: StatementAccount, period: StatementPeriod, items: Iterable[StatementItem],
                 *, run_id: str | None = None, settings: Settings | None = None,
-                warehouse: WarehouseTurns | None = None) -> list[tuple[StatementItem, str, bool]]:
+                warehouse: WarehouseTurns | None = None,
+                available: datetime | None | object = READ_NOW) -> list[tuple[StatementItem, str, bool]]:
     """One account's statements for `period`: (item, report id, rendered by this call) each.
+    `available`: the data available end checked for the period (require_data); read per file
+    when not given (READ_NOW).
 
     Each row is opened idempotently and the ones this call owns go through process_request. An
     error in one file fails that file's report, with its reason, and the pack goes on; the file
@@ -308,7 +311,8 @@ def render_pack(account: StatementAccount, period: StatementPeriod, items: Itera
             # max_attempts=1: an error fails this file instead of queueing retries, so one
             # account's trouble never holds up the other accounts' statements.
             with warehouse.lease() if warehouse is not None else nullcontext() as client:
-                process_request(request_id, settings, run_id=run_id, max_attempts=1, client=client)
+                process_request(request_id, settings, run_id=run_id, max_attempts=1, client=client,
+                                available=available)
         done.append((item, request_id, mine))
     return done
 
@@ -341,7 +345,8 @@ def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[s
             if run.on_demand is not None:
                 run.on_demand.serve(run.warehouse)
             return [(account.id, *entry) for entry in render_pack(
-                account, period, items, run_id=run_id, settings=settings, warehouse=run.warehouse)]
+                account, period, items, run_id=run_id, settings=settings, warehouse=run.warehouse,
+                available=result.data_available_end)]
 
         if run.threads is not None and len(owed) > 1:
             # Pool threads run in their own context: each pack runs in a copy of this one (the

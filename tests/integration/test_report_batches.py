@@ -85,6 +85,24 @@ def test_one_run_processes_a_batch_and_fails_when_a_request_fails(demo_platform,
     assert (run.tags["payreports/completed"], run.tags["payreports/failed"]) == ("1", "1")
 
 
+def test_a_batch_logs_its_totals_not_a_line_per_completed_request(demo_platform, test_lane):
+    """Each INFO line of an `exports` logger is a row of the run's event log (dagster.yaml
+    python_logs) written over a new database connection: a completed request adds none, the
+    batch logs its totals."""
+    settings = demo_platform.settings
+    account = _account(settings)
+    ids = [_request(settings, account) for _ in range(3)]
+    instance = dg.DagsterInstance.ephemeral(settings={"python_logs": {
+        "python_log_level": "INFO", "managed_python_loggers": ["exports"]}})
+    result, _ = _execute_batch(instance)
+    assert result.success
+    assert [store.get(i, settings=settings)["status"] for i in ids] == ["completed"] * 3
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id)
+                if entry.dagster_event is None]
+    assert any(m.startswith("batch ") and "'completed': 3" in m for m in messages), messages
+    assert not [m for m in messages if "report request" in m], messages
+
+
 def test_unwritable_storage_is_retried_then_said(demo_platform, monkeypatch):
     settings = demo_platform.settings
     from exports.storage.local import LocalStorage
