@@ -219,7 +219,7 @@ def test_every_log_line_of_a_report_carries_its_report_and_run_ids(postgres):
     logger = logging.getLogger("exports.requests.processing")
     logger.addHandler(handler)
     previous_level = logger.level
-    logger.setLevel(logging.INFO)
+    logger.setLevel(logging.DEBUG)
     try:
         assert process_request("rpt_does_not_exist", postgres, run_id="run-123") == "missing"
     finally:
