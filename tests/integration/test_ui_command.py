@@ -17,7 +17,7 @@ import pytest
 from exports import db
 from exports.settings import REPO_ROOT
 from cli.stack import group_members
-from tests.fixtures.services import free_port, wait_for_dagster_webserver
+from tests.fixtures.services import dagster_webserver_up, free_port, wait_for_dagster_webserver
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -82,13 +82,6 @@ def start_ui(port: int, workspace) -> subprocess.Popen:
         start_new_session=True)
 
 
-def webserver_up(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/server_info", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_ui_restarts_a_killed_daemon_without_lingering_children_and_logs_survive_restarts(
@@ -105,7 +98,7 @@ def test_ui_restarts_a_killed_daemon_without_lingering_children_and_logs_survive
     known_before = len(started_pids(daemon_log))
     ui = start_ui(port, workspace)
     try:
-        wait_for(lambda: webserver_up(port), "the webserver did not come up")
+        wait_for(lambda: dagster_webserver_up(port), "the webserver did not come up")
         first = wait_for(lambda: started_pids(daemon_log)[known_before:], "no daemon started")[0]
         # The daemon's code server runs in its process group.
         old_group = wait_for(lambda: [p for p in group_members(first) if p != first],
@@ -117,7 +110,7 @@ def test_ui_restarts_a_killed_daemon_without_lingering_children_and_logs_survive
         second = wait_for(lambda: started_pids(daemon_log)[known_before + 1:], "daemon not restarted")[0]
         assert second != first
         wait_for(lambda: not group_members(first), f"children of the killed daemon linger: {old_group}", 30)
-        assert webserver_up(port)  # the webserver kept serving
+        assert dagster_webserver_up(port)  # the webserver kept serving
         assert ui.poll() is None
     finally:
         os.killpg(ui.pid, signal.SIGINT)
@@ -131,7 +124,7 @@ def test_ui_restarts_a_killed_daemon_without_lingering_children_and_logs_survive
     before = daemon_log.read_text()
     ui = start_ui(port, workspace)
     try:
-        wait_for(lambda: webserver_up(port), "the webserver did not come up again")
+        wait_for(lambda: dagster_webserver_up(port), "the webserver did not come up again")
         wait_for(lambda: len(started_pids(daemon_log)) > known_before + 2, "no daemon the second time")
     finally:
         os.killpg(ui.pid, signal.SIGINT)
