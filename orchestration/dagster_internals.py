@@ -1,9 +1,11 @@
 """The only module of this project that touches Dagster's private modules (`dagster._*`).
 
 Opt-in: nothing imports it unless the instance is configured with the warm run launcher
-(dagster.yaml `run_launcher: orchestration.launcher.WarmRunLauncher`) or the daemon is started
-through `python -m orchestration.daemon` (what `payreports ui` does). Plain `dagster-daemon` and
-the DefaultRunLauncher work without it, only slower to start runs and to tick sensors.
+(dagster.yaml `run_launcher: orchestration.launcher.WarmRunLauncher`) or the pooled storage
+(`storage: custom: orchestration.storage.PooledPostgresStorage`), or the daemon is started
+through `python -m orchestration.daemon` (what `payreports ui` does). Plain `dagster-daemon`,
+`storage: postgres:` and the DefaultRunLauncher work without it, only slower to start runs and to
+tick sensors, and with a new database connection for each storage operation.
 
 What it uses, and why no public API does it:
 - the run worker body of `dagster api execute_run` (`dagster._cli.api`), so a forked warm worker
@@ -14,6 +16,10 @@ What it uses, and why no public API does it:
   backfill id, its terminal statuses), so `payreports ops backfill` can submit a statements
   backfill the daemon runs (orchestration/backfills.py; no public Python call submits one, the
   UI goes through GraphQL);
+- the SQLAlchemy engine of Dagster's Postgres storages, to give it a pool (with a ping on
+  checkout, which `optimize_for_webserver` does not set) and to close it on `dispose()`: those
+  storages keep no connection open and so never close one; the pooled storage
+  (orchestration/storage.py) keeps one and must;
 - two module constants of the daemon: the sensor loop (5 s; a 1 s loop halves the wait of a new
   request for its run) and the workspace reload interval (60 s; each reload restarts the code
   servers, seconds of CPU on a small machine).
@@ -40,8 +46,8 @@ CHECKED_AGAINST_DAGSTER = "1.13.27"
 
 __all__ = ["BULK_ACTION_TERMINAL_STATUSES", "CHECKED_AGAINST_DAGSTER", "ConfigurableClassData",
            "PartitionBackfill", "make_new_backfill_id", "ExecuteRunArgs", "LaunchRunContext",
-           "ManagedGrpcPythonEnvCodeLocationOrigin", "daemon_modules", "execute_run_worker",
-           "run_daemon"]
+           "ManagedGrpcPythonEnvCodeLocationOrigin", "daemon_modules", "dispose_storage_engine",
+           "execute_run_worker", "run_daemon", "use_pooled_engine"]
 
 
 def daemon_modules() -> tuple[ModuleType, ModuleType]:
@@ -51,6 +57,28 @@ def daemon_modules() -> tuple[ModuleType, ModuleType]:
     import dagster._daemon.sensor as sensor_daemon
 
     return sensor_daemon, daemon_controller
+
+
+def use_pooled_engine(storage, *, pool_size: int, max_overflow: int, pool_recycle: int) -> None:
+    """Give a dagster_postgres run, event log or schedule storage a pooled engine in place of its
+    NullPool one, built as its `optimize_for_webserver` builds the webserver's, plus a ping on
+    checkout: a kept connection that died with a database restart is replaced, not handed to a
+    run's next event write (with NullPool every operation had a fresh one)."""
+    from dagster_postgres.utils import create_pg_engine
+
+    kwargs = {"isolation_level": "AUTOCOMMIT", "pool_size": pool_size,
+              "max_overflow": max_overflow, "pool_recycle": pool_recycle, "pool_pre_ping": True}
+    existing_options = storage._engine.url.query.get("options")
+    if existing_options:
+        kwargs["connect_args"] = {"options": existing_options}
+    unpooled = storage._engine
+    storage._engine = create_pg_engine(storage.postgres_url, storage._token_provider, **kwargs)
+    unpooled.dispose()
+
+
+def dispose_storage_engine(storage) -> None:
+    """Close the connections a dagster_postgres storage keeps."""
+    storage._engine.dispose()
 
 
 def execute_run_worker(args: ExecuteRunArgs) -> int:

@@ -73,3 +73,17 @@ def test_no_other_module_imports_dagster_internals():
                 if any(name.startswith("dagster._") for name in names):
                     offenders.append(str(path.relative_to(REPO_ROOT)))
     assert offenders == []
+
+
+def test_dagster_postgres_storages_keep_the_engine_and_settings_use_pooled_engine_replaces():
+    from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
+
+    for storage_class in (PostgresRunStorage, PostgresEventLogStorage, PostgresScheduleStorage):
+        init = inspect.getsource(storage_class.__init__)
+        for needed in ("self._engine = create_pg_engine(", "self.postgres_url =",
+                       "self._token_provider ="):
+            assert needed in init, (
+                f"{storage_class.__name__}.__init__ no longer has `{needed}`: re-read "
+                "use_pooled_engine / dispose_storage_engine and orchestration/storage.py")
+        assert "self._engine = create_pg_engine(" in inspect.getsource(
+            storage_class.optimize_for_webserver)
