@@ -25,9 +25,13 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# Threads rendering packs in the run's process. Two keep one PDF in a worker while the other
-# thread queries; a third gains little on two cores (measured in benchmarks/statements.py).
-PACK_THREADS = 2
+# Threads rendering packs in the run's process. A pack's thread waits for the PDF worker, then
+# for the warehouse (one client: queries take turns), then for Postgres and SMTP; with two
+# threads, both were often past the PDF and the worker sat idle (pack threads spent 41% of
+# their time waiting for it, and it was 63% busy). Three: 14% more packs a second on 2 cores
+# (benchmarks/statements.py, 300 accounts, two A/B pairs, 2026-12-01: 0.461 -> 0.397 s a pack at
+# the same engine-alone baseline), for ~4 MB more and one more pooled connection and SMTP session.
+PACK_THREADS = 3
 TASKS_PER_WORKER = 200
 
 
