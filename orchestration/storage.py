@@ -41,7 +41,10 @@ POOL_RECYCLE_SECONDS = 3600
 
 
 class _KeepsConnections:
-    def _use_a_pool(self) -> None:
+    """Mixed into a dagster_postgres storage: the same storage over a pool."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         use_pooled_engine(self, pool_size=POOL_SIZE, max_overflow=POOL_MAX_OVERFLOW,
                           pool_recycle=POOL_RECYCLE_SECONDS)
 
@@ -62,21 +65,15 @@ class _KeepsConnections:
 
 
 class PooledRunStorage(_KeepsConnections, PostgresRunStorage):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._use_a_pool()
+    pass
 
 
 class PooledEventLogStorage(_KeepsConnections, PostgresEventLogStorage):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._use_a_pool()
+    pass
 
 
 class PooledScheduleStorage(_KeepsConnections, PostgresScheduleStorage):
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._use_a_pool()
+    pass
 
 
 class PooledPostgresStorage(DagsterPostgresStorage):
