@@ -166,6 +166,10 @@ def ui(host: str = typer.Option("127.0.0.1", help="Interface for the webserver."
         raise KeyboardInterrupt
 
     previous_term = signal.signal(signal.SIGTERM, _request_stop)
+    # Started in the background of a non-interactive shell (`nohup payreports ui &`, a CI
+    # script), a process inherits SIGINT ignored: `ui` would not stop on SIGINT, and its
+    # children, which Dagster shuts down cleanly on SIGINT, would only stop when killed.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for child in children:
             child.start(env)
@@ -195,6 +199,7 @@ def ui(host: str = typer.Option("127.0.0.1", help="Interface for the webserver."
             typer.echo("stopping the webserver and the daemon ...")
         _stop([child.proc for child in children if child.proc is not None])
         signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def validate(workspace: Path = typer.Option(REPO_ROOT / "workspace.yaml", help="Dagster workspace file.")

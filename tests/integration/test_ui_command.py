@@ -75,11 +75,13 @@ def wait_for(predicate, what: str, timeout: float = 180):
 
 
 def start_ui(port: int, workspace) -> subprocess.Popen:
+    """`ui` with SIGINT ignored, as a process started by `nohup payreports ui &` or a CI script
+    gets it: it must still stop, children included, on the SIGINT the tests send."""
     return subprocess.Popen(
         [sys.executable, "-c", "from cli import main; main()", "ui", "--port", str(port),
          "--workspace", str(workspace)],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
 
 @pytest.mark.slow
