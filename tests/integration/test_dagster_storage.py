@@ -28,6 +28,13 @@ def _instance(home: Path, storage: dict):
     return dg.DagsterInstance.from_config(str(home))
 
 
+def _shipped_storage(url: str) -> dict:
+    """The repo's dagster.yaml `storage:` block, pointed at `url`."""
+    storage = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["storage"]
+    storage["custom"]["config"] = {"postgres_url": url}
+    return storage
+
+
 def _stats(settings: Settings, database: str) -> tuple[int, int]:
     """(sessions ever opened on `database`, connections open to it now)."""
     with db.connect("dagster", settings, autocommit=True) as conn:
@@ -63,8 +70,7 @@ def dagster_database(postgres: Settings):
 def test_the_configured_storage_reuses_its_connections_and_closes_them_on_dispose(
         postgres: Settings, dagster_database, tmp_path: Path):
     name, url = dagster_database
-    shipped = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["storage"]
-    shipped["custom"]["config"] = {"postgres_url": url}
+    shipped = _shipped_storage(url)
     unpooled = {"postgres": {"postgres_url": url}}
 
     plain = _instance(tmp_path / "plain", unpooled)  # creates the tables
@@ -91,8 +97,7 @@ def test_a_kept_connection_that_died_is_replaced_not_used(postgres: Settings, da
     """With NullPool every operation had a fresh connection; a kept one that the database closed
     (a restart, an idle timeout) must not fail the next operation, e.g. a run's event write."""
     name, url = dagster_database
-    shipped = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["storage"]
-    shipped["custom"]["config"] = {"postgres_url": url}
+    shipped = _shipped_storage(url)
     instance = _instance(tmp_path / "home", shipped)
     try:
         _exercise(instance)
@@ -110,8 +115,7 @@ def test_the_pooled_storage_is_what_dagster_yaml_configures(postgres: Settings, 
     from orchestration.storage import PooledEventLogStorage, PooledRunStorage
 
     _, url = dagster_database
-    shipped = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())["storage"]
-    shipped["custom"]["config"] = {"postgres_url": url}
+    shipped = _shipped_storage(url)
     instance = _instance(tmp_path / "home", shipped)
     try:
         # Run workers and code servers open the instance from its ref: the same pooled storage.
