@@ -150,6 +150,7 @@ class WarehouseTurns:
         self._client = None
         self._since = 0.0
         self._leases = 0
+        self._handing_over = False  # a thread waits for the files rendering now to hand it over
         self._changed = threading.Condition()
         self.handed_over = 0  # times the client was closed for another process
 
@@ -165,13 +166,23 @@ class WarehouseTurns:
         from exports.warehouse import open_warehouse
 
         with self._changed:
+            # No file starts while a handover waits for the files rendering now: with several
+            # threads, one or another always held a lease, and the handover (with the file of
+            # the thread making it) waited until the shard ran out of packs.
+            while self._handing_over:
+                self._changed.wait()
             if self._handover_due():
-                while self._leases:
-                    self._changed.wait()
-                if self._client is not None:  # another thread may have handed it over meanwhile
-                    self.close()
-                    self.handed_over += 1
-                    time.sleep(WAREHOUSE_YIELD_SECONDS)
+                self._handing_over = True
+                try:
+                    while self._leases and self._handover_due():
+                        self._changed.wait()
+                    if self._handover_due():  # the waiter may have given up meanwhile
+                        self.close()
+                        self.handed_over += 1
+                        time.sleep(WAREHOUSE_YIELD_SECONDS)
+                finally:
+                    self._handing_over = False
+                    self._changed.notify_all()
             if self._client is None:
                 self._stack = ExitStack()
                 self._client = self._stack.enter_context(
@@ -301,16 +312,23 @@ def render_pack(account: StatementAccount, period: StatementPeriod, items: Itera
     done = []
     for item in items:
         request_id = statement_request_id(account.id, period, item)
-        row, mine = store.open_statement(request_id, statement_request(account, period, item, settings),
-                                         run_id, settings)
-        if not mine and row["status"] == "failed":
-            # Re-running the period retries its failed files (the lifecycle's failed -> pending,
-            # fresh attempts); the claim below takes it unless a batch run got there first.
-            mine = store.reset_failed(request_id, settings) is not None
-        if mine:
-            # max_attempts=1: an error fails this file instead of queueing retries, so one
-            # account's trouble never holds up the other accounts' statements.
-            with warehouse.lease() if warehouse is not None else nullcontext() as client:
+        if store.status_of(request_id, settings) not in (None, "failed"):
+            done.append((item, request_id, False))  # rendered (or being rendered) already
+            continue
+        # The row is opened 'processing' only once this thread holds the warehouse, and is
+        # processed at once: a row left waiting for the warehouse's turn has no heartbeat, and
+        # the watchdog takes its run for dead.
+        with warehouse.lease() if warehouse is not None else nullcontext() as client:
+            row, mine = store.open_statement(request_id, statement_request(account, period, item, settings),
+                                             run_id, settings)
+            if not mine and row["status"] == "failed":
+                # Re-running the period retries its failed files (the lifecycle's failed ->
+                # pending, fresh attempts); the claim below takes it unless a batch run got
+                # there first.
+                mine = store.reset_failed(request_id, settings) is not None
+            if mine:
+                # max_attempts=1: an error fails this file instead of queueing retries, so one
+                # account's trouble never holds up the other accounts' statements.
                 process_request(request_id, settings, run_id=run_id, max_attempts=1, client=client,
                                 available=available)
         done.append((item, request_id, mine))

@@ -125,6 +125,94 @@ def test_a_handover_waits_for_the_file_another_thread_is_rendering(monkeypatch):
         assert handed.is_set() and turns.handed_over == 1
 
 
+def test_a_handover_whose_waiter_left_is_not_starved_by_files_still_starting(monkeypatch):
+    """A thread waiting to hand the client over held its file (its row 'processing', with no
+    heartbeat) until no thread leased the client; when the waiting process went away meanwhile,
+    the other threads kept leasing and the wait lasted until the shard ran out of packs (60 s
+    in a 10,000-account run: the watchdog then failed the live run as dead)."""
+    waiting = [False]
+    turns, fake, clock = _turns(monkeypatch, waiting)
+    first_in, first_release = threading.Event(), threading.Event()
+    later_in, later_release = threading.Event(), threading.Event()
+    handing_done = threading.Event()
+
+    def hold(entered, release):
+        with turns.lease():
+            entered.set()
+            release.wait(5)
+
+    def hand_over():
+        with turns.lease() as client:
+            assert client == "client1"  # the waiter left: kept, not reopened
+            handing_done.set()
+
+    with turns:
+        with turns.lease():
+            pass  # opened at t=0
+        first = threading.Thread(target=hold, args=(first_in, first_release))
+        first.start()
+        first_in.wait(5)
+        waiting[0] = True
+        clock[0] = 100.0
+        handing = threading.Thread(target=hand_over)
+        handing.start()
+        assert not handing_done.wait(0.3)  # waits for the file being rendered
+        waiting[0] = False  # the waiting process went away
+        later = threading.Thread(target=hold, args=(later_in, later_release))
+        later.start()
+        first_release.set()
+        try:
+            assert handing_done.wait(2), "the handing thread waited for a file that began after it"
+            assert later_in.wait(2)
+        finally:
+            later_release.set()
+            for thread in (first, handing, later):
+                thread.join(5)
+        assert fake.opened == 1 and turns.handed_over == 0
+
+
+def test_a_statement_row_is_opened_only_once_its_file_holds_the_warehouse(monkeypatch):
+    """A row opened 'processing' before its turn on the warehouse sat without a heartbeat while
+    its thread waited, and the watchdog failed the live run as dead. A rendered file takes no
+    turn at all (re-running a month does not open the warehouse for it)."""
+    events = []
+
+    class Turns:
+        held = 0
+
+        @contextmanager
+        def lease(self):
+            self.held += 1
+            events.append("lease")
+            try:
+                yield "client"
+            finally:
+                self.held -= 1
+
+    turns = Turns()
+    statuses = {"id-new": None, "id-done": "completed", "id-failed": "failed"}
+    monkeypatch.setattr(packs, "statement_request_id", lambda account_id, period, item: f"id-{item}")
+    monkeypatch.setattr(packs, "statement_request", lambda *args: None)
+    monkeypatch.setattr(packs.store, "status_of", lambda request_id, settings: statuses[request_id])
+
+    def open_statement(request_id, request, run_id, settings):
+        events.append(("open", request_id, turns.held))
+        status = statuses[request_id]
+        return {"status": status or "processing"}, status is None
+
+    monkeypatch.setattr(packs.store, "open_statement", open_statement)
+    monkeypatch.setattr(packs.store, "reset_failed",
+                        lambda request_id, settings: events.append(("reset", request_id, turns.held)) or {})
+    monkeypatch.setattr(packs, "process_request", lambda request_id, settings, **kwargs: events.append(
+        ("process", request_id, turns.held, kwargs["client"])))
+    done = packs.render_pack(SimpleNamespace(id="acct_1"), None, ["new", "done", "failed"],
+                             run_id="run_1", settings=SimpleNamespace(), warehouse=turns)
+    assert done == [("new", "id-new", True), ("done", "id-done", False), ("failed", "id-failed", True)]
+    assert events == ["lease", ("open", "id-new", 1), ("process", "id-new", 1, "client"),
+                      "lease", ("open", "id-failed", 1), ("reset", "id-failed", 1),
+                      ("process", "id-failed", 1, "client")]
+
+
 def test_a_dead_pdf_worker_does_not_fail_the_rest_of_the_run(tmp_path):
     import os
     import signal
