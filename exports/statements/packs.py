@@ -31,7 +31,7 @@ from exports import db
 from exports.delivery.email import smtp_sessions
 from exports.errors import InvalidParameter
 from exports.requests import store
-from exports.requests.processing import (ON_DEMAND_PRIORITY, READ_NOW, DataAvailability,
+from exports.requests.processing import (ON_DEMAND_PRIORITY, DataAvailability,
                                          process_claimed, process_request)
 from exports.settings import Settings, get_settings
 from exports.statements.accounts import StatementAccount, accounts_owed, list_accounts
@@ -298,12 +298,11 @@ def statement_run(settings: Settings | None = None, *, pdf_workers: int | None =
 
 
 def render_pack(account: StatementAccount, period: StatementPeriod, items: Iterable[StatementItem],
-                *, run_id: str | None = None, settings: Settings | None = None,
-                warehouse: WarehouseTurns | None = None,
-                available: datetime | None | object = READ_NOW) -> list[tuple[StatementItem, str, bool]]:
+                *, available: datetime | None, run_id: str | None = None,
+                settings: Settings | None = None,
+                warehouse: WarehouseTurns | None = None) -> list[tuple[StatementItem, str, bool]]:
     """One account's statements for `period`: (item, report id, rendered by this call) each.
-    `available`: the data available end checked for the period (require_data); read per file
-    when not given (READ_NOW).
+    `available`: the data available end checked for the period (require_data).
 
     Each row is opened idempotently and the ones this call owns go through process_request. An
     error in one file fails that file's report, with its reason, and the pack goes on; the file

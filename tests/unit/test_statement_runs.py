@@ -206,7 +206,8 @@ def test_a_statement_row_is_opened_only_once_its_file_holds_the_warehouse(monkey
     monkeypatch.setattr(packs, "process_request", lambda request_id, settings, **kwargs: events.append(
         ("process", request_id, turns.held, kwargs["client"])))
     done = packs.render_pack(SimpleNamespace(id="acct_1"), None, ["new", "done", "failed"],
-                             run_id="run_1", settings=SimpleNamespace(), warehouse=turns)
+                             available=None, run_id="run_1", settings=SimpleNamespace(),
+                             warehouse=turns)
     assert done == [("new", "id-new", True), ("done", "id-done", False), ("failed", "id-failed", True)]
     assert events == ["lease", ("open", "id-new", 1), ("process", "id-new", 1, "client"),
                       "lease", ("open", "id-failed", 1), ("reset", "id-failed", 1),
