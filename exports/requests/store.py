@@ -535,6 +535,16 @@ def list_processing_for_run(run_id: str, settings: Settings | None = None) -> li
         ).fetchall()
 
 
+def run_is_heartbeating(run_id: str, within: timedelta, settings: Settings | None = None) -> bool:
+    """Whether any request `run_id` is processing was written (heartbeat, progress) within
+    `within`: its process lives, whatever other rows of it went silent."""
+    with _conn(settings) as conn:
+        return conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM report_requests WHERE status = 'processing' "
+            "AND dagster_run_id = %s AND updated_at > now() - %s) AS live", (run_id, within),
+        ).fetchone()["live"]
+
+
 def list_stuck(older_than: timedelta, now: datetime | None = None,
                settings: Settings | None = None) -> list[dict]:
     """Processing rows whose worker has not written (progress or heartbeat) for `older_than`."""

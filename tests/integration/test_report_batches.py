@@ -213,7 +213,7 @@ def _watch(instance, cursor=None):
     return context.cursor
 
 
-def test_watchdog_never_fails_a_starting_run_and_confirms_before_failing(postgres, monkeypatch):
+def test_watchdog_never_fails_a_starting_or_heartbeating_run_and_confirms_before_failing(postgres, monkeypatch):
     import orchestration.defs.reports.sensors as sensors
     from orchestration.defs.reports.jobs import report_job
 
@@ -223,10 +223,15 @@ def test_watchdog_never_fails_a_starting_run_and_confirms_before_failing(postgre
     starting = instance.create_run_for_job(report_job, status=dg.DagsterRunStatus.STARTING)
     started = instance.create_run_for_job(report_job, status=dg.DagsterRunStatus.STARTED)
     paused = instance.create_run_for_job(report_job, status=dg.DagsterRunStatus.STARTED)
+    busy = instance.create_run_for_job(report_job, status=dg.DagsterRunStatus.STARTED)
     # Rows whose heartbeat is stale: e.g. from a previous attempt, or after a database outage.
     on_starting = _stale_claim(postgres, starting.run_id)
     on_started = _stale_claim(postgres, started.run_id)
     on_paused = _stale_claim(postgres, paused.run_id)
+    # A live run with one silent row (it waited without a heartbeat) and one heartbeating.
+    on_busy = _stale_claim(postgres, busy.run_id)
+    on_busy_live = _request(postgres, "acct_watchdog")
+    store.claim_for_processing(on_busy_live, busy.run_id, postgres)
 
     cursor = _watch(instance)  # first look: suspects only
     assert instance.get_run_by_id(started.run_id).status == dg.DagsterRunStatus.STARTED
@@ -239,10 +244,13 @@ def test_watchdog_never_fails_a_starting_run_and_confirms_before_failing(postgre
     assert store.get(on_starting, settings=postgres)["status"] == "processing"
     assert instance.get_run_by_id(paused.run_id).status == dg.DagsterRunStatus.STARTED
     assert store.get(on_paused, settings=postgres)["status"] == "processing"
+    assert instance.get_run_by_id(busy.run_id).status == dg.DagsterRunStatus.STARTED
+    assert store.get(on_busy, settings=postgres)["status"] == "processing"
     assert instance.get_run_by_id(started.run_id).status == dg.DagsterRunStatus.FAILURE
     rescued = store.get(on_started, settings=postgres)
     assert rescued["status"] == "pending" and started.run_id in rescued["status_reason"]
-    for request_id in (on_starting, on_started, on_paused):  # leave nothing claimable to others
+    for request_id in (on_starting, on_started, on_paused, on_busy, on_busy_live):
+        # leave nothing claimable to others
         store.fail(request_id, "test over", postgres)
 
 

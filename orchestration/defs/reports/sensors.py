@@ -113,8 +113,9 @@ def report_run_failure_sensor(context: dg.RunFailureSensorContext) -> None:
                        "later tick); fail requests waiting for data past their deadline.")
 def report_watchdog_sensor(context: dg.SensorEvaluationContext):
     """Never acts on a run that is queued or starting: only a STARTED run whose rows stayed
-    silent across two looks, CONFIRM_SECONDS apart, is presumed dead, and a run that is already
-    finished (or gone) just has its leftover requests rescued."""
+    silent across two looks, CONFIRM_SECONDS apart, and none of whose rows heartbeats, is
+    presumed dead; a run that is already finished (or gone) just has its leftover requests
+    rescued."""
     instance = context.instance
     now = time.time()
     # Rows seen stale before: {request id: [updated_at seen, first seen at]}.
@@ -149,6 +150,12 @@ def report_watchdog_sensor(context: dg.SensorEvaluationContext):
                 still_suspect[row["id"]] = seen
                 confirmed = False
         if not confirmed:
+            continue
+        if store.run_is_heartbeating(run_id, timedelta(seconds=lifecycle.STALE_AFTER_SECONDS)):
+            # Another of its requests heartbeats: the process lives. Failing it would not stop
+            # it, and would free its concurrency slot for a second run beside it; its silent
+            # rows are rescued once it ends.
+            still_suspect.update({row["id"]: suspects[row["id"]] for row in rows})
             continue
         why = (f"its run {run_id} stopped heartbeating for over "
                f"{int(lifecycle.STALE_AFTER_SECONDS)} s; its worker is presumed dead")
