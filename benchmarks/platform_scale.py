@@ -24,7 +24,8 @@ catcher), in this order:
   7. peak RSS over the run: the platform's largest single process (daemon tree or API), the
      daemon's process tree in total, and apart from them the benchmark's own process.
 Goals (2 cores, embedded defaults): >= 10 small reports/s, on-demand p95 < 5 s during the drain,
-10,000 packs in <= 60 min. Exits 1 when any request failed or was stuck (after printing).
+10,000 packs in <= 60 min. Exits 1 when any request failed or was stuck, or a run of the
+backfill did not succeed (after printing).
 
 The month-end sensor is stopped before the daemon starts: the wall clock's newest closed month
 is past the generated data, and the sensor would render it for every account as well.
@@ -127,12 +128,16 @@ def statement_rows(settings, files_per_pack: int) -> tuple[Counter, int, datetim
     return statuses, packs, last
 
 
-def statement_problems(backfill_status: str, statuses: Counter, packs: int, owed: int,
-                       files_per_pack: int) -> list[str]:
-    """Why the statements phase did not do its job (empty: every pack complete, nothing else)."""
+def statement_problems(backfill_status: str, run_statuses: Counter, statuses: Counter, packs: int,
+                       owed: int, files_per_pack: int) -> list[str]:
+    """Why the statements phase did not do its job (empty: every pack complete, every run of the
+    backfill succeeded: a failed one that Dagster retried still means something went wrong)."""
     problems = []
     if backfill_status != "COMPLETED_SUCCESS":
         problems.append(f"the backfill ended {backfill_status}")
+    unsuccessful = {s: n for s, n in run_statuses.items() if s != "SUCCESS" and n}
+    if unsuccessful:
+        problems.append(f"backfill runs not successful: {unsuccessful}")
     unfinished = {s: n for s, n in statuses.items() if s != "completed" and n}
     if unfinished:
         problems.append(f"statement files not completed: {unfinished}")
@@ -310,7 +315,7 @@ def main() -> None:
     print(f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {args.accounts:,} accounts, "
           f"{os.cpu_count()} cores, load average at the start {load_start[0]:.1f}, at the end {load_end}")
 
-    problems = statement_problems(result["status"], statuses, packs, result["owed"],
+    problems = statement_problems(result["status"], result["runs"], statuses, packs, result["owed"],
                                   result["files_per_pack"])
     if problems:
         raise SystemExit("FAILED: " + "; ".join(problems))
