@@ -28,7 +28,9 @@ Goals (2 cores, embedded defaults): >= 10 small reports/s, on-demand p95 < 5 s d
 backfill did not succeed (after printing).
 
 The month-end sensor is stopped before the daemon starts: the wall clock's newest closed month
-is past the generated data, and the sensor would render it for every account as well.
+is past the generated data, and the sensor would render it for every account as well. So are
+the daily platform refresh and the hourly freshness check, which otherwise fall into some runs
+and not others (a refresh at 10,000 accounts halved the statements' rate for a minute).
 
     nice -n 19 python benchmarks/platform_scale.py --accounts 100 --reports 200   # a quick look
     python benchmarks/platform_scale.py                                            # 10,000 accounts
@@ -62,15 +64,25 @@ BACKFILL_TAG = "dagster/backfill"  # what Dagster tags a backfill's runs with
 STUCK_SECONDS = 15 * 60  # no statement file finished for this long: the benchmark fails
 
 
-def stop_month_end_sensor(dagster_home: Path) -> None:
-    """`dagster sensor stop` on the daemon's instance, before the daemon starts."""
+# What the wall clock starts: (kind, name, code location). Stopped so that every run measures
+# the same work whatever the time of day (the generated source does not change meanwhile).
+WALL_CLOCK_AUTOMATION = (
+    ("sensor", "statements_month_end_sensor", "reports"),
+    ("schedule", "platform_refresh_daily", "platform"),
+    ("schedule", "marts_freshness_hourly", "platform"),
+)
+
+
+def stop_wall_clock_automation(dagster_home: Path) -> None:
+    """`dagster sensor|schedule stop` on the daemon's instance, before the daemon starts."""
     del dagster_home  # prepare_dagster_home exported DAGSTER_HOME for this process already
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "sensor", "stop",
-         "statements_month_end_sensor", "-w", str(REPO / "workspace.yaml"), "-l", "reports"],
-        cwd=REPO, env=os.environ.copy(), capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise SystemExit(f"could not stop the month-end sensor:\n{result.stdout}{result.stderr}")
+    for kind, name, location in WALL_CLOCK_AUTOMATION:
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "dagster"), kind, "stop", name,
+             "-w", str(REPO / "workspace.yaml"), "-l", location],
+            cwd=REPO, env=os.environ.copy(), capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            raise SystemExit(f"could not stop the {kind} {name}:\n{result.stdout}{result.stderr}")
 
 
 def request_counts(settings) -> Counter:
@@ -244,12 +256,12 @@ def main() -> None:
                   f"(median of {len(sample)})", flush=True)
 
             started = time.perf_counter()
-            platform.start_services(stop_month_end_sensor)
+            platform.start_services(stop_wall_clock_automation)
             rss = RssSampler(platform.daemon.pid, {"API": platform.api.pid})
             rss.start()
             platform.wait_finished([platform.post()], timeout=300)
-            print(f"services: daemon + API started, month-end sensor stopped, warm-up request done "
-                  f"in {time.perf_counter() - started:.0f} s", flush=True)
+            print(f"services: daemon + API started, the wall clock's sensor and schedules stopped, "
+                  f"warm-up request done in {time.perf_counter() - started:.0f} s", flush=True)
             progress = Progress(settings, args.sample_seconds, rss)
             progress.start()
 
