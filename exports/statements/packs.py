@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ from exports.statements.availability import require_data
 from exports.statements.items import StatementItem, statement_set
 from exports.statements.periods import StatementPeriod
 from exports.statements.shards import SHARD_KEYS, shard_of
-from exports.reports.engine import run_cache
+from exports.reports.engine import prefetch_accounts, run_cache
 
 log = logging.getLogger(__name__)
 
@@ -300,9 +300,12 @@ def statement_run(settings: Settings | None = None, *, pdf_workers: int | None =
 def render_pack(account: StatementAccount, period: StatementPeriod, items: Iterable[StatementItem],
                 *, available: datetime | None, run_id: str | None = None,
                 settings: Settings | None = None,
-                warehouse: WarehouseTurns | None = None) -> list[tuple[StatementItem, str, bool]]:
+                warehouse: WarehouseTurns | None = None,
+                known_statuses: Mapping[str, str] | None = None) -> list[tuple[StatementItem, str, bool]]:
     """One account's statements for `period`: (item, report id, rendered by this call) each.
     `available`: the data available end checked for the period (require_data).
+    `known_statuses`: report id -> status, read for many packs at once (a file not in it has no
+    row yet); without it each file's status is read here.
 
     Each row is opened idempotently and the ones this call owns go through process_request. An
     error in one file fails that file's report, with its reason, and the pack goes on; the file
@@ -311,7 +314,10 @@ def render_pack(account: StatementAccount, period: StatementPeriod, items: Itera
     done = []
     for item in items:
         request_id = statement_request_id(account.id, period, item)
-        if store.status_of(request_id, settings) not in (None, "failed"):
+        status = (known_statuses.get(request_id) if known_statuses is not None
+                  else store.status_of(request_id, settings))
+        # A row created or finished elsewhere since that read is settled by open_statement.
+        if status not in (None, "failed"):
             done.append((item, request_id, False))  # rendered (or being rendered) already
             continue
         # The row is opened 'processing' only once this thread holds the warehouse, and is
@@ -358,12 +364,24 @@ def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[s
             # Every account's file of one type has the same shape (per timezone): read it once.
             stack.enter_context(run_cache())
 
+        # What the shard's files are now, in one read: files rendered (or being rendered)
+        # already are skipped without a query each, and open no warehouse.
+        file_ids = {a.id: [statement_request_id(a.id, period, item) for item in items] for a in owed}
+        known = {request_id: row["status"] for request_id, row in store.statuses(
+            [i for ids in file_ids.values() for i in ids], settings).items()}
+        to_render = [a.id for a in owed if any(known.get(i) in (None, "failed") for i in file_ids[a.id])]
+        if to_render:
+            with run.warehouse.lease() as client:
+                # One lookup for the shard's accounts (each file needs its account's name,
+                # timezone and size): a query each cost ~20 ms of planning a pack.
+                prefetch_accounts(client, settings, to_render)
+
         def pack(account: StatementAccount):
             if run.on_demand is not None:
                 run.on_demand.serve(run.warehouse)
             return [(account.id, *entry) for entry in render_pack(
                 account, period, items, run_id=run_id, settings=settings, warehouse=run.warehouse,
-                available=result.data_available_end)]
+                available=result.data_available_end, known_statuses=known)]
 
         if run.threads is not None and len(owed) > 1:
             # Pool threads run in their own context: each pack runs in a copy of this one (the

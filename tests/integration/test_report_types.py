@@ -772,3 +772,25 @@ def test_payment_metadata_key_columns_are_bound_not_written_into_sql(client):
         assert err.value.param == "parameters.columns"
     with pytest.raises(InvalidParameter):  # only types with payment metadata
         run(client, "payouts.itemized", {**MARCH, "columns": ["payment_metadata[order_id]"]})
+
+
+def test_prefetched_accounts_are_those_looked_up_one_by_one(client):
+    """A statement shard looks its accounts up in one query (engine.prefetch_accounts): the
+    same name, timezone and rows bound as the lookup of one account; an unknown account is
+    left to fail as before."""
+    from exports.reports.engine import prefetch_accounts, run_cache, warehouse_account
+
+    settings = _SETTINGS["settings"]
+    ids = [row[0] for row in client.query(
+        f"SELECT account_id FROM {settings.warehouse_marts_database}.dim_accounts").result_rows]
+    with run_cache():
+        one_by_one = {account_id: warehouse_account(client, settings, account_id) for account_id in ids}
+    assert len(ids) >= 2 and {a.rows_bound for a in one_by_one.values()} != {0}
+    with run_cache():
+        assert prefetch_accounts(client, settings, [*ids, "acct_nobody"]) == len(ids)
+        client.query = None  # every lookup below is answered from the prefetch
+        assert {account_id: warehouse_account(client, settings, account_id) for account_id in ids} == one_by_one
+    del client.query
+    with run_cache(), pytest.raises(InvalidParameter):
+        prefetch_accounts(client, settings, ["acct_nobody"])
+        warehouse_account(client, settings, "acct_nobody")

@@ -7,6 +7,8 @@ import threading
 from contextlib import contextmanager
 from types import SimpleNamespace
 
+import pytest
+
 from exports.reports.query import Column, ReportQuery
 from exports.statements import packs
 from exports.writers.manifest import query_columns, shape_cache
@@ -171,10 +173,12 @@ def test_a_handover_whose_waiter_left_is_not_starved_by_files_still_starting(mon
         assert fake.opened == 1 and turns.handed_over == 0
 
 
-def test_a_statement_row_is_opened_only_once_its_file_holds_the_warehouse(monkeypatch):
+@pytest.mark.parametrize("read", ["per file", "for the shard"])
+def test_a_statement_row_is_opened_only_once_its_file_holds_the_warehouse(monkeypatch, read):
     """A row opened 'processing' before its turn on the warehouse sat without a heartbeat while
     its thread waited, and the watchdog failed the live run as dead. A rendered file takes no
-    turn at all (re-running a month does not open the warehouse for it)."""
+    turn at all (re-running a month does not open the warehouse for it), whether its status is
+    read per file or once for the shard's packs (known_statuses)."""
     events = []
 
     class Turns:
@@ -193,7 +197,12 @@ def test_a_statement_row_is_opened_only_once_its_file_holds_the_warehouse(monkey
     statuses = {"id-new": None, "id-done": "completed", "id-failed": "failed"}
     monkeypatch.setattr(packs, "statement_request_id", lambda account_id, period, item: f"id-{item}")
     monkeypatch.setattr(packs, "statement_request", lambda *args: None)
-    monkeypatch.setattr(packs.store, "status_of", lambda request_id, settings: statuses[request_id])
+    if read == "per file":
+        monkeypatch.setattr(packs.store, "status_of", lambda request_id, settings: statuses[request_id])
+        known = None
+    else:
+        monkeypatch.setattr(packs.store, "status_of", None)  # not called
+        known = {request_id: status for request_id, status in statuses.items() if status}
 
     def open_statement(request_id, request, run_id, settings):
         events.append(("open", request_id, turns.held))
@@ -207,7 +216,7 @@ def test_a_statement_row_is_opened_only_once_its_file_holds_the_warehouse(monkey
         ("process", request_id, turns.held, kwargs["client"])))
     done = packs.render_pack(SimpleNamespace(id="acct_1"), None, ["new", "done", "failed"],
                              available=None, run_id="run_1", settings=SimpleNamespace(),
-                             warehouse=turns)
+                             warehouse=turns, known_statuses=known)
     assert done == [("new", "id-new", True), ("done", "id-done", False), ("failed", "id-failed", True)]
     assert events == ["lease", ("open", "id-new", 1), ("process", "id-new", 1, "client"),
                       "lease", ("open", "id-failed", 1), ("reset", "id-failed", 1),
