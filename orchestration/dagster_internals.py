@@ -11,7 +11,8 @@ What it uses, and why no public API does it:
 - the run worker body of `dagster api execute_run` (`dagster._cli.api`), so a forked warm worker
   runs a run exactly as Dagster's own run process does (orchestration/launcher.py);
 - the launcher plumbing a RunLauncher subclass receives (LaunchRunContext, the code location
-  origin it checks, ExecuteRunArgs, ConfigurableClassData);
+  origin it checks, ExecuteRunArgs, ConfigurableClassData) and what its worker health check
+  answers Dagster's run monitoring with (CheckRunHealthResult, WorkerStatus);
 - the asset backfill record the UI's "Materialize" dialog submits (`PartitionBackfill`, a new
   backfill id, its terminal statuses), so `payreports ops backfill` can submit a statements
   backfill the daemon runs (orchestration/backfills.py; no public Python call submits one, the
@@ -35,7 +36,7 @@ import sys
 from types import ModuleType
 
 from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, PartitionBackfill
-from dagster._core.launcher import LaunchRunContext
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, WorkerStatus
 from dagster._core.remote_origin import ManagedGrpcPythonEnvCodeLocationOrigin
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._core.utils import make_new_backfill_id
@@ -44,7 +45,8 @@ from dagster._serdes import ConfigurableClassData
 # The Dagster version these internals were read against (tests/unit/test_dagster_internals.py).
 CHECKED_AGAINST_DAGSTER = "1.13.27"
 
-__all__ = ["BULK_ACTION_TERMINAL_STATUSES", "CHECKED_AGAINST_DAGSTER", "ConfigurableClassData",
+__all__ = ["BULK_ACTION_TERMINAL_STATUSES", "CHECKED_AGAINST_DAGSTER", "CheckRunHealthResult",
+           "ConfigurableClassData", "WorkerStatus",
            "PartitionBackfill", "make_new_backfill_id", "ExecuteRunArgs", "LaunchRunContext",
            "ManagedGrpcPythonEnvCodeLocationOrigin", "daemon_modules", "dispose_storage_engine",
            "execute_run_worker", "run_daemon", "use_pooled_engine"]

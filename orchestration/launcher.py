@@ -20,8 +20,12 @@ Kubernetes) and every other job go through the DefaultRunLauncher unchanged.
 
 `terminate` (the UI's terminate button) sends the worker SIGINT, which Dagster's run worker turns
 into a clean cancellation, exactly what the gRPC server does for its own run processes. A worker
-killed outright is handled like any dead run worker: the report watchdog sees its heartbeat stop
-(orchestration/defs/reports/sensors.py).
+killed outright is found by Dagster's run monitoring (dagster.yaml `run_monitoring`), which asks
+`check_run_worker_health` every poll and fails the run once its forked worker is gone. The report
+watchdog (orchestration/defs/reports/sensors.py) only sees a dead run through a request whose
+heartbeat stopped: a batch worker killed between two requests holds none, and its STARTED run kept
+the embedded warehouse's run slot (`warehouse=embedded`, limit 1) forever, so the batch's
+remaining requests stayed pending behind it.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ from typing import Any
 from dagster import Array, DefaultRunLauncher, Field, deserialize_value, serialize_value
 
 # Dagster internals live in one opt-in module (see its docstring); this launcher is that opt-in.
-from orchestration.dagster_internals import (ConfigurableClassData, ExecuteRunArgs, LaunchRunContext,
-                                             ManagedGrpcPythonEnvCodeLocationOrigin,
+from orchestration.dagster_internals import (CheckRunHealthResult, ConfigurableClassData,
+                                             ExecuteRunArgs, LaunchRunContext,
+                                             ManagedGrpcPythonEnvCodeLocationOrigin, WorkerStatus,
                                              execute_run_worker)
 
 log = logging.getLogger(__name__)
@@ -145,6 +150,25 @@ class WarmRunLauncher(DefaultRunLauncher):
         except (OSError, ValueError):
             return None
         return int(pid) if alive_worker else None
+
+    # ------------------------------------------------------------------ run monitoring
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run) -> CheckRunHealthResult:
+        """FAILED once a forked worker's process is gone while its run is still STARTED (run
+        monitoring re-reads the run before acting, so a worker that just finished is not
+        failed). Runs of the default launcher have no such check: RUNNING, which leaves them to
+        monitoring's timeouts as before."""
+        pid = run.tags.get(WORKER_PID_TAG)
+        if pid is None:
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "not a forked run: not checked")
+        if self._worker_pid(run) is None:
+            return CheckRunHealthResult(WorkerStatus.FAILED,
+                                        f"the run's worker process (pid {pid}) is gone")
+        return CheckRunHealthResult(WorkerStatus.RUNNING)
 
     def terminate(self, run_id: str) -> bool:
         if not self.has_instance:

@@ -79,7 +79,15 @@ def test_embedded_warehouse_runs_go_one_at_a_time(postgres: Settings, tmp_path: 
             if all(record.dagster_run.is_finished for record in records):
                 break
             assert daemon.poll() is None, "dagster-daemon exited early"
-            assert time.monotonic() < deadline, [r.dagster_run.status for r in records]
+            if time.monotonic() > deadline:
+                # Another test's run still in progress holds a tag's slot: name it.
+                others = [(r.dagster_run.run_id, r.dagster_run.job_name, r.dagster_run.status.value,
+                           dict(r.dagster_run.tags)) for r in instance.get_run_records(
+                    filters=RunsFilter(statuses=[DagsterRunStatus.STARTING, DagsterRunStatus.STARTED,
+                                               DagsterRunStatus.CANCELING]))
+                    if r.dagster_run.tags.get("test_batch") != batch]
+                raise AssertionError(f"{[r.dagster_run.status for r in records]}; other runs in "
+                                     f"progress: {others}")
             time.sleep(1)
     finally:
         os.killpg(daemon.pid, signal.SIGINT)

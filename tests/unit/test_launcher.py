@@ -47,3 +47,30 @@ def test_jobs_are_configurable():
     assert WarmRunLauncher(jobs=["platform_refresh"]).forks(_run("platform_refresh", _managed()))
     config = {field: spec.default_value for field, spec in WarmRunLauncher.config_type().items()}
     assert config["jobs"] == ["report_job"]
+
+
+def test_run_monitoring_finds_a_forked_worker_that_died():
+    """A batch worker killed between two requests holds no request whose heartbeat could stop:
+    Dagster's run monitoring asks the launcher, and fails the run once its worker is gone."""
+    import multiprocessing
+    import time
+
+    from dagster._core.launcher import WorkerStatus
+
+    from orchestration.launcher import WORKER_PID_TAG
+
+    launcher = WarmRunLauncher()
+    assert launcher.supports_check_run_worker_health
+    worker = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(60,))
+    worker.start()
+    run = DagsterRun(job_name="report_job", run_id="r1", tags={WORKER_PID_TAG: str(worker.pid)})
+    try:
+        assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+    finally:
+        worker.kill()
+        worker.join()
+    dead = launcher.check_run_worker_health(run)
+    assert dead.status == WorkerStatus.FAILED and str(worker.pid) in dead.msg
+    # A run of the default launcher (no forked worker) is left to monitoring's timeouts.
+    unforked = DagsterRun(job_name="platform_refresh", run_id="r2")
+    assert launcher.check_run_worker_health(unforked).status == WorkerStatus.RUNNING
