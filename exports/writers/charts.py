@@ -48,7 +48,8 @@ class Chart:
     def data_uri(self) -> str:
         """The rendered SVG as an image URL. A PDF draws the chart from an <img>, not inline:
         inline, WeasyPrint's HTML parser and style cascade walk its ~1,000 elements, which cost
-        ~15% of a statement summary PDF's layout, for the same pixels and text."""
+        ~10% of a statement summary PDF's layout (docs/capacity.md), for the same pixels and
+        text."""
         return "data:image/svg+xml;base64," + base64.b64encode(self.svg.encode()).decode()
 
 
