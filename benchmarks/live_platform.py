@@ -46,6 +46,19 @@ def seconds(row: dict) -> float:
     return (row["completed_at"] - row["created_at"]).total_seconds()
 
 
+def pdf_font_subsetter() -> str:
+    """What WeasyPrint subsets the summary PDFs' fonts with, for a benchmark's first lines:
+    HarfBuzz (libharfbuzz-subset0, as the Dockerfile installs) or its fontTools fallback, with
+    which a statement's summary PDF took ~1.6x as long to lay out (a run without it measures
+    another machine)."""
+    import ctypes.util
+
+    if ctypes.util.find_library("harfbuzz-subset"):
+        return "PDF fonts subset by HarfBuzz"
+    return ("PDF fonts subset by fontTools: libharfbuzz-subset0 is missing, summary PDFs ~1.6x "
+            "slower than in production")
+
+
 # Generated platforms end here: October 2026 is the last full month of data (SMALL_REPORT's
 # period, and the statements benchmarks' month).
 GENERATED_END_DATE = date(2026, 11, 1)

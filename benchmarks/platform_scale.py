@@ -55,7 +55,8 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-from live_platform import REPO, GeneratedPlatform, LivePlatform, RssSampler, percentile, seconds
+from live_platform import (REPO, GeneratedPlatform, LivePlatform, RssSampler, pdf_font_subsetter,
+                           percentile, seconds)
 from report_drain import P95_GOAL_SECONDS, OnDemandPoster, batch_baseline, drain, drain_lines
 from statements import GOAL_PACKS, GOAL_SECONDS, PERIOD_KEY
 from statements import baseline as engine_baseline
@@ -243,7 +244,8 @@ def main() -> None:
             settings = platform.settings
             steps = ", ".join(f"{step} {s:.0f} s" for step, s in generated.timings.items())
             print(f"set-up: {args.accounts:,} accounts, {args.accounts * generated.payments_per_account:,} "
-                  f"payments: {steps} (total {sum(generated.timings.values()):.0f} s)", flush=True)
+                  f"payments: {steps} (total {sum(generated.timings.values()):.0f} s); "
+                  f"{pdf_font_subsetter()}", flush=True)
 
             batch_rate = batch_baseline(platform, 100)
             print(f"baseline (run_batch in-process, no Dagster): {batch_rate:.1f} small reports/s",

@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from live_platform import build_generated_platform  # noqa: E402
+from live_platform import build_generated_platform, pdf_font_subsetter  # noqa: E402
 
 GOAL_PACKS = 10_000
 GOAL_SECONDS = 60 * 60
@@ -178,7 +178,8 @@ def main() -> None:
         db.migrate("app", settings)
         timings = build_generated_platform(settings, args.accounts, args.payments_per_account)
         print(f"platform: {args.accounts:,} accounts, {args.accounts * args.payments_per_account:,} "
-              f"payments, replicated and marts built in {sum(timings.values()):.0f} s", flush=True)
+              f"payments, replicated and marts built in {sum(timings.values()):.0f} s; "
+              f"{pdf_font_subsetter()}", flush=True)
 
         with db.connect("source", settings) as conn:
             sample = conn.execute("SELECT id, timezone FROM accounts ORDER BY id LIMIT %s",
