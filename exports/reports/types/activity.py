@@ -8,8 +8,8 @@ from typing import Any
 
 from exports.reports.types.base import (
     ACTIVITY_CATEGORIES, ColumnSpec, QueryContext, ReportType, code, filter_conditions,
-    interval_conditions, is_activity, local_ts, money, select_list, text, total_row_figures,
-    utc_ts,
+    interval_conditions, is_activity, local_ts, money, select_list, selects_from, text,
+    total_row_figures, utc_ts,
 )
 from exports.reports.types.buckets import ledger_rows
 
@@ -118,12 +118,14 @@ def _activity_where(ctx: QueryContext) -> list[str]:
 
 def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
     where = _activity_where(ctx)
-    sql = f"""SELECT
-    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
-FROM {ctx.marts}.fct_balance_transactions AS bt
+    # The settling payout only for its columns (not among the defaults).
+    payout_join = f"""
 LEFT JOIN (SELECT payout_id, created_at FROM {ctx.marts}.fct_payouts
            WHERE account_id = {{account_id:String}}) AS po
-    ON po.payout_id = bt.automatic_payout_id
+    ON po.payout_id = bt.automatic_payout_id""" if selects_from(ctx, "po") else ""
+    sql = f"""SELECT
+    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
+FROM {ctx.marts}.fct_balance_transactions AS bt{payout_join}
 WHERE {' AND '.join(where)}
 ORDER BY bt.created_at, bt.balance_transaction_id"""
     return sql, ctx.base_parameters()

@@ -8,7 +8,8 @@ from typing import Any
 from exports.reports.types.activity import LEDGER_FILTER_COLUMNS, SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
     PAYOUT_CATEGORIES, ColumnSpec, QueryContext, ReportType, code, filter_conditions,
-    interval_conditions, is_payout, local_ts, money, select_list, text, total_row_figures, utc_ts,
+    interval_conditions, is_payout, local_ts, money, select_list, selects_from, text,
+    total_row_figures, utc_ts,
 )
 from exports.reports.types.buckets import ledger_rows
 
@@ -63,11 +64,12 @@ def _where(ctx: QueryContext) -> list[str]:
 
 
 def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
+    payout_join = f"""
+LEFT JOIN (SELECT * FROM {ctx.marts}.fct_payouts WHERE account_id = {{account_id:String}}) AS po
+    ON po.payout_id = bt.source_id""" if selects_from(ctx, "po") else ""
     sql = f"""SELECT
     {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
-FROM {ctx.marts}.fct_balance_transactions AS bt
-LEFT JOIN (SELECT * FROM {ctx.marts}.fct_payouts WHERE account_id = {{account_id:String}}) AS po
-    ON po.payout_id = bt.source_id
+FROM {ctx.marts}.fct_balance_transactions AS bt{payout_join}
 WHERE {' AND '.join(_where(ctx))}
 ORDER BY bt.created_at, bt.balance_transaction_id"""
     return sql, ctx.base_parameters()
