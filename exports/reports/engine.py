@@ -19,6 +19,7 @@ import psycopg
 
 from exports import db
 from exports.errors import InvalidParameter
+from exports.reports import batches
 from exports.reports.catalog import data_available_end as _data_available_end
 from exports.reports.catalog import get_report_type
 from exports.reports.params import ValidatedReport, validate_parameters
@@ -90,10 +91,11 @@ def run_cache() -> Iterator[None]:
     (exports.writers.manifest.shape_cache) and each account's warehouse facts are read once. On
     the embedded engine a query costs ~20 ms of planning whatever it reads, more than a small
     report's rows; a run is short enough that an account renamed during it keeps its old name
-    until the next run."""
+    until the next run. Rows prefetched for many accounts' files (exports.reports.batches) are
+    kept for the block too."""
     from exports.writers.manifest import shape_cache
 
-    with shape_cache():
+    with shape_cache(), batches.batch_cache():
         token = _accounts.set({})
         try:
             yield
@@ -171,10 +173,13 @@ def _check_belongs(client, settings: Settings, validated: ValidatedReport) -> No
 
 def build_report_query(client, validated: ValidatedReport, *,
                        settings: Settings | None = None, preaggregated: bool = True,
-                       data_as_of: datetime | None = None) -> ReportQuery:
+                       data_as_of: datetime | None = None,
+                       batch_accounts: Sequence[str] = ()) -> ReportQuery:
     """`preaggregated=False`: summaries scan the fact instead of the 15-minute marts (the
     baseline they equal; benchmarks and tests compare the two). `data_as_of`: a PDF's "data as
-    of" when the caller knows it (the data version), else read from the marts."""
+    of" when the caller knows it (the data version), else read from the marts.
+    `batch_accounts` (a type that batches_accounts): the query of the same report over all these
+    accounts, each row's account in ACCOUNT_COLUMN (exports.reports.batches)."""
     settings = settings or get_settings()
     account = warehouse_account(client, settings, validated.account_id)
     account_name, account_tz = account.name, account.timezone
@@ -194,6 +199,10 @@ def build_report_query(client, validated: ValidatedReport, *,
         columns=tuple(report.column(name) for name in validated.columns),
         preaggregated=preaggregated,
     )
+    if batch_accounts:
+        if not report.batches_accounts:
+            raise ValueError(f"{report.id} does not batch accounts")
+        context = replace(context, account_ids=tuple(batch_accounts))
     sql, parameters = report.build(context)
     selected = {c.name for c in context.columns}
     companions = {}
@@ -286,10 +295,14 @@ def generate_report(
     def run(open_client) -> Manifest:
         # A PDF's "data as of" is the version the manifest records (no query for it when known).
         query = build_report_query(open_client, validated, settings=settings, data_as_of=data_version)
+        prefetched = batches.take(query, money_format=money_format,
+                                  timestamp_format=validated.timestamp_format,
+                                  data_version=data_version) if validated.format == "csv" else None
         manifest = write_report(open_client, query, validated.format, Path(out_path),
                                 progress=progress, gzip=gzip, money_format=money_format,
                                 settings=settings, csv_bom=validated.csv_bom,
-                                timestamp_format=validated.timestamp_format)
+                                timestamp_format=validated.timestamp_format,
+                                small_csv_rows=prefetched)
         manifest.extra.update({
             "account_id": query.account_id,
             "interval_start": query.interval_start.isoformat() if query.interval_start else None,

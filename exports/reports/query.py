@@ -6,6 +6,8 @@ A `ReportQuery` is a typed ClickHouse SELECT plus a description of its output co
   columns: `_currency` (String, lowercase ISO code; '' where a row has no money) and `_exponent`
   (UInt8, the currency's minor-unit exponent; 0 where no money). Writers never output them; they
   use them to format money and to total it per currency.
+- A batch query (the same report for many accounts: exports.reports.batches) selects one more
+  hidden column, ACCOUNT_COLUMN (String): the row's account.
 - Values are typed, not formatted: money is Int64 minor units, timestamps are DateTime64/DateTime
   already converted to the report's timezone (or UTC for `*_utc` columns), dates are Date.
 - Every user-supplied value is a server-side bound parameter (`{name:Type}` in `sql`, value in
@@ -20,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+ACCOUNT_COLUMN = "_account"
 
 ColumnKind = Literal["string", "money", "integer", "timestamp", "date", "boolean", "json"]
 ReportShape = Literal["itemized", "summary"]

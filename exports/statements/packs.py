@@ -39,6 +39,7 @@ from exports.statements.availability import require_data
 from exports.statements.items import StatementItem, statement_set
 from exports.statements.periods import StatementPeriod
 from exports.statements.shards import SHARD_KEYS, shard_of
+from exports.reports import batches
 from exports.reports.engine import prefetch_accounts, run_cache
 
 log = logging.getLogger(__name__)
@@ -369,12 +370,19 @@ def render_shard(period: StatementPeriod, shard: int, *, account_ids: Iterable[s
         file_ids = {a.id: [statement_request_id(a.id, period, item) for item in items] for a in owed}
         known = {request_id: row["status"] for request_id, row in store.statuses(
             [i for ids in file_ids.values() for i in ids], settings).items()}
-        to_render = [a.id for a in owed if any(known.get(i) in (None, "failed") for i in file_ids[a.id])]
+        to_render = [(a, item) for a in owed for item, request_id in zip(items, file_ids[a.id])
+                     if known.get(request_id) in (None, "failed")]
         if to_render:
             with run.warehouse.lease() as client:
                 # One lookup for the shard's accounts (each file needs its account's name,
-                # timezone and size): a query each cost ~20 ms of planning a pack.
-                prefetch_accounts(client, settings, to_render)
+                # timezone and size): a query each cost ~20 ms of planning a pack. Then the
+                # rows of each small CSV of the set for all of them, one query per type and
+                # timezone (exports.reports.batches), not one a file.
+                prefetch_accounts(client, settings, sorted({a.id for a, _ in to_render}))
+                batches.prefetch(client, settings, [
+                    batches.File(a.id, item.report_type,
+                                statement_request(a, period, item, settings).parameters, item.format)
+                    for a, item in to_render])
 
         def pack(account: StatementAccount):
             if run.on_demand is not None:

@@ -36,11 +36,13 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
                  money_format: Literal["major", "minor"] = "major",
                  settings: Settings | None = None,
                  xlsx_rows_per_sheet: int | None = None, csv_bom: bool = False,
-                 timestamp_format: str = DEFAULT_TIMESTAMP_STYLE) -> Manifest:
+                 timestamp_format: str = DEFAULT_TIMESTAMP_STYLE,
+                 small_csv_rows: list[tuple] | None = None) -> Manifest:
     """Write the report to `out_path` in `fmt`; `progress(rows_written)` is called a few times a
     second at most and once with the final count. `xlsx_rows_per_sheet` overrides Excel's sheet
     size (for tests of the sheet split). CSV only: `csv_bom` starts the file with a UTF-8 BOM
-    (Excel on Windows), `timestamp_format` 'iso8601' prints timestamps with their UTC offset."""
+    (Excel on Windows), `timestamp_format` 'iso8601' prints timestamps with their UTC offset,
+    `small_csv_rows` are the rows of its one-query path fetched already (exports.reports.batches)."""
     if fmt not in FORMATS:
         raise InvalidParameter(f"Unsupported format {fmt!r}; use one of {', '.join(FORMATS)}.",
                                param="format")
@@ -67,11 +69,12 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
         _preload("weasyprint", "jinja2")
         from exports.writers.pdf_writer import write_summary_pdf
         return write_summary_pdf(client, query, out_path, progress=tracker, settings=settings)
-    if fmt == "csv" and _small(query):
+    if fmt == "csv" and (small_csv_rows is not None or _small(query)):
         from exports.writers.csv_writer import write_small_csv
         manifest = write_small_csv(client, query, out_path, max_rows=SMALL_CSV_ROWS,
                                    progress=tracker, gzip=gzip, money_format=money_format,
-                                   bom=csv_bom, timestamp_style=timestamp_format)
+                                   bom=csv_bom, timestamp_style=timestamp_format,
+                                   rows=small_csv_rows)
         if manifest is not None:
             return manifest
     facts = inspect_query(client, query)

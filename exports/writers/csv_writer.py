@@ -55,7 +55,7 @@ from typing import Any, Literal
 
 from clickhouse_connect.driver.client import Client
 
-from exports.reports.query import Manifest, ReportQuery
+from exports.reports.query import ACCOUNT_COLUMN, Manifest, ReportQuery
 from exports.writers.manifest import (Digest, HashingFile, Progress, QueryFacts, atomic_output,
                                       build_manifest, code_indexes, facts_from_rows,
                                       figure_row_sql, money_indexes, query_columns)
@@ -224,30 +224,65 @@ def write_csv(client: Client, query: ReportQuery, facts: QueryFacts, out_path: P
                          timestamp_style=timestamp_style, bom=bom)
 
 
-def write_small_csv(client: Client, query: ReportQuery, out_path: Path, *, max_rows: int,
-                    progress: Progress, gzip: bool, money_format: Literal["major", "minor"],
-                    bom: bool = False, timestamp_style: str = DEFAULT_TIMESTAMP_STYLE
-                    ) -> Manifest | None:
-    """A CSV of at most `max_rows` rows in ONE query, which returns each row's finished line
-    (formatRow in CSV_OUTPUT_FORMAT: the same bytes the streamed export prints) beside what it
-    adds to the totals, or None (nothing written) when the report has more rows, for the
-    streamed path. On the embedded engine a query costs ~20 ms of planning whatever it reads:
-    for the many small files of a batch or a month-end this halves the queries (no totals query
-    first). With nothing known in advance, money is formatted per row's exponent and every code
-    column is quote-checked, which gives the same text as the typed paths."""
-    names, types = query_columns(client, query)
+def small_csv_sql(query: ReportQuery, names: tuple[str, ...], types: tuple[str, ...], *,
+                  max_rows: int, money_format: Literal["major", "minor"],
+                  timestamp_style: str = DEFAULT_TIMESTAMP_STYLE,
+                  batch: ReportQuery | None = None) -> str:
+    """write_small_csv's one query: per row its finished line (formatRow in CSV_OUTPUT_FORMAT:
+    the same bytes the streamed export prints), what it adds to each of the totals' figures, its
+    currency and exponent; at most `max_rows` + 1 rows. With nothing known in advance, money is
+    formatted per row's exponent and every code column is quote-checked, which gives the same
+    text as the typed paths.
+
+    `batch`: the same report over many accounts (QueryContext.account_ids): the same columns per
+    row, then its account, at most `max_rows` + 1 rows per account (small_csv_rows_by_account).
+    `names`, `types`: the query's shape (query_columns)."""
     codes = frozenset(code_indexes(query))
     provisional = QueryFacts(names, types, 0, {}, {}, frozenset(), codes)
     fields = csv_fields(query, provisional, money_format=money_format,
                         timestamp_style=timestamp_style)
     figures = figure_row_sql(query, names)
-    result = client.query(
-        f"SELECT formatRow({sql_string(CSV_OUTPUT_FORMAT)}, {', '.join(fields)}), "
-        f"{''.join(f'{expr}, ' for expr in figures)}"
-        f"{ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)} "
-        f"FROM ({query.sql}) LIMIT {int(max_rows) + 1} SETTINGS {CSV_FIELD_SETTINGS}",
-        parameters=query.parameters)
-    rows = result.result_rows
+    account = f", {ident(ACCOUNT_COLUMN)}" if batch is not None else ""
+    limit = f"LIMIT {int(max_rows) + 1}" + (f" BY {ident(ACCOUNT_COLUMN)}" if batch is not None else "")
+    return (f"SELECT formatRow({sql_string(CSV_OUTPUT_FORMAT)}, {', '.join(fields)}), "
+            f"{''.join(f'{expr}, ' for expr in figures)}"
+            f"{ident(CURRENCY_COLUMN)}, {ident(EXPONENT_COLUMN)}{account} "
+            f"FROM ({(batch or query).sql}) {limit} SETTINGS {CSV_FIELD_SETTINGS}")
+
+
+def small_csv_rows_by_account(client: Client, query: ReportQuery, batch: ReportQuery, *,
+                              max_rows: int, money_format: Literal["major", "minor"],
+                              timestamp_style: str = DEFAULT_TIMESTAMP_STYLE
+                              ) -> dict[str, list[tuple]]:
+    """One query for the small CSV of every account of `batch` (`query`: one of them, for the
+    columns): account -> the rows write_small_csv would have fetched for it, in its order. An
+    account with no row is absent; one with more than `max_rows` has `max_rows` + 1 (its file
+    takes the streamed path)."""
+    names, types = query_columns(client, query)
+    result = client.query(small_csv_sql(query, names, types, max_rows=max_rows,
+                                        money_format=money_format, timestamp_style=timestamp_style,
+                                        batch=batch),
+                          parameters=batch.parameters)
+    by_account: dict[str, list[tuple]] = {}
+    for row in result.result_rows:
+        by_account.setdefault(row[-1], []).append(tuple(row[:-1]))
+    return by_account
+
+
+def write_small_csv(client: Client, query: ReportQuery, out_path: Path, *, max_rows: int,
+                    progress: Progress, gzip: bool, money_format: Literal["major", "minor"],
+                    bom: bool = False, timestamp_style: str = DEFAULT_TIMESTAMP_STYLE,
+                    rows: list[tuple] | None = None) -> Manifest | None:
+    """A CSV of at most `max_rows` rows in ONE query (small_csv_sql), or None (nothing written)
+    when the report has more rows, for the streamed path. On the embedded engine a query costs
+    ~20 ms of planning whatever it reads: for the many small files of a batch or a month-end
+    this halves the queries (no totals query first). `rows`: that query's rows, fetched already
+    for many accounts at once (exports.reports.batches)."""
+    names, types = query_columns(client, query)
+    if rows is None:
+        rows = client.query(small_csv_sql(query, names, types, max_rows=max_rows,
+                                          money_format=money_format, timestamp_style=timestamp_style),
+                            parameters=query.parameters).result_rows
     if len(rows) > max_rows:
         return None
     facts = facts_from_rows(query, names, types, [row[1:] for row in rows])

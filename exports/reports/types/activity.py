@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from exports.reports.types.base import (
-    ACTIVITY_CATEGORIES, ColumnSpec, QueryContext, ReportType, code, filter_conditions,
-    interval_conditions, is_activity, local_ts, money, select_list, selects_from, text,
-    total_row_figures, utc_ts,
+    ACTIVITY_CATEGORIES, ColumnSpec, QueryContext, ReportType, account_is, code,
+    filter_conditions, interval_conditions, is_activity, local_ts, money, select_list,
+    selects_from, text, total_row_figures, utc_ts,
 )
 from exports.reports.types.buckets import ledger_rows
 
@@ -112,7 +112,7 @@ def balance_transaction_columns(*, payout_alias: str = "po", payout_always_joine
 
 
 def _activity_where(ctx: QueryContext) -> list[str]:
-    return ["bt.account_id = {account_id:String}", is_activity("bt.reporting_category"),
+    return [account_is(ctx, "bt.account_id"), is_activity("bt.reporting_category"),
             *interval_conditions(ctx, "bt.created_at"), *filter_conditions(ctx, BT_FILTER_COLUMNS)]
 
 
@@ -121,10 +121,10 @@ def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
     # The settling payout only for its columns (not among the defaults).
     payout_join = f"""
 LEFT JOIN (SELECT payout_id, created_at FROM {ctx.marts}.fct_payouts
-           WHERE account_id = {{account_id:String}}) AS po
+           WHERE {account_is(ctx, "account_id")}) AS po
     ON po.payout_id = bt.automatic_payout_id""" if selects_from(ctx, "po") else ""
     sql = f"""SELECT
-    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
+    {select_list(ctx, 'bt.currency', 'bt.currency_exponent', account='bt.account_id')}
 FROM {ctx.marts}.fct_balance_transactions AS bt{payout_join}
 WHERE {' AND '.join(where)}
 ORDER BY bt.created_at, bt.balance_transaction_id"""
@@ -185,6 +185,7 @@ REPORT_TYPES = (
         build=_itemized,
         filters=frozenset({"currency", "reporting_category"}),
         reporting_categories=ACTIVITY_CATEGORIES,
+        batches_accounts=True,
     ),
     ReportType(
         id="balance_change_from_activity.summary",

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from exports import reporting_categories
-from exports.reports.query import Column, ColumnKind, Figure, ReportShape
+from exports.reports.query import ACCOUNT_COLUMN, Column, ColumnKind, Figure, ReportShape
 
 IntervalRule = Literal["required", "end_only", "required_unless_payout"]
 
@@ -105,9 +105,14 @@ class QueryContext:
     # Summaries read the 15-minute pre-aggregates (True) or scan the fact (False: the baseline
     # they must equal, see exports/reports/types/buckets.py).
     preaggregated: bool = True
+    # A batch (types with `batches_accounts`): the rows of all these accounts in one query, each
+    # row's account in ACCOUNT_COLUMN; () = the one account_id. See exports.reports.batches.
+    account_ids: tuple[str, ...] = ()
 
     def base_parameters(self) -> dict[str, Any]:
         params: dict[str, Any] = {"account_id": self.account_id, "tz": self.timezone}
+        if self.account_ids:
+            params["account_ids"] = list(self.account_ids)
         if self.interval_start is not None:
             params["start_us"] = to_unix_micros(self.interval_start)
         if self.interval_end is not None:
@@ -138,6 +143,11 @@ class ReportType:
     totals: tuple[Figure, ...] | None = None
     identity: tuple[str, tuple[str, ...]] | None = None  # see ReportQuery
     extra: dict[str, Any] = field(default_factory=dict)
+    # `build` honours QueryContext.account_ids: every account condition is `account_is` and the
+    # select list names the row's account (select_list's `account`), so one query answers a
+    # batch of accounts with each account's rows exactly as its own query gives them, in the
+    # same order (the ORDER BY must be a total order within an account).
+    batches_accounts: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -250,10 +260,24 @@ def selects_from(ctx: QueryContext, alias: str) -> bool:
     return any(reference.search(spec.sql) for spec in ctx.columns)
 
 
-def select_list(ctx: QueryContext, currency_expr: str, exponent_expr: str) -> str:
+def account_is(ctx: QueryContext, column: str) -> str:
+    """SQL: `column` is the report's account, or one of the batch's accounts."""
+    if ctx.account_ids:
+        return f"{column} IN {{account_ids:Array(String)}}"
+    return f"{column} = {{account_id:String}}"
+
+
+def select_list(ctx: QueryContext, currency_expr: str, exponent_expr: str,
+                account: str | None = None) -> str:
+    """The selected columns, then the hidden currency and exponent, then (a batch query only)
+    ACCOUNT_COLUMN from the expression `account`."""
     parts = [f"{spec.sql} AS `{spec.sql_alias}`" for spec in ctx.columns]
     parts.append(f"{text(currency_expr)} AS _currency")
     parts.append(f"toUInt8({exponent_expr}) AS _exponent")
+    if ctx.account_ids:
+        if account is None:
+            raise ValueError("a batch query needs the expression of its rows' account")
+        parts.append(f"{account} AS {ACCOUNT_COLUMN}")
     return ",\n    ".join(parts)
 
 

@@ -14,17 +14,17 @@ from exports.reports.types.activity import (
     BT_FILTER_COLUMNS, LEDGER_FILTER_COLUMNS, SUMMARY_COLUMNS, balance_transaction_columns, category_summary_sql,
 )
 from exports.reports.types.base import (
-    ACTIVITY_CATEGORIES, END, START, QueryContext, ReportType, filter_conditions, interval_conditions, is_payout, select_list,
-    total_row_figures,
+    ACTIVITY_CATEGORIES, END, START, QueryContext, ReportType, account_is, filter_conditions,
+    interval_conditions, is_payout, select_list, total_row_figures,
 )
 from exports.reports.types.buckets import settled_rows
 
 
 def _settled_from_where(ctx: QueryContext) -> str:
     """FROM/WHERE of the transactions settled by the chosen payouts (`bt` joined to them as `po`)."""
-    payout_where = ["account_id = {account_id:String}", *interval_conditions(ctx, "created_at"),
+    payout_where = [account_is(ctx, "account_id"), *interval_conditions(ctx, "created_at"),
                     *filter_conditions(ctx, {"payout": "payout_id"})]
-    where = ["bt.account_id = {account_id:String}", *filter_conditions(ctx, BT_FILTER_COLUMNS)]
+    where = [account_is(ctx, "bt.account_id"), *filter_conditions(ctx, BT_FILTER_COLUMNS)]
     return f"""FROM {ctx.marts}.fct_balance_transactions AS bt
 INNER JOIN (SELECT payout_id, created_at FROM {ctx.marts}.fct_payouts
             WHERE {' AND '.join(payout_where)}) AS po
@@ -34,7 +34,7 @@ WHERE {' AND '.join(where)}"""
 
 def _itemized(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
     sql = f"""SELECT
-    {select_list(ctx, 'bt.currency', 'bt.currency_exponent')}
+    {select_list(ctx, 'bt.currency', 'bt.currency_exponent', account='bt.account_id')}
 {_settled_from_where(ctx)}
 ORDER BY po.created_at, po.payout_id, bt.created_at, bt.balance_transaction_id"""
     return sql, ctx.base_parameters()
@@ -89,6 +89,7 @@ REPORT_TYPES = (
         build=_itemized,
         filters=_PAYOUT_FILTERS,
         interval="required_unless_payout",
+        batches_accounts=True,
     ),
     ReportType(
         id="payout_reconciliation.summary",

@@ -1,0 +1,121 @@
+"""The same small CSV for many accounts in one warehouse query, split by account.
+
+On the embedded engine a query costs ~20-30 ms of analysis whatever it reads, and a statement
+CSV of a small account is a few dozen rows: a month-end is counted in queries. Inside
+`engine.run_cache()`, `prefetch(client, settings, files)` groups the files that differ only in
+their account — same report type, interval, timezone, columns and options — and runs, for each
+group of a type that batches accounts (ReportType.batches_accounts), one query over all its
+accounts: the file's own query with the account condition an `IN` and each row's account
+selected too. `generate_report` then writes each of those files from its account's rows
+(`take`), through the same writer as a file that queried for itself: the same bytes, the same
+manifest.
+
+Rows are kept for the data version they were read at: a file validated at another version (the
+marts were rebuilt meanwhile) queries for itself, as does any file not prefetched or whose
+account has more rows than the one-query path takes (the streamed path).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from exports.errors import InvalidParameter
+from exports.reports.catalog import data_available_end as _data_available_end
+from exports.reports.catalog import get_report_type
+from exports.reports.query import ReportQuery
+from exports.settings import Settings
+
+# Filters naming an id the engine checks against the account (engine._check_belongs).
+_PER_ACCOUNT_FILTERS = frozenset({"payout", "customer"})
+MONEY_FORMAT = "major"  # generate_report's default, the only one requests use
+
+
+@dataclass(frozen=True)
+class File:
+    """A file about to be generated (generate_report's arguments)."""
+    account_id: str
+    report_type: str
+    parameters: dict[str, Any]
+    format: str
+
+
+# Inside a `batch_cache()` block: (account, query, options, data version) -> rows.
+_rows: contextvars.ContextVar[dict | None] = contextvars.ContextVar("batched_rows", default=None)
+
+
+@contextmanager
+def batch_cache() -> Iterator[None]:
+    token = _rows.set({})
+    try:
+        yield
+    finally:
+        _rows.reset(token)
+
+
+def _key(query: ReportQuery, timestamp_format: str, data_version: datetime | None) -> tuple:
+    parameters = tuple(sorted((k, repr(v)) for k, v in query.parameters.items()))
+    return (query.account_id, query.sql, parameters, timestamp_format, data_version)
+
+
+def _group_key(query: ReportQuery, timestamp_format: str) -> tuple:
+    parameters = tuple(sorted((k, repr(v)) for k, v in query.parameters.items() if k != "account_id"))
+    return (query.report_type, query.sql, parameters, timestamp_format)
+
+
+def prefetch(client, settings: Settings, files: Sequence[File]) -> int:
+    """Inside a `batch_cache()`: fetch the rows of the batchable small CSVs among `files`, one
+    query per group of files that differ only in their account. Returns the files whose rows
+    are kept. A file that fails validation or its account lookup is left to generate_report,
+    which reports the error as it would have."""
+    from exports.reports.engine import build_report_query, validate_report_request
+    from exports.writers import SMALL_CSV_ROWS
+    from exports.writers.csv_writer import small_csv_rows_by_account
+
+    cache = _rows.get()
+    if cache is None:
+        return 0
+    data_version = _data_available_end(settings)
+    groups: dict[tuple, list[tuple[ReportQuery, Any]]] = {}
+    for file in files:
+        if file.format != "csv" or not get_report_type(file.report_type).batches_accounts:
+            continue
+        try:
+            validated = validate_report_request(file.account_id, file.report_type, file.parameters,
+                                                file.format, settings=settings,
+                                                data_available_end=data_version)
+            if _PER_ACCOUNT_FILTERS & set(validated.filters):
+                continue
+            query = build_report_query(client, validated, settings=settings, data_as_of=data_version)
+        except InvalidParameter:
+            continue
+        if query.rows_bound is None or query.rows_bound > SMALL_CSV_ROWS:
+            continue  # a large account's file streams (writers._small)
+        groups.setdefault(_group_key(query, validated.timestamp_format), []).append((query, validated))
+    kept = 0
+    for members in groups.values():
+        if len(members) < 2:
+            continue  # its own query is the same query
+        first, validated = members[0]
+        batch = build_report_query(client, validated, settings=settings, data_as_of=data_version,
+                                   batch_accounts=[query.account_id for query, _ in members])
+        by_account = small_csv_rows_by_account(client, first, batch, max_rows=SMALL_CSV_ROWS,
+                                               money_format=MONEY_FORMAT,
+                                               timestamp_style=validated.timestamp_format)
+        for query, _ in members:
+            cache[_key(query, validated.timestamp_format, data_version)] = by_account.get(query.account_id, [])
+            kept += 1
+    return kept
+
+
+def take(query: ReportQuery, *, money_format: str, timestamp_format: str,
+         data_version: datetime | None) -> list[tuple] | None:
+    """The rows prefetched for this file's query (once), or None: query for them."""
+    cache = _rows.get()
+    if not cache or money_format != MONEY_FORMAT:
+        return None
+    return cache.pop(_key(query, timestamp_format, data_version), None)

@@ -1,0 +1,102 @@
+"""exports.reports.batches: the small CSVs of many accounts from one query per group, written
+byte for byte as each file's own query writes them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from exports import db
+from exports.reports import batches
+from exports.reports.engine import generate_report, prefetch_accounts, run_cache
+from exports.warehouse import open_warehouse
+
+pytestmark = pytest.mark.integration
+
+BATCHED_TYPES = ("balance_change_from_activity.itemized", "payout_reconciliation.itemized")
+OCTOBER = {"interval_start": "2026-10-01", "interval_end": "2026-11-01"}
+
+
+def _accounts(settings) -> list[tuple[str, str]]:
+    with db.connect("source", settings) as conn:
+        return conn.execute("SELECT id, timezone FROM accounts ORDER BY id").fetchall()
+
+
+def _files(accounts) -> list[batches.File]:
+    """Every account's files in two timezones (a half-hour offset among them): two groups of
+    all accounts per type."""
+    return [batches.File(account_id, report_type, {**OCTOBER, "timezone": tz}, "csv")
+            for account_id, _ in accounts for tz in ("UTC", "Asia/Kolkata")
+            for report_type in BATCHED_TYPES]
+
+
+def _generate(client, settings, files, out_dir):
+    out_dir.mkdir()
+    made = {}
+    for n, file in enumerate(files):
+        out = out_dir / f"{n}.csv"
+        manifest = generate_report(file.account_id, file.report_type, file.parameters, file.format,
+                                   out, settings=settings, client=client)
+        made[n] = (out.read_bytes(), {k: v for k, v in manifest.to_dict().items() if k != "file_name"})
+    return made
+
+
+class CountingClient:
+    """The warehouse client, counting the queries that read rows."""
+
+    def __init__(self, client):
+        self._client = client
+        self.queries: list[str] = []
+
+    def query(self, sql, *args, **kwargs):
+        self.queries.append(sql)
+        return self._client.query(sql, *args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_batched_small_csvs_are_each_files_own_bytes_and_manifest(demo_platform, tmp_path):
+    settings = demo_platform.settings
+    accounts = _accounts(settings)
+    files = _files(accounts)
+    with open_warehouse(settings, purpose="test account batches") as opened:
+        alone = _generate(opened, settings, files, tmp_path / "alone")
+        client = CountingClient(opened)
+        with run_cache():
+            prefetch_accounts(client, settings, [a for a, _ in accounts])
+            before = len(client.queries)
+            kept = batches.prefetch(client, settings, files)
+            prefetch_queries = len(client.queries) - before
+            before = len(client.queries)
+            batched = _generate(client, settings, files, tmp_path / "batched")
+            file_queries = client.queries[before:]
+    assert kept == len(files)
+    # Per report type and timezone one query, and the shape of its columns (read once a run):
+    # not a query per file.
+    groups = {(f.report_type, f.parameters["timezone"]) for f in files}
+    assert prefetch_queries <= 2 * len(groups) < len(files)
+    assert file_queries == [], "a prefetched file queried the warehouse"
+    assert sum(bool(body.count(b"\n") > 1) for body, _ in alone.values()) >= len(accounts), \
+        "the test platform's accounts should have rows in October"
+    for n, file in enumerate(files):
+        assert batched[n] == alone[n], (file.account_id, file.report_type, file.parameters["timezone"])
+
+
+def test_rows_read_at_another_data_version_are_not_used(demo_platform, tmp_path):
+    settings = demo_platform.settings
+    accounts = _accounts(settings)[:3]
+    files = [batches.File(a, BATCHED_TYPES[0], {**OCTOBER, "timezone": "UTC"}, "csv") for a, _ in accounts]
+    with open_warehouse(settings, purpose="test account batches") as opened, run_cache():
+        assert batches.prefetch(opened, settings, files) == len(files)
+        from exports.reports.engine import build_report_query, validate_report_request
+
+        version = demo_platform.data_available_end
+        validated = validate_report_request(accounts[0][0], BATCHED_TYPES[0], files[0].parameters,
+                                            "csv", settings=settings, data_available_end=version)
+        query = build_report_query(opened, validated, settings=settings)
+        options = {"money_format": "major", "timestamp_format": validated.timestamp_format}
+        assert batches.take(query, **options, data_version=version + timedelta(minutes=15)) is None
+        assert batches.take(query, **options, data_version=version) is not None
+        assert batches.take(query, **options, data_version=version) is None  # taken once
