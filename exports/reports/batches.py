@@ -44,7 +44,7 @@ class File:
     format: str
 
 
-# Inside a `batch_cache()` block: (account, query, options, data version) -> rows.
+# Inside a `batch_cache()` block: (query and its parameters, options, data version) -> rows.
 _rows: contextvars.ContextVar[dict | None] = contextvars.ContextVar("batched_rows", default=None)
 
 
@@ -58,13 +58,12 @@ def batch_cache() -> Iterator[None]:
 
 
 def _key(query: ReportQuery, timestamp_format: str, data_version: datetime | None) -> tuple:
-    parameters = tuple(sorted((k, repr(v)) for k, v in query.parameters.items()))
-    return (query.account_id, query.sql, parameters, timestamp_format, data_version)
+    # The parameters include the account.
+    return (query.sql, query.parameters_key(), timestamp_format, data_version)
 
 
 def _group_key(query: ReportQuery, timestamp_format: str) -> tuple:
-    parameters = tuple(sorted((k, repr(v)) for k, v in query.parameters.items() if k != "account_id"))
-    return (query.report_type, query.sql, parameters, timestamp_format)
+    return (query.report_type, query.sql, query.parameters_key(except_account=True), timestamp_format)
 
 
 def prefetch(client, settings: Settings, files: Sequence[File]) -> int:
@@ -80,7 +79,8 @@ def prefetch(client, settings: Settings, files: Sequence[File]) -> int:
     if cache is None:
         return 0
     data_version = _data_available_end(settings)
-    groups: dict[tuple, list[tuple[ReportQuery, Any]]] = {}
+    # group key -> (the first file's validated request, the group's queries)
+    groups: dict[tuple, tuple[Any, list[ReportQuery]]] = {}
     for file in files:
         if file.format != "csv" or not get_report_type(file.report_type).batches_accounts:
             continue
@@ -95,19 +95,20 @@ def prefetch(client, settings: Settings, files: Sequence[File]) -> int:
             continue
         if query.rows_bound is None or query.rows_bound > SMALL_CSV_ROWS:
             continue  # a large account's file streams (writers._small)
-        groups.setdefault(_group_key(query, validated.timestamp_format), []).append((query, validated))
+        group = groups.setdefault(_group_key(query, validated.timestamp_format), (validated, []))
+        group[1].append(query)
     kept = 0
-    for members in groups.values():
+    for validated, members in groups.values():
         if len(members) < 2:
             continue  # its own query is the same query
-        first, validated = members[0]
         batch = build_report_query(client, validated, settings=settings, data_as_of=data_version,
-                                   batch_accounts=[query.account_id for query, _ in members])
-        by_account = small_csv_rows_by_account(client, first, batch, max_rows=SMALL_CSV_ROWS,
+                                   batch_accounts=[query.account_id for query in members])
+        by_account = small_csv_rows_by_account(client, members[0], batch, max_rows=SMALL_CSV_ROWS,
                                                money_format=MONEY_FORMAT,
                                                timestamp_style=validated.timestamp_format)
-        for query, _ in members:
-            cache[_key(query, validated.timestamp_format, data_version)] = by_account.get(query.account_id, [])
+        for query in members:
+            key = _key(query, validated.timestamp_format, data_version)
+            cache[key] = by_account.get(query.account_id, [])
             kept += 1
     return kept
 

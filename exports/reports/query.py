@@ -92,6 +92,12 @@ class ReportQuery:
     # writers use it to pick a path for small results, never as the row count.
     rows_bound: int | None = None
 
+    def parameters_key(self, *, except_account: bool = False) -> tuple[tuple[str, str], ...]:
+        """The bound parameters as a sorted, hashable tuple (for cache keys); `except_account`:
+        without the account, i.e. what the same report's queries for every account share."""
+        return tuple(sorted((k, repr(v)) for k, v in (self.parameters or {}).items()
+                            if not (except_account and k == "account_id")))
+
     @property
     def money_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.kind == "money"]

@@ -77,8 +77,7 @@ def query_columns(client: Client, query: ReportQuery) -> tuple[tuple[str, ...], 
     """The report columns' SQL names and ClickHouse types (LIMIT 0: nothing is computed)."""
     cache = _shapes.get()
     # The account is a filter value; other parameters (the timezone) can change the types.
-    key = (query.sql, tuple(sorted((k, repr(v)) for k, v in (query.parameters or {}).items()
-                                   if k != "account_id")))
+    key = (query.sql, query.parameters_key(except_account=True))
     if cache is not None and key in cache:
         return cache[key]
     shape = client.query(f"SELECT * FROM ({query.sql}) LIMIT 0", parameters=query.parameters)
