@@ -1,18 +1,19 @@
-"""The same small CSV for many accounts in one warehouse query, split by account.
+"""The same small file for many accounts in one warehouse query, split by account.
 
 On the embedded engine a query costs ~20-30 ms of analysis whatever it reads, and a statement
-CSV of a small account is a few dozen rows: a month-end is counted in queries. Inside
+file of a small account is a few dozen rows: a month-end is counted in queries. Inside
 `engine.run_cache()`, `prefetch(client, settings, files)` groups the files that differ only in
-their account — same report type, interval, timezone, columns and options — and runs, for each
-group of a type that batches accounts (ReportType.batches_accounts), one query over all its
-accounts: the file's own query with the account condition an `IN` and each row's account
-selected too. `generate_report` then writes each of those files from its account's rows
-(`take`), through the same writer as a file that queried for itself: the same bytes, the same
-manifest.
+their account — same report type, format, interval, timezone, columns and options — and runs,
+for each group of a type that batches accounts (ReportType.batches_accounts), one query over all
+its accounts: the file's own query with the account condition an `IN` and each row's account
+selected too. That is a small CSV's one query (csv_writer.small_csv_sql), or a summary PDF's
+query and each of its companions' (pdf_writer.SummaryRows). `generate_report` then writes each
+of those files from its account's rows (`take`), through the same writer as a file that queried
+for itself: the same bytes, the same manifest.
 
 Rows are kept for the data version they were read at: a file validated at another version (the
 marts were rebuilt meanwhile) queries for itself, as does any file not prefetched or whose
-account has more rows than the one-query path takes (the streamed path).
+account has more rows than the one-query path takes (the streamed CSV; the PDF's row limit).
 """
 
 from __future__ import annotations
@@ -57,23 +58,32 @@ def batch_cache() -> Iterator[None]:
         _rows.reset(token)
 
 
-def _key(query: ReportQuery, timestamp_format: str, data_version: datetime | None) -> tuple:
+def _key(query: ReportQuery, fmt: str, timestamp_format: str, data_version: datetime | None) -> tuple:
     # The parameters include the account.
-    return (query.sql, query.parameters_key(), timestamp_format, data_version)
+    return (query.sql, query.parameters_key(), fmt, timestamp_format, data_version)
 
 
-def _group_key(query: ReportQuery, timestamp_format: str) -> tuple:
-    return (query.report_type, query.sql, query.parameters_key(except_account=True), timestamp_format)
+def _group_key(query: ReportQuery, fmt: str, timestamp_format: str) -> tuple:
+    return (query.report_type, fmt, query.sql, query.parameters_key(except_account=True), timestamp_format)
+
+
+def _batchable(query: ReportQuery, fmt: str) -> bool:
+    from exports.writers import SMALL_CSV_ROWS
+
+    if fmt == "pdf":
+        return query.shape == "summary"
+    if fmt != "csv":
+        return False
+    # A large account's itemized file streams (writers._small).
+    return query.shape == "summary" or (query.rows_bound is not None and query.rows_bound <= SMALL_CSV_ROWS)
 
 
 def prefetch(client, settings: Settings, files: Sequence[File]) -> int:
-    """Inside a `batch_cache()`: fetch the rows of the batchable small CSVs among `files`, one
-    query per group of files that differ only in their account. Returns the files whose rows
-    are kept. A file that fails validation or its account lookup is left to generate_report,
-    which reports the error as it would have."""
+    """Inside a `batch_cache()`: fetch the rows of the batchable small CSVs and summary PDFs among
+    `files`, one query (a PDF: one per query it reads) per group of files that differ only in
+    their account. Returns the files whose rows are kept. A file that fails validation or its
+    account lookup is left to generate_report, which reports the error as it would have."""
     from exports.reports.engine import build_report_query, validate_report_request
-    from exports.writers import SMALL_CSV_ROWS
-    from exports.writers.csv_writer import small_csv_rows_by_account
 
     cache = _rows.get()
     if cache is None:
@@ -82,7 +92,7 @@ def prefetch(client, settings: Settings, files: Sequence[File]) -> int:
     # group key -> (the first file's validated request, the group's queries)
     groups: dict[tuple, tuple[Any, list[ReportQuery]]] = {}
     for file in files:
-        if file.format != "csv" or not get_report_type(file.report_type).batches_accounts:
+        if not get_report_type(file.report_type).batches_accounts:
             continue
         try:
             validated = validate_report_request(file.account_id, file.report_type, file.parameters,
@@ -93,9 +103,9 @@ def prefetch(client, settings: Settings, files: Sequence[File]) -> int:
             query = build_report_query(client, validated, settings=settings, data_as_of=data_version)
         except InvalidParameter:
             continue
-        if query.rows_bound is None or query.rows_bound > SMALL_CSV_ROWS:
-            continue  # a large account's file streams (writers._small)
-        group = groups.setdefault(_group_key(query, validated.timestamp_format), (validated, []))
+        if not _batchable(query, file.format):
+            continue
+        group = groups.setdefault(_group_key(query, file.format, validated.timestamp_format), (validated, []))
         group[1].append(query)
     kept = 0
     for validated, members in groups.values():
@@ -103,20 +113,33 @@ def prefetch(client, settings: Settings, files: Sequence[File]) -> int:
             continue  # its own query is the same query
         batch = build_report_query(client, validated, settings=settings, data_as_of=data_version,
                                    batch_accounts=[query.account_id for query in members])
-        by_account = small_csv_rows_by_account(client, members[0], batch, max_rows=SMALL_CSV_ROWS,
-                                               money_format=MONEY_FORMAT,
-                                               timestamp_style=validated.timestamp_format)
+        by_account = _fetch(client, settings, validated, members[0], batch)
         for query in members:
-            key = _key(query, validated.timestamp_format, data_version)
-            cache[key] = by_account.get(query.account_id, [])
+            key = _key(query, validated.format, validated.timestamp_format, data_version)
+            cache[key] = by_account[query.account_id]
             kept += 1
     return kept
 
 
-def take(query: ReportQuery, *, money_format: str, timestamp_format: str,
-         data_version: datetime | None) -> list[tuple] | None:
-    """The rows prefetched for this file's query (once), or None: query for them."""
+def _fetch(client, settings: Settings, validated, query: ReportQuery, batch: ReportQuery) -> dict[str, Any]:
+    """account -> what its file's writer would have fetched (`query`: one of them)."""
+    if validated.format == "pdf":
+        from exports.writers.pdf_writer import summary_rows_by_account
+
+        return summary_rows_by_account(client, query, batch, limit=settings.pdf_itemized_row_limit)
+    from exports.writers import SMALL_CSV_ROWS
+    from exports.writers.csv_writer import small_csv_rows_by_account
+
+    found = small_csv_rows_by_account(client, query, batch, max_rows=SMALL_CSV_ROWS,
+                                      money_format=MONEY_FORMAT, timestamp_style=validated.timestamp_format)
+    return {account: found.get(account, []) for account in batch.parameters["account_ids"]}
+
+
+def take(query: ReportQuery, fmt: str, *, money_format: str, timestamp_format: str,
+         data_version: datetime | None) -> Any:
+    """What was prefetched for this file's query (once): a small CSV's rows or a summary PDF's
+    SummaryRows; None: query for them."""
     cache = _rows.get()
-    if not cache or money_format != MONEY_FORMAT:
+    if not cache or (fmt == "csv" and money_format != MONEY_FORMAT):
         return None
-    return cache.pop(_key(query, timestamp_format, data_version), None)
+    return cache.pop(_key(query, fmt, timestamp_format, data_version), None)

@@ -209,6 +209,8 @@ def build_report_query(client, validated: ValidatedReport, *,
     if validated.format == "pdf":
         for role, companion_type in PDF_COMPANIONS.get(report.id, {}).items():
             companion = get_report_type(companion_type)
+            if batch_accounts and not companion.batches_accounts:
+                raise ValueError(f"{report.id}'s companion {companion.id} does not batch accounts")
             companion_context = replace(context, columns=tuple(
                 companion.column(name) for name in companion.default_columns))
             companion_sql, companion_parameters = companion.build(companion_context)
@@ -295,14 +297,15 @@ def generate_report(
     def run(open_client) -> Manifest:
         # A PDF's "data as of" is the version the manifest records (no query for it when known).
         query = build_report_query(open_client, validated, settings=settings, data_as_of=data_version)
-        prefetched = batches.take(query, money_format=money_format,
+        prefetched = batches.take(query, validated.format, money_format=money_format,
                                   timestamp_format=validated.timestamp_format,
-                                  data_version=data_version) if validated.format == "csv" else None
+                                  data_version=data_version)
         manifest = write_report(open_client, query, validated.format, Path(out_path),
                                 progress=progress, gzip=gzip, money_format=money_format,
                                 settings=settings, csv_bom=validated.csv_bom,
                                 timestamp_format=validated.timestamp_format,
-                                small_csv_rows=prefetched)
+                                small_csv_rows=prefetched if validated.format == "csv" else None,
+                                summary_pdf_rows=prefetched if validated.format == "pdf" else None)
         manifest.extra.update({
             "account_id": query.account_id,
             "interval_start": query.interval_start.isoformat() if query.interval_start else None,

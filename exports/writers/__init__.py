@@ -14,7 +14,7 @@ import importlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from clickhouse_connect.driver.client import Client
 
@@ -23,6 +23,9 @@ from exports.reports.query import Manifest, ReportQuery
 from exports.settings import Settings, get_settings
 from exports.writers.formatting import DEFAULT_TIMESTAMP_STYLE, validate_timestamp_style
 from exports.writers.manifest import Progress, inspect_query
+
+if TYPE_CHECKING:
+    from exports.writers.pdf_writer import SummaryRows
 
 FORMATS = ("csv", "xlsx", "pdf", "parquet")
 FILE_SUFFIXES = {"csv": ".csv", "xlsx": ".xlsx", "pdf": ".pdf", "parquet": ".parquet"}
@@ -37,12 +40,14 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
                  settings: Settings | None = None,
                  xlsx_rows_per_sheet: int | None = None, csv_bom: bool = False,
                  timestamp_format: str = DEFAULT_TIMESTAMP_STYLE,
-                 small_csv_rows: list[tuple] | None = None) -> Manifest:
+                 small_csv_rows: list[tuple] | None = None,
+                 summary_pdf_rows: "SummaryRows | None" = None) -> Manifest:
     """Write the report to `out_path` in `fmt`; `progress(rows_written)` is called a few times a
     second at most and once with the final count. `xlsx_rows_per_sheet` overrides Excel's sheet
     size (for tests of the sheet split). CSV only: `csv_bom` starts the file with a UTF-8 BOM
     (Excel on Windows), `timestamp_format` 'iso8601' prints timestamps with their UTC offset,
-    `small_csv_rows` are the rows of its one-query path fetched already (exports.reports.batches)."""
+    `small_csv_rows` are the rows of its one-query path fetched already (exports.reports.batches);
+    `summary_pdf_rows` are a summary PDF's (pdf_writer.SummaryRows), fetched the same way."""
     if fmt not in FORMATS:
         raise InvalidParameter(f"Unsupported format {fmt!r}; use one of {', '.join(FORMATS)}.",
                                param="format")
@@ -68,7 +73,8 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
         # renderer's own import waits for this one). Its facts come from that one query.
         _preload("weasyprint", "jinja2")
         from exports.writers.pdf_writer import write_summary_pdf
-        return write_summary_pdf(client, query, out_path, progress=tracker, settings=settings)
+        return write_summary_pdf(client, query, out_path, progress=tracker, settings=settings,
+                                 prefetched=summary_pdf_rows)
     if fmt == "csv" and (small_csv_rows is not None or _small(query)):
         from exports.writers.csv_writer import write_small_csv
         manifest = write_small_csv(client, query, out_path, max_rows=SMALL_CSV_ROWS,

@@ -28,6 +28,7 @@ import functools
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -35,7 +36,7 @@ from zoneinfo import ZoneInfo
 from clickhouse_connect.driver.client import Client
 
 from exports.errors import ReportTooLarge
-from exports.reports.query import Manifest, ReportQuery
+from exports.reports.query import ACCOUNT_COLUMN, Manifest, ReportQuery
 from exports.settings import Settings
 from exports.writers import charts
 from exports.writers.pdf_layout import (MARGIN, PAD, ItemizedLayout, Text, nominal_widest,
@@ -132,33 +133,89 @@ def _widest_values(client: Client, query: ReportQuery, facts: QueryFacts, fmt: P
 
 # ---------------------------------------------------------------- summary (weasyprint)
 
+@dataclass(frozen=True)
+class SummaryRows:
+    """What a summary PDF reads from the warehouse: its query's rows (summary_pdf_sql: the
+    report's columns, currency, exponent, then what the row adds to each figure), at most the
+    row limit + 1, and each companion's rows (the report's columns, currency, exponent) by role."""
+    rows: list[tuple]
+    companions: dict[str, list[tuple]]
+
+
+def summary_pdf_sql(query: ReportQuery, names: Sequence[str], *, limit: int,
+                    batch: ReportQuery | None = None) -> str:
+    """The summary PDF's one query of its report. `batch`: the same report over many accounts
+    (QueryContext.account_ids), each row's account last, at most `limit` + 1 rows per account."""
+    selected = [ident(n) for n in (*names, CURRENCY_COLUMN, EXPONENT_COLUMN)] + figure_row_sql(query, names)
+    if batch is None:
+        return f"SELECT {', '.join(selected)} FROM ({query.sql}) LIMIT {int(limit) + 1}"
+    return (f"SELECT {', '.join(selected)}, {ident(ACCOUNT_COLUMN)} FROM ({batch.sql}) "
+            f"LIMIT {int(limit) + 1} BY {ident(ACCOUNT_COLUMN)}")
+
+
+def _companion_sql(companion: ReportQuery, names: Sequence[str], batch: ReportQuery | None = None) -> str:
+    selected = [ident(n) for n in (*names, CURRENCY_COLUMN, EXPONENT_COLUMN)]
+    if batch is not None:
+        selected.append(ident(ACCOUNT_COLUMN))
+    return f"SELECT {', '.join(selected)} FROM ({(batch or companion).sql})"
+
+
+def _summary_rows(client: Client, query: ReportQuery, names: Sequence[str], *, limit: int) -> SummaryRows:
+    rows = client.query(summary_pdf_sql(query, names, limit=limit), parameters=query.parameters).result_rows
+    companions = {}
+    for role, companion in query.companions.items():
+        companion_names, _ = query_columns(client, companion)
+        companions[role] = client.query(_companion_sql(companion, companion_names),
+                                        parameters=companion.parameters).result_rows
+    return SummaryRows(rows, companions)
+
+
+def summary_rows_by_account(client: Client, query: ReportQuery, batch: ReportQuery, *,
+                            limit: int) -> dict[str, SummaryRows]:
+    """One query for the report and one per companion, for the summary PDF of every account of
+    `batch` (`query`: one of them, for the columns): account -> the SummaryRows
+    write_summary_pdf would have fetched for it (every account of the batch, rows or none)."""
+    def by_account(sql: str, parameters: dict) -> dict[str, list[tuple]]:
+        grouped: dict[str, list[tuple]] = {account: [] for account in batch.parameters["account_ids"]}
+        for row in client.query(sql, parameters=parameters).result_rows:
+            grouped[row[-1]].append(tuple(row[:-1]))
+        return grouped
+
+    names, _ = query_columns(client, query)
+    rows = by_account(summary_pdf_sql(query, names, limit=limit, batch=batch), batch.parameters)
+    companions = {}
+    for role, companion in query.companions.items():
+        companion_names, _ = query_columns(client, companion)
+        companions[role] = by_account(_companion_sql(companion, companion_names, batch.companions[role]),
+                                      batch.companions[role].parameters)
+    return {account: SummaryRows(rows[account], {role: found[account] for role, found in companions.items()})
+            for account in rows}
+
+
 def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, progress: Progress,
-                      settings: Settings) -> Manifest:
+                      settings: Settings, prefetched: SummaryRows | None = None) -> Manifest:
     """A summary PDF from ONE run of the report query: a summary is small (at most the row
     limit), so its typed rows are fetched whole and the manifest's facts are summed from them
     instead of by a separate totals query (which on a summary over millions of rows costs as
     much as the report itself). Companion queries (the balance summary's activity by category)
-    are small aggregates of their own."""
+    are small aggregates of their own. `prefetched`: those rows, fetched already for many
+    accounts at once (exports.reports.batches)."""
     # The chart engine's start (~0.5 s, once per process) overlaps the queries.
     warming = threading.Thread(target=_warm_up_charts, name="warm-up-charts", daemon=True)
     warming.start()
     names, types = query_columns(client, query)
-    figures = figure_row_sql(query, names)
     limit = settings.pdf_itemized_row_limit
-    selected = ", ".join([ident(n) for n in (*names, CURRENCY_COLUMN, EXPONENT_COLUMN)] + figures)
-    result = client.query(f"SELECT {selected} FROM ({query.sql}) LIMIT {limit + 1}",
-                          parameters=query.parameters)
+    found = prefetched or _summary_rows(client, query, names, limit=limit)
     # Rows: the report's columns, currency, exponent (what the document shows); then what each
     # row adds to each of the manifest's figures.
-    fetched = [tuple(r[:len(names) + 2]) for r in result.result_rows]
+    fetched = [tuple(r[:len(names) + 2]) for r in found.rows]
     if len(fetched) > limit:
         total = client.query(f"SELECT count() FROM ({query.sql})", parameters=query.parameters)
         _check_row_limit(int(total.result_rows[0][0]), settings)
-    width = len(query.columns)
     facts = facts_from_rows(query, names, types,
                             [tuple(r[len(names) + 2:]) + tuple(r[len(names):len(names) + 2])
-                             for r in result.result_rows])
-    companions = {role: _fetch_typed(client, companion)
+                             for r in found.rows])
+    companions = {role: _typed(companion, found.companions[role])
                   for role, companion in query.companions.items()}
     warming.join()
     with atomic_output(out_path) as tmp:
@@ -176,12 +233,9 @@ def _warm_up_charts() -> None:
         pass
 
 
-def _fetch_typed(client: Client, query: ReportQuery) -> list[dict]:
-    names, _ = query_columns(client, query)
-    selected = ", ".join(ident(n) for n in (*names, CURRENCY_COLUMN, EXPONENT_COLUMN))
-    result = client.query(f"SELECT {selected} FROM ({query.sql})", parameters=query.parameters)
+def _typed(query: ReportQuery, rows: list[tuple]) -> list[dict]:
     keys = [c.name for c in query.columns] + [CURRENCY_COLUMN, EXPONENT_COLUMN]
-    return [dict(zip(keys, row)) for row in result.result_rows]
+    return [dict(zip(keys, row)) for row in rows]
 
 
 def _render_summary(query: ReportQuery, fetched: list[tuple], companions: dict[str, list[dict]],

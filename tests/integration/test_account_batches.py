@@ -1,21 +1,44 @@
-"""exports.reports.batches: the small CSVs of many accounts from one query per group, written
-byte for byte as each file's own query writes them."""
+"""exports.reports.batches: the small CSVs and summary PDFs of many accounts from one query per
+group (a PDF: per query it reads), written byte for byte as each file's own queries write them."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from exports import db
 from exports.reports import batches
-from exports.reports.engine import generate_report, prefetch_accounts, run_cache
+from exports.reports.engine import PDF_COMPANIONS, generate_report, prefetch_accounts, run_cache
 from exports.warehouse import open_warehouse
+from exports.writers import pdf_writer
 
 pytestmark = pytest.mark.integration
 
-BATCHED_TYPES = ("balance_change_from_activity.itemized", "payout_reconciliation.itemized")
+# (report type, format): the statement set's files and the other summaries that batch.
+BATCHED = (("balance_change_from_activity.itemized", "csv"), ("payout_reconciliation.itemized", "csv"),
+           ("balance.summary", "pdf"), ("balance.summary", "csv"),
+           ("balance_change_from_activity.summary", "csv"), ("payouts.summary", "csv"))
 OCTOBER = {"interval_start": "2026-10-01", "interval_end": "2026-11-01"}
+
+
+class _Generated(datetime):
+    """A PDF's "generated" time, fixed: two renderings of the same figures are the same HTML."""
+
+    @classmethod
+    def now(cls, tz=None):
+        return datetime(2026, 11, 2, 9, 30, tzinfo=UTC).astimezone(tz)
+
+
+@pytest.fixture
+def pdf_as_html(monkeypatch):
+    """Summary PDFs written as the HTML WeasyPrint would render (what the queries decide), at a
+    fixed generation time."""
+    monkeypatch.setattr(pdf_writer, "datetime", _Generated)
+    token = pdf_writer.html_to_pdf.set(lambda html, base_url, out: Path(out).write_text(html))
+    yield
+    pdf_writer.html_to_pdf.reset(token)
 
 
 def _accounts(settings) -> list[tuple[str, str]]:
@@ -24,18 +47,19 @@ def _accounts(settings) -> list[tuple[str, str]]:
 
 
 def _files(accounts) -> list[batches.File]:
-    """Every account's files in two timezones (a half-hour offset among them): two groups of
-    all accounts per type."""
-    return [batches.File(account_id, report_type, {**OCTOBER, "timezone": tz}, "csv")
-            for account_id, _ in accounts for tz in ("UTC", "Asia/Kolkata")
-            for report_type in BATCHED_TYPES]
+    """Every account's files in two timezones: two groups of all accounts per type and format.
+    Berlin is one account's own (its summaries read local days, the others' do not), Kolkata's
+    offset is half an hour."""
+    return [batches.File(account_id, report_type, {**OCTOBER, "timezone": tz}, fmt)
+            for account_id, _ in accounts for tz in ("Europe/Berlin", "Asia/Kolkata")
+            for report_type, fmt in BATCHED]
 
 
 def _generate(client, settings, files, out_dir):
     out_dir.mkdir()
     made = {}
     for n, file in enumerate(files):
-        out = out_dir / f"{n}.csv"
+        out = out_dir / f"{n}.{file.format}"
         manifest = generate_report(file.account_id, file.report_type, file.parameters, file.format,
                                    out, settings=settings, client=client)
         made[n] = (out.read_bytes(), {k: v for k, v in manifest.to_dict().items() if k != "file_name"})
@@ -57,7 +81,7 @@ class CountingClient:
         return getattr(self._client, name)
 
 
-def test_batched_small_csvs_are_each_files_own_bytes_and_manifest(demo_platform, tmp_path):
+def test_batched_files_are_each_files_own_bytes_and_manifest(demo_platform, tmp_path, pdf_as_html):
     settings = demo_platform.settings
     accounts = _accounts(settings)
     files = _files(accounts)
@@ -73,10 +97,12 @@ def test_batched_small_csvs_are_each_files_own_bytes_and_manifest(demo_platform,
             batched = _generate(client, settings, files, tmp_path / "batched")
             file_queries = client.queries[before:]
     assert kept == len(files)
-    # Per report type and timezone one query, and the shape of its columns (read once a run):
-    # not a query per file.
-    groups = {(f.report_type, f.parameters["timezone"]) for f in files}
-    assert prefetch_queries <= 2 * len(groups) < len(files)
+    # Per report type, format and timezone one query (a PDF: one for the report and one per
+    # companion), and the shape of its columns (read once a run): not a query per file.
+    groups = {(f.report_type, f.format, f.parameters["timezone"]) for f in files}
+    queries = sum(1 + (len(PDF_COMPANIONS.get(report_type, {})) if fmt == "pdf" else 0)
+                  for report_type, fmt, _ in groups)
+    assert prefetch_queries <= 2 * queries < len(files)
     assert file_queries == [], "a prefetched file queried the warehouse"
     assert sum(bool(body.count(b"\n") > 1) for body, _ in alone.values()) >= len(accounts), \
         "the test platform's accounts should have rows in October"
@@ -87,16 +113,16 @@ def test_batched_small_csvs_are_each_files_own_bytes_and_manifest(demo_platform,
 def test_rows_read_at_another_data_version_are_not_used(demo_platform, tmp_path):
     settings = demo_platform.settings
     accounts = _accounts(settings)[:3]
-    files = [batches.File(a, BATCHED_TYPES[0], {**OCTOBER, "timezone": "UTC"}, "csv") for a, _ in accounts]
+    files = [batches.File(a, BATCHED[0][0], {**OCTOBER, "timezone": "UTC"}, "csv") for a, _ in accounts]
     with open_warehouse(settings, purpose="test account batches") as opened, run_cache():
         assert batches.prefetch(opened, settings, files) == len(files)
         from exports.reports.engine import build_report_query, validate_report_request
 
         version = demo_platform.data_available_end
-        validated = validate_report_request(accounts[0][0], BATCHED_TYPES[0], files[0].parameters,
+        validated = validate_report_request(accounts[0][0], BATCHED[0][0], files[0].parameters,
                                             "csv", settings=settings, data_available_end=version)
         query = build_report_query(opened, validated, settings=settings)
-        options = {"money_format": "major", "timestamp_format": validated.timestamp_format}
+        options = {"fmt": "csv", "money_format": "major", "timestamp_format": validated.timestamp_format}
         assert batches.take(query, **options, data_version=version + timedelta(minutes=15)) is None
         assert batches.take(query, **options, data_version=version) is not None
         assert batches.take(query, **options, data_version=version) is None  # taken once

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from exports.reports.types.base import (
-    ACTIVITY_CATEGORIES, ColumnSpec, QueryContext, ReportType, account_is, code,
+    ACTIVITY_CATEGORIES, ColumnSpec, QueryContext, ReportType, account_grouping, account_is, code,
     filter_conditions, interval_conditions, is_activity, local_ts, money, select_list,
     selects_from, text, total_row_figures, utc_ts,
 )
@@ -149,18 +149,20 @@ def category_summary_sql(ctx: QueryContext, from_where: str) -> str:
     `from_where` is the FROM ... [WHERE ...] selecting `bt` rows of
     exports.reports.types.buckets.ledger_rows (groups of transactions, not single ones); it is
     read once, the total row coming from the same scan (GROUPING SETS; the category of a
-    currency's total grouping is the empty default, never a category name)."""
+    currency's total grouping is the empty default, never a category name). A batch query
+    (ctx.account_ids) groups by each row's `bt.account_id` as well."""
+    account, by_account = account_grouping(ctx, "bt.account_id")
     return f"""SELECT
-    {select_list(ctx, 's_currency', 's_exponent')}
+    {select_list(ctx, 's_currency', 's_exponent', account='s_account')}
 FROM (
     SELECT if(s_is_total, 'total', s_grouped_category) AS s_category, *
     FROM (
-        SELECT toString(bt.reporting_category) AS s_grouped_category, toString(bt.currency) AS s_currency,
-               s_grouped_category = '' AS s_is_total,
+        SELECT {account}toString(bt.reporting_category) AS s_grouped_category,
+               toString(bt.currency) AS s_currency, s_grouped_category = '' AS s_is_total,
                any(bt.currency_exponent) AS s_exponent, sum(bt.transaction_count) AS s_count,
                sum(bt.gross_minor) AS s_gross, sum(bt.fee_minor) AS s_fee, sum(bt.net_minor) AS s_net
         {from_where}
-        GROUP BY GROUPING SETS ((s_currency, s_grouped_category), (s_currency))
+        GROUP BY GROUPING SETS (({by_account}s_currency, s_grouped_category), ({by_account}s_currency))
     )
 )
 ORDER BY s_currency, s_is_total, s_category"""
@@ -200,5 +202,6 @@ REPORT_TYPES = (
         reporting_categories=ACTIVITY_CATEGORIES,
         chart_label_column="reporting_category",
         chart_value_column="net",
+        batches_accounts=True,
     ),
 )

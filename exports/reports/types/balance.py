@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 from exports.reports.types.activity import SUMMARY_COLUMNS, category_summary_sql
 from exports.reports.types.base import (
-    END, START, ColumnSpec, QueryContext, ReportType, code, filter_conditions, is_activity,
-    is_payout, labelled_figures, money, select_list, total_row_figures,
+    END, START, ColumnSpec, QueryContext, ReportType, account_grouping, code, filter_conditions,
+    is_activity, is_payout, labelled_figures, money, select_list, total_row_figures,
 )
 from exports.reports.types.buckets import ledger_rows
 
@@ -38,17 +38,18 @@ def _balance_summary(ctx: QueryContext) -> tuple[str, dict[str, Any]]:
     # Every row before interval_end, cut exactly at interval_start too (see buckets.ledger_rows).
     rows, row_params = ledger_rows(ctx, cuts=[ctx.interval_start, ctx.interval_end], open_start=True,
                                    where=tuple(filter_conditions(ctx, {"currency": "currency"})))
+    account, by_account = account_grouping(ctx, "bt.account_id")
     sql = f"""SELECT
-    {select_list(ctx, 's_currency', 's_exponent')}
+    {select_list(ctx, 's_currency', 's_exponent', account='s_account')}
 FROM (
-    SELECT toString(bt.currency) AS s_currency,
+    SELECT {account}toString(bt.currency) AS s_currency,
            any(bt.currency_exponent) AS s_exponent,
            sumIf(bt.net_minor, bt.t < {START}) AS s_starting,
            sumIf(bt.net_minor, bt.t >= {START} AND {is_activity('bt.reporting_category')}) AS s_activity,
            sumIf(bt.net_minor, bt.t >= {START} AND {is_payout('bt.reporting_category')}) AS s_payouts,
            sum(bt.net_minor) AS s_ending
     FROM {rows} AS bt
-    GROUP BY s_currency
+    GROUP BY {by_account}s_currency
 )
 ARRAY JOIN [
     tuple(1, 'starting_balance', concat('Starting balance (', {{start_label:String}}, ')'), toInt64(s_starting)),
@@ -103,6 +104,7 @@ REPORT_TYPES = (
         chart_value_column="net_amount",
         totals=labelled_figures("category", "net_amount", BALANCE_ROWS),
         identity=("ending_balance", ("starting_balance", "activity", "payouts")),
+        batches_accounts=True,
     ),
     ReportType(
         id="ending_balance_reconciliation.summary",
@@ -117,5 +119,6 @@ REPORT_TYPES = (
         interval="end_only",
         chart_label_column="reporting_category",
         chart_value_column="net",
+        batches_accounts=True,
     ),
 )

@@ -267,6 +267,15 @@ def account_is(ctx: QueryContext, column: str) -> str:
     return f"{column} = {{account_id:String}}"
 
 
+def account_grouping(ctx: QueryContext, column: str) -> tuple[str, str]:
+    """A summary's grouping by the rows' account in a batch query: (its select item, its
+    GROUP BY item), each followed by ', ', the key named `s_account` (select_list's `account`);
+    ('', '') for one account."""
+    if not ctx.account_ids:
+        return "", ""
+    return f"{column} AS s_account, ", "s_account, "
+
+
 def select_list(ctx: QueryContext, currency_expr: str, exponent_expr: str,
                 account: str | None = None) -> str:
     """The selected columns, then the hidden currency and exponent, then (a batch query only)

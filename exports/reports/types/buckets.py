@@ -5,6 +5,7 @@ the same columns whichever table a row comes from:
 
     t                    DateTime64(6, 'UTC'): an instant inside the group's day or bucket
                          (pre-aggregates) or created_at (fact)
+    account_id           the group's account (one of QueryContext.account_ids in a batch)
     currency, currency_exponent, reporting_category
     payout_effective_at  Nullable: when the settling payout took effect (NULL: unsettled)
     transaction_count, gross_minor, fee_minor, net_minor, fee_count (rows with a fee != 0)
@@ -35,7 +36,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from exports.reports.types.base import QueryContext, to_unix_micros
+from exports.reports.types.base import QueryContext, account_is, to_unix_micros
 
 # The dbt models summaries read (coarsest first), built from fct_balance_transactions.
 PREAGGREGATES = ("balance_transactions_local_1d", "balance_transactions_1d", "balance_transactions_15m")
@@ -175,8 +176,8 @@ def _where(column: str, prefix: str, edges: list[Range], fallback: list[Range], 
 def ledger_rows(ctx: QueryContext, *, cuts: list[datetime], open_start: bool = False,
                 local_days: bool = False, fact_only: bool = False, payouts: bool = False,
                 where: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
-    """(subquery SQL, its parameters) of ledger rows of the account in (-inf if open_start else
-    cuts[0], cuts[-1]). `where` are extra conditions on reporting_category/currency (written
+    """(subquery SQL, its parameters) of ledger rows of the account (each account of a batch)
+    in (-inf if open_start else cuts[0], cuts[-1]). `where` are extra conditions on reporting_category/currency (written
     with the column names above); `fact_only` forces the fact (e.g. a filter on a column the
     pre-aggregate does not have); `payouts` fills payout_effective_at on fact rows (a join the
     other summaries need not pay for; without it the column is NULL there)."""
@@ -196,43 +197,46 @@ def ledger_rows(ctx: QueryContext, *, cuts: list[datetime], open_start: bool = F
     on_local = _Grains(local, utc_days=not local_days)
     facts_edges = on_edges.facts if on_edges else edges
     params["local_tz"] = ctx.timezone
-    # One timezone per account (the dbt model's pre_hook); '' when it holds no rows.
-    held_elsewhere = (f"{{local_tz:String}} != ifNull((SELECT timezone FROM {ctx.marts}.balance_transactions_local_1d "
-                      "WHERE account_id = {account_id:String} LIMIT 1), '')")
+    account = account_is(ctx, "account_id")
+    # The row's account has no local-day rows in the report timezone (one timezone per account:
+    # the dbt model's pre_hook). A set per query, not a scalar per account, so one query serves
+    # a batch of accounts.
+    held_elsewhere = (f"account_id NOT IN (SELECT account_id FROM {ctx.marts}.balance_transactions_local_1d "
+                      f"WHERE {account} AND timezone = {{local_tz:String}})")
     extra = "".join(f" AND {w}" for w in where)
-    columns = ("currency, currency_exponent, reporting_category, payout_effective_at, transaction_count, "
-               "gross_minor, fee_minor, net_minor, fee_count")
+    columns = ("account_id, currency, currency_exponent, reporting_category, payout_effective_at, "
+               "transaction_count, gross_minor, fee_minor, net_minor, fee_count")
     parts = []
     if local:
         parts.append(f"""SELECT toDateTime64(first_bucket_start, 6, 'UTC') AS t, {columns}
     FROM {ctx.marts}.balance_transactions_local_1d
-    WHERE account_id = {{account_id:String}} AND timezone = {{local_tz:String}}
+    WHERE {account} AND timezone = {{local_tz:String}}
       AND {_local_days_sql(local, ctx.timezone, params)}{extra}""")
     if on_edges:
         days = _where("toDateTime64(day, 6, 'UTC')", "d", on_edges.days, on_local.days, params, held_elsewhere)
         if days:
             parts.append(f"""SELECT toDateTime64(day, 6, 'UTC') AS t, {columns}
     FROM {ctx.marts}.balance_transactions_1d
-    WHERE account_id = {{account_id:String}} AND {days}{extra}""")
+    WHERE {account} AND {days}{extra}""")
         buckets = _where("bucket_start", "b", on_edges.buckets, on_local.buckets, params, held_elsewhere)
         if buckets:
             parts.append(f"""SELECT toDateTime64(bucket_start, 6, 'UTC') AS t, {columns}
     FROM {ctx.marts}.balance_transactions_15m
-    WHERE account_id = {{account_id:String}} AND {buckets}{extra}""")
+    WHERE {account} AND {buckets}{extra}""")
     facts = _where("created_at", "f", facts_edges, on_local.facts, params, held_elsewhere)
     if facts:
         payout_at = ("if(ifNull(f.automatic_payout_id, '') = '', NULL, po.created_at)" if payouts
                      else "CAST(NULL AS Nullable(DateTime64(6, 'UTC')))")
         payout_join = f"""
     LEFT JOIN (SELECT payout_id, created_at FROM {ctx.marts}.fct_payouts
-               WHERE account_id = {{account_id:String}}) AS po
+               WHERE {account}) AS po
         ON po.payout_id = f.automatic_payout_id""" if payouts else ""
-        parts.append(f"""SELECT f.created_at AS t, f.currency AS currency, f.currency_exponent AS currency_exponent,
-           f.reporting_category AS reporting_category, {payout_at} AS payout_effective_at,
+        parts.append(f"""SELECT f.created_at AS t, f.account_id AS account_id, f.currency AS currency,
+           f.currency_exponent AS currency_exponent, f.reporting_category AS reporting_category, {payout_at} AS payout_effective_at,
            toUInt64(1) AS transaction_count, f.gross_minor AS gross_minor, f.fee_minor AS fee_minor,
            f.net_minor AS net_minor, toUInt64(f.fee_minor != 0) AS fee_count
     FROM (SELECT * FROM {ctx.marts}.fct_balance_transactions
-          WHERE account_id = {{account_id:String}} AND {facts}) AS f{payout_join}
+          WHERE {account} AND {facts}) AS f{payout_join}
     WHERE 1{extra}""")
     if not parts:  # an empty interval
         parts.append(f"SELECT toDateTime64(0, 6, 'UTC') AS t, {columns} FROM {ctx.marts}.balance_transactions_1d WHERE 0")
@@ -245,8 +249,8 @@ def settled_rows(ctx: QueryContext, *, where: tuple[str, ...]) -> str:
     not depend on when the transaction was created, so no day is left out. A group's
     payout_effective_at is its payout's created_at (fct_payouts), as the fact-based join reads it."""
     return f"""(
-    SELECT toDateTime64(day, 6, 'UTC') AS t, currency, currency_exponent, reporting_category,
+    SELECT toDateTime64(day, 6, 'UTC') AS t, account_id, currency, currency_exponent, reporting_category,
            payout_effective_at, transaction_count, gross_minor, fee_minor, net_minor, fee_count
     FROM {ctx.marts}.balance_transactions_1d
-    WHERE account_id = {{account_id:String}}{"".join(f" AND {w}" for w in where)}
+    WHERE {account_is(ctx, "account_id")}{"".join(f" AND {w}" for w in where)}
 )"""

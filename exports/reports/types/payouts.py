@@ -113,5 +113,6 @@ REPORT_TYPES = (
         reporting_categories=PAYOUT_CATEGORIES,
         chart_label_column="reporting_category",
         chart_value_column="net",
+        batches_accounts=True,
     ),
 )
