@@ -44,12 +44,12 @@ def _warm_up() -> None:
     import weasyprint  # noqa: F401 - ~0.7 s once per worker, before its first document
 
 
-def _render(html: str, base_url: str, path: str) -> None:
-    # WeasyPrint alone, as exports.writers.pdf_writer.write_html_pdf does: importing the writer
-    # would load the warehouse client's libraries (chdb: hundreds of MB) into every worker.
-    import weasyprint
+def _render(html: str, stylesheet: str, base_url: str, path: str) -> None:
+    # exports.html_pdf, not the PDF writer: importing the writer would load the warehouse
+    # client's libraries (chdb: hundreds of MB) into every worker.
+    from exports import html_pdf
 
-    weasyprint.HTML(string=html, base_url=base_url).write_pdf(Path(path))
+    html_pdf.write_pdf(html, stylesheet, base_url, path)
 
 
 @contextmanager
@@ -70,11 +70,11 @@ def html_to_pdf_in(pool: ProcessPoolExecutor):
     thread waits for its document; an error in the document is raised here, failing that file).
     If a worker dies (e.g. killed for memory), the pool is broken for good: the rest of the run
     renders in its own process, slower but with the same files."""
-    def render(html: str, base_url: str, path: Path) -> None:
+    def render(html: str, stylesheet: str, base_url: str, path: Path) -> None:
         try:
-            pool.submit(_render, html, base_url, str(path)).result()
+            pool.submit(_render, html, stylesheet, base_url, str(path)).result()
         except BrokenProcessPool:
             log.warning("a PDF worker died; rendering the run's remaining PDFs in this process")
-            _render(html, base_url, str(path))
+            _render(html, stylesheet, base_url, str(path))
 
     return render

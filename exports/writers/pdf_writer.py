@@ -12,7 +12,8 @@ fetch at most limit + 1 rows of their single query and count only when over it.
   account, period, timezone, data as of, generated), then per currency a key-figures band, the
   chart (`charts`: the balance waterfall, a bucketed time series for daily reports, one bar per
   category otherwise; never a silent cap) and the table, the report's total row last.
-  "No activity in this period" when there are no rows. `templates/summary.html.j2`.
+  "No activity in this period" when there are no rows. `templates/summary.html.j2` and its
+  stylesheet `summary.css.j2`.
 - Itemized: reportlab canvas, rows drawn page by page as they stream from ClickHouse (Native row
   blocks). `pdf_layout` fits the selected columns (portrait or landscape, 8 pt down to 6 pt,
   text columns wrapped, ids/amounts/times whole) from their widest values, or refuses the
@@ -35,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
+from exports import html_pdf
 from exports.errors import ReportTooLarge
 from exports.reports.query import ACCOUNT_COLUMN, Manifest, ReportQuery
 from exports.settings import Settings
@@ -245,32 +247,28 @@ def _render_summary(query: ReportQuery, fetched: list[tuple], companions: dict[s
     for section in document["sections"]:
         for chart in section["charts"]:
             charts.render(chart, query.locale)
-    html = _templates().get_template("summary.html.j2").render(
-        **document, font_family=SUMMARY_FONT_FAMILY, font_faces=summary_font_faces(settings))
-    (html_to_pdf.get() or write_html_pdf)(html, str(TEMPLATES_DIR), tmp)
+    html = _templates().get_template("summary.html.j2").render(**document)
+    stylesheet = _templates().get_template("summary.css.j2").render(
+        font_family=SUMMARY_FONT_FAMILY, font_faces=summary_font_faces(settings))
+    (html_to_pdf.get() or html_pdf.write_pdf)(html, stylesheet, str(TEMPLATES_DIR), tmp)
     return len(fetched)
 
 
 # A run rendering many summary PDFs may set this to hand the HTML -> PDF step (WeasyPrint: most
-# of a summary PDF's CPU) to worker processes, as fn(html, base_url, path): plain data in, the
-# file out; the queries stay in this process (exports/statements/render_pool.py).
-html_to_pdf: contextvars.ContextVar[Callable[[str, str, Path], None] | None] = \
+# of a summary PDF's CPU) to worker processes, as fn(html, stylesheet, base_url, path): plain
+# data in, the file out; the queries stay in this process (exports/statements/render_pool.py).
+html_to_pdf: contextvars.ContextVar[Callable[[str, str, str, Path], None] | None] = \
     contextvars.ContextVar("html_to_pdf", default=None)
-
-
-def write_html_pdf(html: str, base_url: str, path: Path) -> None:
-    import weasyprint
-
-    weasyprint.HTML(string=html, base_url=base_url).write_pdf(path)
 
 
 @functools.cache
 def _templates():
-    """Compiled once per process (~40 ms a template)."""
+    """Compiled once per process (~40 ms a template). The stylesheet (.css.j2) is not HTML:
+    not escaped."""
     import jinja2
 
     return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
-                              autoescape=jinja2.select_autoescape(["html", "j2"]))
+                              autoescape=jinja2.select_autoescape(["html", "html.j2"]))
 
 
 def _header(query: ReportQuery, fmt: Presenter, currencies: list[str]) -> dict:

@@ -36,7 +36,7 @@ def pdf_as_html(monkeypatch):
     """Summary PDFs written as the HTML WeasyPrint would render (what the queries decide), at a
     fixed generation time."""
     monkeypatch.setattr(pdf_writer, "datetime", _Generated)
-    token = pdf_writer.html_to_pdf.set(lambda html, base_url, out: Path(out).write_text(html))
+    token = pdf_writer.html_to_pdf.set(lambda html, stylesheet, base_url, out: Path(out).write_text(stylesheet + html))
     yield
     pdf_writer.html_to_pdf.reset(token)
 

@@ -233,5 +233,5 @@ def test_a_dead_pdf_worker_does_not_fail_the_rest_of_the_run(tmp_path):
         pid = pool.submit(os.getpid).result()
         os.kill(pid, signal.SIGKILL)
         render = render_pool.html_to_pdf_in(pool)
-        render("<p>still rendered</p>", str(tmp_path), tmp_path / "after.pdf")
+        render("<p>still rendered</p>", "p { color: #333; }", str(tmp_path), tmp_path / "after.pdf")
     assert (tmp_path / "after.pdf").read_bytes().startswith(b"%PDF")
