@@ -1,12 +1,14 @@
 """Both cores for a run of statements: the HTML -> PDF step of summary PDFs in worker processes
 while the run's process queries the warehouse and records the other files.
 
-A summary PDF's query, figures, chart and HTML are made where the warehouse is open (in embedded
-mode only one process may open it); WeasyPrint's layout of that HTML — about half the CPU of a
-statement pack — needs nothing but the HTML. So a run renders its packs on PACK_THREADS threads
-(the warehouse client serializes their queries; the rest is database round trips and waiting
-for a worker) and hands each HTML to a pool of spawned workers: plain data in (HTML, base URL,
-path), the file out, nothing else shared. The children never open the warehouse or a database.
+A summary PDF's query, figures, chart specs and HTML are made where the warehouse is open (in
+embedded mode only one process may open it); drawing the charts and WeasyPrint's layout — about
+half the CPU of a statement pack — need nothing but that document. So a run renders its packs on
+PACK_THREADS threads (the warehouse client serializes their queries; the rest is database round
+trips and waiting for a worker) and hands each document to a pool of spawned workers: plain data
+in (exports.html_pdf.Document, path), the file out, nothing else shared. The children never open
+the warehouse or a database. Drawing the charts there matters beyond its CPU: vl-convert holds
+the GIL while it draws (~75 ms a chart), which stopped the run's other pack threads.
 
 Workers are replaced after TASKS_PER_WORKER documents, which bounds whatever a long-lived
 WeasyPrint process accumulates (font and image caches).
@@ -22,6 +24,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exports import html_pdf
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +49,17 @@ def default_workers() -> int:
 def _warm_up() -> None:
     import weasyprint  # noqa: F401 - ~0.7 s once per worker, before its first document
 
+    from exports import vega
 
-def _render(html: str, stylesheet: str, base_url: str, path: str) -> None:
+    vega.warm_up()  # the chart engine's start, ~0.4 CPU-s
+
+
+def _render(document: "html_pdf.Document", path: str) -> None:
     # exports.html_pdf, not the PDF writer: importing the writer would load the warehouse
     # client's libraries (chdb: hundreds of MB) into every worker.
     from exports import html_pdf
 
-    html_pdf.write_pdf(html, stylesheet, base_url, path)
+    html_pdf.write_pdf(document, path)
 
 
 @contextmanager
@@ -70,11 +80,11 @@ def html_to_pdf_in(pool: ProcessPoolExecutor):
     thread waits for its document; an error in the document is raised here, failing that file).
     If a worker dies (e.g. killed for memory), the pool is broken for good: the rest of the run
     renders in its own process, slower but with the same files."""
-    def render(html: str, stylesheet: str, base_url: str, path: Path) -> None:
+    def render(document: "html_pdf.Document", path: Path) -> None:
         try:
-            pool.submit(_render, html, stylesheet, base_url, str(path)).result()
+            pool.submit(_render, document, str(path)).result()
         except BrokenProcessPool:
             log.warning("a PDF worker died; rendering the run's remaining PDFs in this process")
-            _render(html, stylesheet, base_url, str(path))
+            _render(document, str(path))
 
     return render

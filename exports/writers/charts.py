@@ -7,8 +7,9 @@ Why vl-convert: measured for a 120-bar chart in a fresh process (2 shared cores)
   matplotlib  import 0.78 s, first chart 0.08 s, next 0.07 s
   pygal       not installed; SVG-only with its own CSS, weaker time axes
 vl-convert's engine start is done on a background thread while the report query runs
-(`warm_up`), so a summary PDF pays ~0.07 s per chart; it gives real temporal axes, d3 locale
-number formats and a declarative spec the web app can render as is.
+(exports.vega.warm_up), so a summary PDF pays ~0.07 s per chart; it gives real temporal axes, d3
+locale number formats and a declarative spec the web app can render as is. The SVG is drawn
+where the PDF is rendered (exports.vega, exports.html_pdf): in a statements run, the PDF workers.
 
 Every chart shows ALL of its data: long daily series are bucketed (weekly, then monthly) and the
 bucketing is stated in the caption, never cut off. Amounts enter the spec as floats of major
@@ -18,18 +19,15 @@ Presenter, so the chart never shows a rounded or re-formatted amount.
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 
-from exports.writers.presentation import Presenter, d3_locale
+from exports.writers.presentation import Presenter
 
 # Charts are laid out with DejaVu Sans (a system font vl-convert finds itself) and drawn with
-# the PDF's @font-face family of the same glyphs (the lean DejaVu copies the PDF embeds).
+# the PDF's @font-face family of the same glyphs (exports.vega.PDF_FONT).
 MEASURE_FONT = "DejaVu Sans"
-PDF_FONT = "Payreports Sans, DejaVu Sans, sans-serif"
 DAILY_MAX_DAYS = 62  # up to two months: one bar per day
 WEEKLY_MAX_DAYS = 400  # up to ~13 months: one bar per ISO week; beyond: per month
 POSITIVE, NEGATIVE, BALANCE = "#2e6fba", "#c0392b", "#5b6770"
@@ -42,15 +40,10 @@ class Chart:
     caption: str
     spec: dict
     points: int  # data points drawn (bars/steps), for the caption and tests
-    svg: str = field(default="", repr=False)
-
-    @property
-    def data_uri(self) -> str:
-        """The rendered SVG as an image URL. A PDF draws the chart from an <img>, not inline:
-        inline, WeasyPrint's HTML parser and style cascade walk its ~1,000 elements, which cost
-        ~10% of a statement summary PDF's layout (docs/capacity.md), for the same pixels and
-        text."""
-        return "data:image/svg+xml;base64," + base64.b64encode(self.svg.encode()).decode()
+    # Where the document's <img> finds it (exports.html_pdf.Document.charts), set by the PDF
+    # writer. An image, not inline SVG: inline, WeasyPrint's HTML parser and style cascade walk
+    # its elements, which cost ~10% of a statement summary PDF's layout (docs/capacity.md).
+    url: str = ""
 
 
 def _config() -> dict:
@@ -61,38 +54,6 @@ def _config() -> dict:
         "text": {"fontSize": 10.5},
         "background": None,
     }
-
-
-def warm_up() -> None:
-    """Start vl-convert's engine (~0.4 CPU-s once per process); call from a background thread."""
-    import vl_convert
-
-    vl_convert.vegalite_to_svg({"mark": "point", "data": {"values": [{}]}}, allowed_base_urls=[])
-
-
-def render(chart: Chart, locale: str) -> Chart:
-    import vl_convert
-
-    svg = vl_convert.vegalite_to_svg(chart.spec, allowed_base_urls=[],
-                                     format_locale=_format_locale(locale),
-                                     time_format_locale=_format_locale(locale, time=True))
-    # No XML prolog; the family WeasyPrint resolves to the lean embedded copies (a document's
-    # @font-face rules apply to its SVG images too).
-    svg = re.sub(r"^<\?xml[^>]*>\s*", "", svg)
-    chart.svg = re.sub(r'font-family="[^"]*DejaVu Sans[^"]*"', f'font-family="{PDF_FONT}"', svg)
-    return chart
-
-
-def _format_locale(locale: str, *, time: bool = False) -> str:
-    """d3's name of the locale's number (or, `time`, date: month names on time axes) format."""
-    import vl_convert
-
-    name = d3_locale(locale)
-    try:
-        (vl_convert.get_time_format_locale if time else vl_convert.get_format_locale)(name)
-        return name
-    except Exception:  # noqa: BLE001 - d3 has no such locale: fall back to its default
-        return "en-US"
 
 
 def _major(minor: int, exponent: int) -> float:

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from clickhouse_connect.driver.client import Client
 
-from exports import html_pdf
+from exports import html_pdf, vega
 from exports.errors import ReportTooLarge
 from exports.reports.query import ACCOUNT_COLUMN, Manifest, ReportQuery
 from exports.settings import Settings
@@ -46,7 +46,7 @@ from exports.writers.pdf_layout import (MARGIN, PAD, ItemizedLayout, Text, nomin
 from exports.writers.manifest import (Progress, QueryFacts, atomic_output, build_manifest,
                                       check_row_count, facts_from_rows, figure_row_sql,
                                       file_digest, query_columns)
-from exports.writers.presentation import Presenter, currency_code, label
+from exports.writers.presentation import Presenter, currency_code, d3_locale, label
 from exports.writers.sqlformat import CURRENCY_COLUMN, EXPONENT_COLUMN, format_column, ident
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -202,9 +202,11 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
     much as the report itself). Companion queries (the balance summary's activity by category)
     are small aggregates of their own. `prefetched`: those rows, fetched already for many
     accounts at once (exports.reports.batches)."""
-    # The chart engine's start (~0.5 s, once per process) overlaps the queries.
+    # The chart engine's start (~0.5 s, once per process) overlaps the queries, where the
+    # charts are drawn in this process (not by the PDF workers of html_to_pdf).
     warming = threading.Thread(target=_warm_up_charts, name="warm-up-charts", daemon=True)
-    warming.start()
+    if html_to_pdf.get() is None:
+        warming.start()
     names, types = query_columns(client, query)
     limit = settings.pdf_itemized_row_limit
     found = prefetched or _summary_rows(client, query, names, limit=limit)
@@ -219,7 +221,8 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
                              for r in found.rows])
     companions = {role: _typed(companion, found.companions[role])
                   for role, companion in query.companions.items()}
-    warming.join()
+    if warming.is_alive():
+        warming.join()
     with atomic_output(out_path) as tmp:
         rows = _render_summary(query, fetched, companions, tmp, settings)
     byte_size, sha256 = file_digest(out_path)
@@ -230,7 +233,7 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
 
 def _warm_up_charts() -> None:
     try:
-        charts.warm_up()
+        vega.warm_up()
     except Exception:  # noqa: BLE001 - rendering the chart reports the real error
         pass
 
@@ -244,20 +247,23 @@ def _render_summary(query: ReportQuery, fetched: list[tuple], companions: dict[s
                     tmp: Path, settings: Settings) -> int:
     """`fetched`: typed report columns, then currency and exponent."""
     document = summary_document(query, fetched, companions)
+    specs = {}
     for section in document["sections"]:
         for chart in section["charts"]:
-            charts.render(chart, query.locale)
+            chart.url = html_pdf.chart_url(len(specs))
+            specs[chart.url] = (chart.spec, d3_locale(query.locale))
     html = _templates().get_template("summary.html.j2").render(**document)
     stylesheet = _templates().get_template("summary.css.j2").render(
         font_family=SUMMARY_FONT_FAMILY, font_faces=summary_font_faces(settings))
-    (html_to_pdf.get() or html_pdf.write_pdf)(html, stylesheet, str(TEMPLATES_DIR), tmp)
+    (html_to_pdf.get() or html_pdf.write_pdf)(html_pdf.Document(html, stylesheet, str(TEMPLATES_DIR), specs),
+                                              tmp)
     return len(fetched)
 
 
-# A run rendering many summary PDFs may set this to hand the HTML -> PDF step (WeasyPrint: most
-# of a summary PDF's CPU) to worker processes, as fn(html, stylesheet, base_url, path): plain
+# A run rendering many summary PDFs may set this to hand the HTML -> PDF step (WeasyPrint and
+# the charts: most of a summary PDF's CPU) to worker processes, as fn(document, path): plain
 # data in, the file out; the queries stay in this process (exports/statements/render_pool.py).
-html_to_pdf: contextvars.ContextVar[Callable[[str, str, str, Path], None] | None] = \
+html_to_pdf: contextvars.ContextVar[Callable[[html_pdf.Document, Path], None] | None] = \
     contextvars.ContextVar("html_to_pdf", default=None)
 
 

@@ -3,6 +3,8 @@ group (a PDF: per query it reads), written byte for byte as each file's own quer
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,10 +35,11 @@ class _Generated(datetime):
 
 @pytest.fixture
 def pdf_as_html(monkeypatch):
-    """Summary PDFs written as the HTML WeasyPrint would render (what the queries decide), at a
-    fixed generation time."""
+    """Summary PDFs written as the document WeasyPrint would render (HTML, stylesheet, chart
+    specs: what the queries decide), at a fixed generation time."""
     monkeypatch.setattr(pdf_writer, "datetime", _Generated)
-    token = pdf_writer.html_to_pdf.set(lambda html, stylesheet, base_url, out: Path(out).write_text(stylesheet + html))
+    token = pdf_writer.html_to_pdf.set(
+        lambda document, out: Path(out).write_text(json.dumps(dataclasses.asdict(document), sort_keys=True)))
     yield
     pdf_writer.html_to_pdf.reset(token)
 

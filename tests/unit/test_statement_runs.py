@@ -227,11 +227,13 @@ def test_a_dead_pdf_worker_does_not_fail_the_rest_of_the_run(tmp_path):
     import os
     import signal
 
+    from exports import html_pdf
     from exports.statements import render_pool
 
     with render_pool.pdf_workers(1) as pool:
         pid = pool.submit(os.getpid).result()
         os.kill(pid, signal.SIGKILL)
         render = render_pool.html_to_pdf_in(pool)
-        render("<p>still rendered</p>", "p { color: #333; }", str(tmp_path), tmp_path / "after.pdf")
+        render(html_pdf.Document("<p>still rendered</p>", "p { color: #333; }", str(tmp_path)),
+               tmp_path / "after.pdf")
     assert (tmp_path / "after.pdf").read_bytes().startswith(b"%PDF")
