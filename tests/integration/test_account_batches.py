@@ -12,6 +12,7 @@ import pytest
 
 from exports import db
 from exports.reports import batches
+from exports.reports.catalog import get_report_type
 from exports.reports.engine import PDF_COMPANIONS, generate_report, prefetch_accounts, run_cache
 from exports.warehouse import open_warehouse
 from exports.writers import pdf_writer
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.integration
 # (report type, format): the statement set's files and the other summaries that batch.
 BATCHED = (("balance_change_from_activity.itemized", "csv"), ("payout_reconciliation.itemized", "csv"),
            ("balance.summary", "pdf"), ("balance.summary", "csv"),
-           ("balance_change_from_activity.summary", "csv"), ("payouts.summary", "csv"))
+           ("balance_change_from_activity.summary", "csv"), ("payouts.summary", "csv"),
+           ("ending_balance_reconciliation.summary", "csv"))
 OCTOBER = {"interval_start": "2026-10-01", "interval_end": "2026-11-01"}
 
 
@@ -49,13 +51,28 @@ def _accounts(settings) -> list[tuple[str, str]]:
         return conn.execute("SELECT id, timezone FROM accounts ORDER BY id").fetchall()
 
 
+# An interval that ends inside a 15-minute bucket: summaries read its edge from the fact, and
+# the ending balance reconciliation joins those rows' payouts.
+RAGGED = {"interval_start": "2026-10-03T09:15:00.000001", "interval_end": "2026-10-31T12:14:59"}
+
+
 def _files(accounts) -> list[batches.File]:
     """Every account's files in two timezones: two groups of all accounts per type and format.
     Berlin is one account's own (its summaries read local days, the others' do not), Kolkata's
-    offset is half an hour."""
-    return [batches.File(account_id, report_type, {**OCTOBER, "timezone": tz}, fmt)
-            for account_id, _ in accounts for tz in ("Europe/Berlin", "Asia/Kolkata")
-            for report_type, fmt in BATCHED]
+    offset is half an hour. The summaries once more over a ragged interval."""
+    files = []
+    for interval, types in ((OCTOBER, BATCHED), (RAGGED, [t for t in BATCHED if t[1] == "csv"
+                                                          and get_report_type(t[0]).shape == "summary"])):
+        files += [batches.File(account_id, report_type, {**_interval(report_type, interval), "timezone": tz}, fmt)
+                  for account_id, _ in accounts for tz in ("Europe/Berlin", "Asia/Kolkata")
+                  for report_type, fmt in types]
+    return files
+
+
+def _interval(report_type: str, interval: dict[str, str]) -> dict[str, str]:
+    if get_report_type(report_type).interval == "end_only":
+        return {"interval_end": interval["interval_end"]}
+    return interval
 
 
 def _generate(client, settings, files, out_dir):
@@ -102,15 +119,15 @@ def test_batched_files_are_each_files_own_bytes_and_manifest(demo_platform, tmp_
     assert kept == len(files)
     # Per report type, format and timezone one query (a PDF: one for the report and one per
     # companion), and the shape of its columns (read once a run): not a query per file.
-    groups = {(f.report_type, f.format, f.parameters["timezone"]) for f in files}
+    groups = {(f.report_type, f.format, f.parameters["timezone"], f.parameters["interval_end"]) for f in files}
     queries = sum(1 + (len(PDF_COMPANIONS.get(report_type, {})) if fmt == "pdf" else 0)
-                  for report_type, fmt, _ in groups)
+                  for report_type, fmt, _, _ in groups)
     assert prefetch_queries <= 2 * queries < len(files)
     assert file_queries == [], "a prefetched file queried the warehouse"
     assert sum(bool(body.count(b"\n") > 1) for body, _ in alone.values()) >= len(accounts), \
         "the test platform's accounts should have rows in October"
     for n, file in enumerate(files):
-        assert batched[n] == alone[n], (file.account_id, file.report_type, file.parameters["timezone"])
+        assert batched[n] == alone[n], (file.account_id, file.report_type, file.parameters)
 
 
 def test_rows_read_at_another_data_version_are_not_used(demo_platform, tmp_path):
