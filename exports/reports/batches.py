@@ -68,14 +68,11 @@ def _group_key(query: ReportQuery, fmt: str, timestamp_format: str) -> tuple:
 
 
 def _batchable(query: ReportQuery, fmt: str) -> bool:
-    from exports.writers import SMALL_CSV_ROWS
+    from exports.writers import tries_small_csv
 
     if fmt == "pdf":
         return query.shape == "summary"
-    if fmt != "csv":
-        return False
-    # A large account's itemized file streams (writers._small).
-    return query.shape == "summary" or (query.rows_bound is not None and query.rows_bound <= SMALL_CSV_ROWS)
+    return fmt == "csv" and tries_small_csv(query)  # a large account's itemized file streams
 
 
 def prefetch(client, settings: Settings, files: Sequence[File]) -> int:

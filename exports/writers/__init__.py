@@ -75,7 +75,7 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
         from exports.writers.pdf_writer import write_summary_pdf
         return write_summary_pdf(client, query, out_path, progress=tracker, settings=settings,
                                  prefetched=summary_pdf_rows)
-    if fmt == "csv" and (small_csv_rows is not None or _small(query)):
+    if fmt == "csv" and (small_csv_rows is not None or tries_small_csv(query)):
         from exports.writers.csv_writer import write_small_csv
         manifest = write_small_csv(client, query, out_path, max_rows=SMALL_CSV_ROWS,
                                    progress=tracker, gzip=gzip, money_format=money_format,
@@ -102,7 +102,7 @@ def write_report(client: Client, query: ReportQuery, fmt: str, out_path: Path, *
     return write_itemized_pdf(client, query, facts, out_path, progress=tracker, settings=settings)
 
 
-def _small(query: ReportQuery) -> bool:
+def tries_small_csv(query: ReportQuery) -> bool:
     """Worth trying in one query (write_small_csv): a summary (rows per day or category), or an
     itemized report whose account is known to be small. A wrong guess costs one query."""
     if query.shape == "summary":
@@ -121,4 +121,4 @@ def _preload(*modules: str) -> None:
     threading.Thread(target=run, name="preload-" + "-".join(modules), daemon=True).start()
 
 
-__all__ = ["FORMATS", "FILE_SUFFIXES", "write_report"]
+__all__ = ["FORMATS", "FILE_SUFFIXES", "tries_small_csv", "write_report"]

@@ -204,8 +204,9 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
     accounts at once (exports.reports.batches)."""
     # The chart engine's start (~0.5 s, once per process) overlaps the queries, where the
     # charts are drawn in this process (not by the PDF workers of html_to_pdf).
-    warming = threading.Thread(target=_warm_up_charts, name="warm-up-charts", daemon=True)
+    warming = None
     if html_to_pdf.get() is None:
+        warming = threading.Thread(target=_warm_up_charts, name="warm-up-charts", daemon=True)
         warming.start()
     names, types = query_columns(client, query)
     limit = settings.pdf_itemized_row_limit
@@ -221,7 +222,7 @@ def write_summary_pdf(client: Client, query: ReportQuery, out_path: Path, *, pro
                              for r in found.rows])
     companions = {role: _typed(companion, found.companions[role])
                   for role, companion in query.companions.items()}
-    if warming.is_alive():
+    if warming is not None:
         warming.join()
     with atomic_output(out_path) as tmp:
         rows = _render_summary(query, fetched, companions, tmp, settings)

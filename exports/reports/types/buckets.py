@@ -177,9 +177,9 @@ def ledger_rows(ctx: QueryContext, *, cuts: list[datetime], open_start: bool = F
                 local_days: bool = False, fact_only: bool = False, payouts: bool = False,
                 where: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     """(subquery SQL, its parameters) of ledger rows of the account (each account of a batch)
-    in (-inf if open_start else cuts[0], cuts[-1]). `where` are extra conditions on reporting_category/currency (written
-    with the column names above); `fact_only` forces the fact (e.g. a filter on a column the
-    pre-aggregate does not have); `payouts` fills payout_effective_at on fact rows (a join the
+    in (-inf if open_start else cuts[0], cuts[-1]). `where` are extra conditions on
+    reporting_category/currency (written with the column names above); `fact_only` forces the
+    fact (e.g. a filter on a column the pre-aggregate does not have); `payouts` fills payout_effective_at on fact rows (a join the
     other summaries need not pay for; without it the column is NULL there)."""
     cuts = sorted(set(cuts))
     params: dict[str, Any] = {}
@@ -232,8 +232,8 @@ def ledger_rows(ctx: QueryContext, *, cuts: list[datetime], open_start: bool = F
                WHERE {account}) AS po
         ON po.payout_id = f.automatic_payout_id""" if payouts else ""
         parts.append(f"""SELECT f.created_at AS t, f.account_id AS account_id, f.currency AS currency,
-           f.currency_exponent AS currency_exponent, f.reporting_category AS reporting_category, {payout_at} AS payout_effective_at,
-           toUInt64(1) AS transaction_count, f.gross_minor AS gross_minor, f.fee_minor AS fee_minor,
+           f.currency_exponent AS currency_exponent, f.reporting_category AS reporting_category,
+           {payout_at} AS payout_effective_at, toUInt64(1) AS transaction_count, f.gross_minor AS gross_minor, f.fee_minor AS fee_minor,
            f.net_minor AS net_minor, toUInt64(f.fee_minor != 0) AS fee_count
     FROM (SELECT * FROM {ctx.marts}.fct_balance_transactions
           WHERE {account} AND {facts}) AS f{payout_join}
